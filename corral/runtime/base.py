@@ -1,0 +1,102 @@
+"""The contract between the server and an isolation tier.
+
+The server decides *what* a sandbox is (its id, template, limits, secrets for the in-sandbox
+daemon); a tier decides *how* it is isolated. Everything a tier needs to find a sandbox again
+after a server restart is derived from the sandbox id and the paths in the spec, so nothing is
+known only in server memory.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class TierError(RuntimeError):
+    """A tier could not do what was asked; the message is safe to show to an API client."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    cpu_count: int = 2
+    memory_mb: int = 1024
+    disk_mb: int = 2048
+    pids_max: int = 512
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    sandbox_id: str            # [a-z0-9]{20}; also the hostname inside
+    template: str
+    rootfs: Path               # template root filesystem: read-only lower layer, never written
+    workdir: Path              # host-side directory owned by this sandbox; removed on destroy
+    uid_base: int              # first host uid/gid of the 65536 reserved for this sandbox
+    limits: Limits = field(default_factory=Limits)
+    # Only the in-sandbox daemon sees these; they are handed over through a 0600 file in
+    # workdir, never through the long-lived spawner process.
+    env_vars: dict[str, str] = field(default_factory=dict)
+    access_token: str | None = None
+    default_user: str = "user"
+
+
+@dataclass(frozen=True)
+class SandboxHandle:
+    sandbox_id: str
+    tier: str                  # "namespace" | "gvisor" | "microvm"
+    envd_socket: Path          # unix socket (host path) where envd's HTTP server listens
+    init_pid: int              # host pid of the sandbox's init (envd), 0 if not known
+
+
+@dataclass(frozen=True)
+class ResourceUsage:
+    cpu_usage_usec: int        # cumulative CPU time of every process in the sandbox
+    cpu_count: int
+    memory_bytes: int          # current usage, page cache included
+    memory_cache_bytes: int
+    memory_limit_bytes: int
+    disk_used_bytes: int
+    disk_total_bytes: int
+
+
+class Tier(abc.ABC):
+    """One isolation technology. Methods are coroutines; blocking work goes to threads."""
+
+    name: str
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Prepare host-side machinery (spawner process, cgroup parents). Idempotent."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Stop host-side machinery. Running sandboxes keep running (they are re-adopted)."""
+
+    @abc.abstractmethod
+    async def create(self, spec: SandboxSpec) -> SandboxHandle:
+        """Start a sandbox; return once its envd socket accepts connections."""
+
+    @abc.abstractmethod
+    async def destroy(self, sandbox_id: str, workdir: Path) -> None:
+        """Kill every process, remove cgroups, devices and workdir. Safe to call twice."""
+
+    @abc.abstractmethod
+    async def adopt(self, sandbox_id: str, workdir: Path) -> SandboxHandle | None:
+        """After a server restart: the handle of a still-healthy sandbox, or None."""
+
+    @abc.abstractmethod
+    async def leftovers(self) -> list[str]:
+        """Ids of sandboxes this tier still has host resources for (cgroups, processes)."""
+
+    @abc.abstractmethod
+    async def freeze(self, sandbox_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def thaw(self, sandbox_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def usage(self, sandbox_id: str, workdir: Path) -> ResourceUsage: ...
+
+    def is_alive(self, sandbox_id: str) -> bool:
+        """Cheap liveness check (used by the reaper); tiers may override."""
+        return True
