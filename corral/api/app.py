@@ -1,0 +1,110 @@
+"""The ASGI application: one port for the REST control plane and all in-sandbox traffic.
+
+A request that names a sandbox (headers or host) goes to the proxy without touching the REST
+router or API-key check (it carries the sandbox's own access token, checked inside); everything
+else is the control plane, which requires `X-API-Key`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from corral.api import sandboxes, templates
+from corral.api.auth import KeyRing
+from corral.api.errors import ApiError, api_error_handler, error_response, http_error_handler
+from corral.api.meter import Meter
+from corral.api.proxy import SandboxProxy
+from corral.api.routing import sandbox_target
+from corral.api.telemetry import Telemetry
+from corral.config import Settings
+from corral.lifecycle import SandboxService
+from corral.runtime.base import Tier
+from corral.store import Store
+
+log = logging.getLogger("corral.api")
+
+PUBLIC_PATHS = {"/health", "/metrics"}
+
+
+async def health(_request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+class Corral:
+    """The outer ASGI callable: dispatches to the proxy or the REST app."""
+
+    def __init__(self, rest: Starlette, proxy: SandboxProxy, keys: KeyRing) -> None:
+        self.rest = rest
+        self.proxy = proxy
+        self.keys = keys
+        self.state = rest.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            target = sandbox_target(headers)
+            if target is not None:
+                await self.proxy(scope, receive, send, *target)
+                return
+            if scope["path"] not in PUBLIC_PATHS and not self.keys.check(
+                headers.get(b"x-api-key", b"").decode("latin-1") or None
+            ):
+                resp = error_response(401, "Invalid API key, please visit the corral docs: keys are created with `corral keys create`")
+                await resp(scope, receive, send)
+                return
+        await self.rest(scope, receive, send)
+
+
+def make_tier(settings: Settings) -> Tier:
+    if settings.tier == "namespace":
+        from corral.runtime.namespace import NamespaceTier
+
+        return NamespaceTier(state_dir=settings.data_dir / "runtime")
+    raise ValueError(f"unknown isolation tier {settings.tier!r} (available: namespace)")
+
+
+def make_templates(settings: Settings) -> Any:
+    from corral.templates import TemplateStore
+
+    return TemplateStore(settings.template_dir)
+
+
+def create_app(settings: Settings, *, tier: Tier | None = None, templates_store: Any = None) -> Corral:
+    store = Store(settings.db_path)
+    keys = KeyRing(store, settings.env_api_keys)
+    tmpl = templates_store if templates_store is not None else make_templates(settings)
+    service = SandboxService(settings, store, tmpl, tier or make_tier(settings))
+    proxy = SandboxProxy(service)
+    telemetry = Telemetry()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await proxy.close()
+            await service.close()
+
+    rest = Starlette(
+        routes=[Route("/health", health), Route("/metrics", telemetry.endpoint), *sandboxes.routes, *templates.routes],
+        exception_handlers={ApiError: api_error_handler, HTTPException: http_error_handler},
+        lifespan=lifespan,
+    )
+    rest.state.settings = settings
+    rest.state.store = store
+    rest.state.service = service
+    rest.state.templates = tmpl
+    rest.state.meter = Meter(service)
+    rest.state.telemetry = telemetry
+    return Corral(rest, proxy, keys)

@@ -1,0 +1,140 @@
+"""Forwarding in-sandbox traffic (envd, and later user ports) to the sandbox's unix socket.
+
+Written against raw ASGI rather than a framework response class because Connect streams must
+flow both ways unbuffered, and a client that hangs up must cancel the upstream request at once
+(otherwise a closed command stream would hold an envd connection until the command ends).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+from starlette.types import Message, Receive, Scope, Send
+
+from corral.api.routing import ENVD_PORT, INTERPRETER_PORT
+from corral.lifecycle import SandboxService
+
+_HOP_BY_HOP = {
+    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailers",
+    b"transfer-encoding", b"upgrade", b"host", b"content-length",
+}
+
+
+async def _send_json(send: Send, status: int, message: str) -> None:
+    body = json.dumps({"code": status, "message": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class SandboxProxy:
+    def __init__(self, service: SandboxService) -> None:
+        self.service = service
+        self._clients: dict[str, tuple[Path, httpx.AsyncClient]] = {}
+
+    def _client(self, sandbox_id: str, socket: Path) -> httpx.AsyncClient:
+        cached = self._clients.get(sandbox_id)
+        if cached and cached[0] == socket:
+            return cached[1]
+        client = httpx.AsyncClient(
+            transport=httpx.AsyncHTTPTransport(uds=str(socket), retries=0),
+            base_url="http://sandbox",
+            timeout=httpx.Timeout(None, connect=10.0),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=20, keepalive_expiry=60),
+        )
+        self._clients[sandbox_id] = (socket, client)
+        return client
+
+    async def drop(self, sandbox_id: str) -> None:
+        cached = self._clients.pop(sandbox_id, None)
+        if cached:
+            await cached[1].aclose()
+
+    async def close(self) -> None:
+        for sid in list(self._clients):
+            await self.drop(sid)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, sandbox_id: str, port: int) -> None:
+        rec, socket = self.service.envd_socket(sandbox_id)
+        if rec is None or socket is None:
+            await self.drop(sandbox_id)
+            # "was not found" is what the SDK looks for to raise SandboxNotRunningException.
+            await _send_json(send, 502, f"The sandbox {sandbox_id} was not found")
+            return
+        if rec.state == "paused":
+            await _send_json(send, 502, f"The sandbox {sandbox_id} is paused; connect to it to resume it")
+            return
+        if port == INTERPRETER_PORT:
+            await _send_json(send, 502, f"The code interpreter (port {port}) is not running in sandbox {sandbox_id}")
+            return
+        if port != ENVD_PORT:
+            await _send_json(send, 502, f"No service is exposed on port {port} of sandbox {sandbox_id}")
+            return
+        await self._forward(scope, receive, send, self._client(sandbox_id, socket))
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, client: httpx.AsyncClient) -> None:
+        body_done = asyncio.Event()
+        disconnected = asyncio.Event()
+
+        async def body():  # type: ignore[no-untyped-def]
+            while True:
+                msg: Message = await receive()
+                if msg["type"] == "http.disconnect":
+                    disconnected.set()
+                    body_done.set()
+                    return
+                chunk = msg.get("body", b"")
+                if chunk:
+                    yield chunk
+                if not msg.get("more_body", False):
+                    body_done.set()
+                    return
+
+        headers = [(k, v) for k, v in scope["headers"] if k not in _HOP_BY_HOP]
+        has_body = any(k == b"content-length" and v != b"0" for k, v in scope["headers"]) or any(
+            k == b"transfer-encoding" for k, _ in scope["headers"])
+        path = scope.get("raw_path") or scope["path"].encode()
+        url = path.decode("latin-1") + (("?" + scope["query_string"].decode("latin-1")) if scope.get("query_string") else "")
+        if not has_body:
+            body_done.set()
+        request = client.build_request(scope["method"], url, headers=headers, content=body() if has_body else None)
+
+        async def watch_disconnect() -> None:
+            await body_done.wait()
+            while not disconnected.is_set():
+                msg = await receive()
+                if msg["type"] == "http.disconnect":
+                    disconnected.set()
+
+        async def relay() -> None:
+            try:
+                upstream = await client.send(request, stream=True)
+            except httpx.HTTPError as exc:
+                await _send_json(send, 502, f"The sandbox did not answer: {exc.__class__.__name__}")
+                return
+            try:
+                out_headers = [(k, v) for k, v in upstream.headers.raw if k.lower() not in _HOP_BY_HOP]
+                if "content-length" in upstream.headers:
+                    out_headers.append((b"content-length", upstream.headers["content-length"].encode()))
+                await send({"type": "http.response.start", "status": upstream.status_code, "headers": out_headers})
+                async for chunk in upstream.aiter_raw():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
+            finally:
+                await upstream.aclose()
+
+        relay_task = asyncio.create_task(relay())
+        watch_task = asyncio.create_task(watch_disconnect())
+        try:
+            done, _ = await asyncio.wait({relay_task, watch_task}, return_when=asyncio.FIRST_COMPLETED)
+            if relay_task not in done:
+                relay_task.cancel()
+            await asyncio.gather(relay_task, return_exceptions=True)
+            if relay_task.done() and not relay_task.cancelled() and relay_task.exception():
+                raise relay_task.exception()  # type: ignore[misc]
+        finally:
+            watch_task.cancel()
+            await asyncio.gather(watch_task, return_exceptions=True)

@@ -1,0 +1,262 @@
+"""REST handlers for `/sandboxes` and `/v2/sandboxes`, with E2B's status codes.
+
+The SDK special-cases a few statuses (404 on kill means False, 409 on pause means False, 201 vs 200
+on connect tells whether a resume happened), so each handler answers exactly those.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from corral.api.errors import ApiError
+from corral.api.schemas import ConnectBody, NewSandbox, RefreshBody, TimeoutBody, detail_doc, listed_doc, sandbox_doc
+from corral.lifecycle import CreateParams, NotFound, SandboxService
+from corral.policy import PolicyError
+from corral.runtime.base import TierError
+from corral.store import SandboxRecord
+
+MAX_PAGE = 100
+
+
+def _service(request: Request) -> SandboxService:
+    return request.app.state.service
+
+
+def _domain(request: Request) -> str | None:
+    return request.app.state.settings.domain
+
+
+async def _body(request: Request, model: type[BaseModel], *, empty_ok: bool = False) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        if empty_ok:
+            raw = b"{}"
+        else:
+            raise ApiError(400, "request body is required")
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ApiError(400, "request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "request body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise ApiError(400, f"invalid {where}: {first['msg']}") from None
+
+
+def _not_found(sandbox_id: str) -> ApiError:
+    return ApiError(404, f"sandbox {sandbox_id} not found")
+
+
+async def create(request: Request) -> Response:
+    body: NewSandbox = await _body(request, NewSandbox)
+    templates = request.app.state.templates
+    if not templates.exists(body.template_id):
+        raise ApiError(404, f"template '{body.template_id}' not found")
+    params = CreateParams(
+        template=body.template_id, timeout=body.timeout, metadata=body.metadata, env_vars=body.env_vars,
+        allow_internet_access=body.allow_internet_access, auto_pause=body.auto_pause,
+    )
+    t0 = time.perf_counter()
+    try:
+        rec = await _service(request).create(params)
+    except PolicyError as exc:
+        raise ApiError(400, str(exc)) from None
+    except TierError as exc:
+        raise ApiError(500, f"sandbox failed to start: {exc}") from None
+    request.app.state.telemetry.created(time.perf_counter() - t0, rec.template_id)
+    return JSONResponse(sandbox_doc(rec, _domain(request)), status_code=201)
+
+
+async def get_one(request: Request) -> Response:
+    sid = request.path_params["sandbox_id"]
+    try:
+        rec = _service(request).get(sid)
+    except NotFound:
+        raise _not_found(sid) from None
+    return JSONResponse(detail_doc(rec, _domain(request)))
+
+
+async def kill(request: Request) -> Response:
+    sid = request.path_params["sandbox_id"]
+    if not await _service(request).kill(sid):
+        raise _not_found(sid)
+    request.app.state.telemetry.killed()
+    return Response(status_code=204)
+
+
+async def set_timeout(request: Request) -> Response:
+    sid = request.path_params["sandbox_id"]
+    body: TimeoutBody = await _body(request, TimeoutBody)
+    try:
+        await _service(request).set_timeout(sid, body.timeout)
+    except NotFound:
+        raise _not_found(sid) from None
+    except PolicyError as exc:
+        raise ApiError(400, str(exc)) from None
+    return Response(status_code=204)
+
+
+async def refresh(request: Request) -> Response:
+    sid = request.path_params["sandbox_id"]
+    body: RefreshBody = await _body(request, RefreshBody, empty_ok=True)
+    try:
+        await _service(request).refresh(sid, body.duration)
+    except NotFound:
+        raise _not_found(sid) from None
+    except PolicyError as exc:
+        raise ApiError(400, str(exc)) from None
+    return Response(status_code=204)
+
+
+async def pause(request: Request) -> Response:
+    sid = request.path_params["sandbox_id"]
+    try:
+        paused = await _service(request).pause(sid)
+    except NotFound:
+        raise _not_found(sid) from None
+    except TierError as exc:
+        raise ApiError(500, f"pause failed: {exc}") from None
+    if not paused:
+        raise ApiError(409, f"sandbox {sid} is already paused")
+    return Response(status_code=204)
+
+
+async def connect(request: Request) -> Response:
+    sid = request.path_params["sandbox_id"]
+    body: ConnectBody = await _body(request, ConnectBody, empty_ok=True)
+    try:
+        rec, resumed = await _service(request).connect(sid, body.timeout)
+    except NotFound:
+        raise _not_found(sid) from None
+    except PolicyError as exc:
+        raise ApiError(400, str(exc)) from None
+    return JSONResponse(sandbox_doc(rec, _domain(request)), status_code=201 if resumed else 200)
+
+
+async def resume(request: Request) -> Response:
+    """Legacy v1 resume: 409 when the sandbox is already running."""
+    sid = request.path_params["sandbox_id"]
+    body: ConnectBody = await _body(request, ConnectBody, empty_ok=True)
+    try:
+        rec = _service(request).get(sid)
+    except NotFound:
+        raise _not_found(sid) from None
+    if rec.state != "paused":
+        raise ApiError(409, f"sandbox {sid} is already running")
+    rec, _ = await _service(request).connect(sid, body.timeout)
+    return JSONResponse(sandbox_doc(rec, _domain(request)), status_code=201)
+
+
+async def metrics(request: Request) -> Response:
+    sid = request.path_params["sandbox_id"]
+    try:
+        sample = await request.app.state.meter.sample(sid)
+    except NotFound:
+        raise _not_found(sid) from None
+    return JSONResponse([sample])
+
+
+def _metadata_filter(raw: str | None) -> dict[str, str]:
+    """The SDK quotes each key and value, joins them like a query string, and sends that string
+    as one query value; Starlette undoes the outer encoding, we undo the rest."""
+    if not raw:
+        return {}
+    try:
+        return {unquote(k): unquote(v) for k, v in parse_qsl(raw, keep_blank_values=True, strict_parsing=True)}
+    except ValueError:
+        raise ApiError(400, "invalid metadata filter: expected key=value pairs joined by '&'") from None
+
+
+def _page_token(raw: str | None) -> int:
+    if not raw:
+        return 0
+    try:
+        value = base64.urlsafe_b64decode(raw.encode() + b"=" * (-len(raw) % 4)).decode()
+        if not value.startswith("o:"):
+            raise ValueError
+        offset = int(value[2:])
+        if offset < 0:
+            raise ValueError
+        return offset
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ApiError(400, "invalid nextToken") from None
+
+
+def _filter(records: list[SandboxRecord], request: Request, default_states: set[str]) -> list[SandboxRecord]:
+    q = request.query_params
+    meta = _metadata_filter(q.get("metadata"))
+    states = {s.strip() for s in q.get("state", "").split(",") if s.strip()} or default_states
+    bad = states - {"running", "paused"}
+    if bad:
+        raise ApiError(400, f"invalid state filter: {', '.join(sorted(bad))} (expected running, paused)")
+    out = [r for r in records if r.state in states and all((r.metadata_ or {}).get(k) == v for k, v in meta.items())]
+    if template := q.get("template"):
+        out = [r for r in out if template in (r.template_id, r.alias)]
+    if after := q.get("startedAfter"):
+        try:
+            cutoff = datetime.fromisoformat(after.replace("Z", "+00:00"))
+        except ValueError:
+            raise ApiError(400, "invalid startedAfter: expected an RFC 3339 timestamp") from None
+        if cutoff.tzinfo is None:
+            cutoff = cutoff.replace(tzinfo=timezone.utc)
+        out = [r for r in out if r.started_at > cutoff]
+    return out
+
+
+async def list_v1(request: Request) -> Response:
+    recs = _filter(_service(request).list(), request, {"running", "paused"})
+    return JSONResponse([listed_doc(r) for r in recs])
+
+
+async def list_v2(request: Request) -> Response:
+    q = request.query_params
+    try:
+        limit = int(q.get("limit", MAX_PAGE))
+    except ValueError:
+        raise ApiError(400, "invalid limit: expected an integer") from None
+    if not 1 <= limit <= MAX_PAGE:
+        raise ApiError(400, f"invalid limit: must be between 1 and {MAX_PAGE}")
+    order = q.get("order", "asc")
+    if order not in ("asc", "desc"):
+        raise ApiError(400, "invalid order: expected asc or desc")
+    recs = _filter(_service(request).list(), request, {"running", "paused"})
+    if order == "desc":
+        recs.reverse()
+    offset = _page_token(q.get("nextToken"))
+    page = recs[offset : offset + limit]
+    headers = {}
+    if offset + limit < len(recs):
+        headers["X-Next-Token"] = base64.urlsafe_b64encode(f"o:{offset + limit}".encode()).decode().rstrip("=")
+    return JSONResponse([listed_doc(r) for r in page], headers=headers)
+
+
+routes = [
+    Route("/sandboxes", create, methods=["POST"]),
+    Route("/v2/sandboxes", create, methods=["POST"]),
+    Route("/sandboxes", list_v1, methods=["GET"]),
+    Route("/v2/sandboxes", list_v2, methods=["GET"]),
+    Route("/sandboxes/{sandbox_id}", get_one, methods=["GET"]),
+    Route("/sandboxes/{sandbox_id}", kill, methods=["DELETE"]),
+    Route("/sandboxes/{sandbox_id}/timeout", set_timeout, methods=["POST"]),
+    Route("/sandboxes/{sandbox_id}/refreshes", refresh, methods=["POST"]),
+    Route("/sandboxes/{sandbox_id}/pause", pause, methods=["POST"]),
+    Route("/sandboxes/{sandbox_id}/resume", resume, methods=["POST"]),
+    Route("/sandboxes/{sandbox_id}/connect", connect, methods=["POST"]),
+    Route("/v2/sandboxes/{sandbox_id}/connect", connect, methods=["POST"]),
+    Route("/sandboxes/{sandbox_id}/metrics", metrics, methods=["GET"]),
+]

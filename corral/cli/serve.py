@@ -1,0 +1,45 @@
+"""`corral serve`: run the server in the foreground."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import typer
+import uvicorn
+
+from corral.cli.errors import CliError
+from corral.cli.keys import create_key
+from corral.config import Settings
+from corral.store import Store
+
+
+def serve(
+    host: str = typer.Option(None, help="Address to listen on (default 127.0.0.1)."),
+    port: int = typer.Option(None, help="Port to listen on (default 3000)."),
+    data_dir: Path = typer.Option(None, "--data-dir", help="Where sandbox records and writable layers live (default .data)."),
+    template_dir: Path = typer.Option(None, "--template-dir", help="Template store (default /var/lib/corral/templates)."),
+    domain: str = typer.Option(None, help="Public domain for {port}-{id}.{domain} sandbox hosts."),
+    log_level: str = typer.Option("info", help="debug, info, warning or error."),
+) -> None:
+    """Run the corral server (REST control plane + in-sandbox traffic on one port)."""
+    if os.geteuid() != 0:
+        raise CliError("corral serve must run as root (it creates namespaces, cgroups and loop devices)")
+    settings = Settings.from_env(host=host, port=port, data_dir=data_dir, template_dir=template_dir, domain=domain)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.db_path)
+    if not settings.env_api_keys and not store.keys():
+        key = create_key(store, "first-run")
+        typer.echo(f"No API key was configured, so one was created (shown once, stored hashed):\n  {key}")
+    store.engine.dispose()
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from corral.api import create_app
+
+    app = create_app(settings)
+    typer.echo(f"corral listening on http://{settings.host}:{settings.port} (data dir {settings.data_dir})")
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=log_level.lower(), lifespan="on",
+        http="h11", loop="asyncio", timeout_keep_alive=300, access_log=log_level.lower() == "debug",
+    )
+    uvicorn.Server(config).run()

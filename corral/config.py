@@ -1,0 +1,79 @@
+"""Server settings: every knob in one typed place, with the embedded defaults `make run` uses.
+
+Defaults come from the product spec's `SandboxSecurityConfig` (1024 MB, 2 CPUs, no internet, 5 minute
+timeout) and E2B's documented limits (24 h maximum lifetime). Environment variables prefixed
+`CORRAL_` override them; the CLI overrides both.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from corral.runtime.base import Limits
+
+DEFAULT_TEMPLATE_DIR = Path("/var/lib/corral/templates")
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+
+
+@dataclass
+class Ceilings:
+    """The most any sandbox may get, whatever its template or request says."""
+
+    cpu_count: int = 8
+    memory_mb: int = 8192
+    disk_mb: int = 20480
+    pids_max: int = 4096
+    timeout_s: int = 24 * 3600
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 3000
+    data_dir: Path = Path(".data")
+    template_dir: Path | None = None
+    tier: str = "namespace"
+    default_timeout_s: int = 300
+    defaults: Limits = field(default_factory=Limits)
+    ceilings: Ceilings = field(default_factory=Ceilings)
+    # Keys accepted in addition to those stored (hashed) in the data dir.
+    env_api_keys: tuple[str, ...] = ()
+    # Public base domain for `{port}-{id}.{domain}` hosts, and what create responses report.
+    domain: str | None = None
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> "Settings":
+        s = cls(
+            host=os.environ.get("CORRAL_HOST", "127.0.0.1"),
+            port=_env_int("CORRAL_PORT", 3000),
+            data_dir=Path(os.environ.get("CORRAL_DATA_DIR", ".data")),
+            template_dir=Path(os.environ["CORRAL_TEMPLATE_DIR"]) if os.environ.get("CORRAL_TEMPLATE_DIR") else None,
+            tier=os.environ.get("CORRAL_TIER", "namespace"),
+            default_timeout_s=_env_int("CORRAL_DEFAULT_TIMEOUT", 300),
+            env_api_keys=tuple(k.strip() for k in os.environ.get("CORRAL_API_KEY", "").split(",") if k.strip()),
+            domain=os.environ.get("CORRAL_DOMAIN") or None,
+        )
+        for key, value in overrides.items():
+            if value is not None:
+                setattr(s, key, value)
+        s.data_dir = Path(s.data_dir).resolve()
+        return s
+
+    @property
+    def sandboxes_dir(self) -> Path:
+        return self.data_dir / "sandboxes"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "corral.db"

@@ -1,0 +1,269 @@
+"""The one place that ties the store, the template store and an isolation tier together.
+
+Every state change is written to the store before or right after the tier acts, in an order that
+lets a restarted server finish the job: a row in `starting` or `running` whose tier resources are
+gone is cleaned up, and tier resources with no live row are destroyed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from corral import ENVD_VERSION
+from corral.config import Settings
+from corral.ids import new_access_token, new_sandbox_id
+from corral.lifecycle.uids import UID_RANGE, uid_base_for_slot
+from corral.policy import PolicyError, TemplateResources, resolve_limits, resolve_timeout
+from corral.runtime.base import ResourceUsage, SandboxHandle, SandboxSpec, Tier, TierError
+from corral.store import SandboxRecord, SandboxState, Store
+
+log = logging.getLogger("corral.lifecycle")
+
+
+class NotFound(LookupError):
+    pass
+
+
+class Conflict(RuntimeError):
+    pass
+
+
+@dataclass
+class CreateParams:
+    template: str
+    timeout: int | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    env_vars: dict[str, str] = field(default_factory=dict)
+    allow_internet_access: bool | None = None
+    auto_pause: bool = False
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class SandboxService:
+    def __init__(self, settings: Settings, store: Store, templates, tier: Tier) -> None:  # type: ignore[no-untyped-def]
+        self.settings = settings
+        self.store = store
+        self.templates = templates
+        self.tier = tier
+        self._handles: dict[str, SandboxHandle] = {}
+        self._slot_lock = asyncio.Lock()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._wake = asyncio.Event()
+        self._reaper: asyncio.Task[None] | None = None
+
+    # --- start / stop -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.settings.sandboxes_dir.mkdir(parents=True, exist_ok=True)
+        await self.tier.start()
+        await self.recover()
+        self._reaper = asyncio.create_task(self._reap_forever(), name="corral-reaper")
+
+    async def close(self) -> None:
+        if self._reaper:
+            self._reaper.cancel()
+            try:
+                await self._reaper
+            except asyncio.CancelledError:
+                pass
+        await self.tier.close()
+
+    async def recover(self) -> None:
+        """Re-adopt healthy sandboxes, destroy what a crash left half-made or orphaned."""
+        live_ids: set[str] = set()
+        for rec in self.store.live():
+            handle = None
+            if rec.state != SandboxState.STARTING.value:
+                try:
+                    handle = await self.tier.adopt(rec.sandbox_id, Path(rec.workdir))
+                except Exception:  # noqa: BLE001 - a sandbox we cannot adopt is cleaned up below
+                    log.exception("adopting %s failed", rec.sandbox_id)
+            if handle is None:
+                await self._destroy_quietly(rec.sandbox_id, Path(rec.workdir))
+                self.store.update(rec.sandbox_id, state=SandboxState.KILLED.value, killed_at=_now(), kill_reason="lost in restart")
+                continue
+            self._handles[rec.sandbox_id] = handle
+            live_ids.add(rec.sandbox_id)
+            log.info("re-adopted sandbox %s", rec.sandbox_id)
+        for sid in await self.tier.leftovers():
+            if sid not in live_ids:
+                await self._destroy_quietly(sid, self.settings.sandboxes_dir / sid)
+        if self.settings.sandboxes_dir.exists():
+            for d in self.settings.sandboxes_dir.iterdir():
+                if d.name not in live_ids:
+                    await self._destroy_quietly(d.name, d)
+
+    async def _destroy_quietly(self, sandbox_id: str, workdir: Path) -> None:
+        try:
+            await self.tier.destroy(sandbox_id, workdir)
+        except Exception:  # noqa: BLE001
+            log.exception("destroying %s failed", sandbox_id)
+        if workdir.exists():
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def _lock(self, sandbox_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(sandbox_id, asyncio.Lock())
+
+    async def create(self, p: CreateParams) -> SandboxRecord:
+        template = self.templates.get(p.template)  # raises the store's not-found error
+        resources = TemplateResources(
+            cpu_count=getattr(template, "cpu_count", None),
+            memory_mb=getattr(template, "memory_mb", None),
+            disk_mb=getattr(template, "disk_mb", None),
+        )
+        limits = resolve_limits(self.settings.defaults, resources, self.settings.ceilings)
+        timeout = resolve_timeout(p.timeout, self.settings.default_timeout_s, self.settings.ceilings)
+        if any(not isinstance(v, str) for v in [*p.metadata.values(), *p.env_vars.values()]):
+            raise PolicyError("metadata and envVars values must be strings")
+        sandbox_id = new_sandbox_id()
+        token = new_access_token()
+        workdir = self.settings.sandboxes_dir / sandbox_id
+        now = _now()
+        async with self._slot_lock:
+            used = self.store.used_slots()
+            slot = next(i for i in range(len(used) + 1) if i not in used)
+            rec = SandboxRecord(
+                sandbox_id=sandbox_id, template_id=template.name, alias=p.template, client_id="corral",
+                state=SandboxState.STARTING.value, tier=self.tier.name, started_at=now,
+                end_at=now + timedelta(seconds=timeout), cpu_count=limits.cpu_count,
+                memory_mb=limits.memory_mb, disk_mb=limits.disk_mb, pids_max=limits.pids_max,
+                uid_slot=slot, workdir=str(workdir), envd_version=ENVD_VERSION,
+                envd_access_token=token, metadata_=dict(p.metadata),
+                allow_internet_access=False, on_timeout="pause" if p.auto_pause else "kill",
+            )
+            self.store.add(rec)
+        spec = SandboxSpec(
+            sandbox_id=sandbox_id, template=template.name, rootfs=Path(template.rootfs), workdir=workdir,
+            uid_base=uid_base_for_slot(slot), limits=limits, env_vars=dict(p.env_vars), access_token=token,
+        )
+        try:
+            workdir.mkdir(parents=True, exist_ok=False, mode=0o700)
+            handle = await self.tier.create(spec)
+        except BaseException:
+            await self._destroy_quietly(sandbox_id, workdir)
+            self.store.update(sandbox_id, state=SandboxState.KILLED.value, killed_at=_now(), kill_reason="failed to start")
+            raise
+        self._handles[sandbox_id] = handle
+        rec = self.store.update(sandbox_id, state=SandboxState.RUNNING.value)
+        assert rec is not None
+        self._wake.set()
+        return rec
+
+    def get(self, sandbox_id: str) -> SandboxRecord:
+        rec = self.store.get_live(sandbox_id)
+        if rec is None or rec.state == SandboxState.STARTING.value:
+            raise NotFound(sandbox_id)
+        return rec
+
+    def list(self) -> list[SandboxRecord]:
+        return [r for r in self.store.live() if r.state != SandboxState.STARTING.value]
+
+    async def kill(self, sandbox_id: str, reason: str = "killed") -> bool:
+        async with self._lock(sandbox_id):
+            rec = self.store.get_live(sandbox_id)
+            if rec is None:
+                return False
+            self._handles.pop(sandbox_id, None)
+            self.store.update(sandbox_id, state=SandboxState.KILLED.value, killed_at=_now(), kill_reason=reason)
+            await self._destroy_quietly(sandbox_id, Path(rec.workdir))
+        self._locks.pop(sandbox_id, None)
+        return True
+
+    async def set_timeout(self, sandbox_id: str, seconds: int) -> SandboxRecord:
+        timeout = resolve_timeout(seconds, self.settings.default_timeout_s, self.settings.ceilings)
+        rec = self.get(sandbox_id)
+        rec = self.store.update(rec.sandbox_id, end_at=_now() + timedelta(seconds=timeout))
+        assert rec is not None
+        self._wake.set()
+        return rec
+
+    async def refresh(self, sandbox_id: str, seconds: int) -> SandboxRecord:
+        """E2B's `refreshes`: extend the lifetime, never shorten it."""
+        rec = self.get(sandbox_id)
+        new_end = max(rec.end_at, _now() + timedelta(seconds=resolve_timeout(seconds, 0, self.settings.ceilings)))
+        rec = self.store.update(sandbox_id, end_at=new_end)
+        assert rec is not None
+        return rec
+
+    async def pause(self, sandbox_id: str) -> bool:
+        async with self._lock(sandbox_id):
+            rec = self.get(sandbox_id)
+            if rec.state == SandboxState.PAUSED.value:
+                return False
+            await self.tier.freeze(sandbox_id)
+            self.store.update(sandbox_id, state=SandboxState.PAUSED.value)
+            return True
+
+    async def connect(self, sandbox_id: str, timeout: int | None) -> tuple[SandboxRecord, bool]:
+        """Connect to a running sandbox or resume a paused one; returns (record, resumed)."""
+        async with self._lock(sandbox_id):
+            rec = self.get(sandbox_id)
+            resumed = False
+            if rec.state == SandboxState.PAUSED.value:
+                await self.tier.thaw(sandbox_id)
+                resumed = True
+            fields: dict[str, object] = {"state": SandboxState.RUNNING.value}
+            if timeout is not None or resumed:
+                t = resolve_timeout(timeout, self.settings.default_timeout_s, self.settings.ceilings)
+                new_end = _now() + timedelta(seconds=t)
+                fields["end_at"] = new_end if resumed else max(rec.end_at, new_end)
+            rec = self.store.update(sandbox_id, **fields)
+            assert rec is not None
+        self._wake.set()
+        return rec, resumed
+
+    async def usage(self, sandbox_id: str) -> ResourceUsage:
+        rec = self.get(sandbox_id)
+        return await self.tier.usage(sandbox_id, Path(rec.workdir))
+
+    def envd_socket(self, sandbox_id: str) -> tuple[SandboxRecord | None, Path | None]:
+        rec = self.store.get_live(sandbox_id)
+        handle = self._handles.get(sandbox_id)
+        return rec, (handle.envd_socket if handle else None)
+
+    # --- timeouts and dead sandboxes ----------------------------------------------------------
+
+    async def _reap_forever(self) -> None:
+        while True:
+            try:
+                wait = await self._reap_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the reaper must survive anything
+                log.exception("reaper iteration failed")
+                wait = 1.0
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _reap_once(self) -> float:
+        now = _now()
+        next_wait = 2.0  # also how often we look for sandboxes that died on their own
+        for rec in self.store.live([SandboxState.RUNNING, SandboxState.PAUSED]):
+            if rec.end_at <= now:
+                if rec.on_timeout == "pause" and rec.state == SandboxState.RUNNING.value:
+                    log.info("sandbox %s timed out: pausing", rec.sandbox_id)
+                    await self.pause(rec.sandbox_id)
+                    self.store.update(rec.sandbox_id, end_at=now + timedelta(days=30))
+                else:
+                    log.info("sandbox %s timed out: killing", rec.sandbox_id)
+                    await self.kill(rec.sandbox_id, reason="timeout")
+                continue
+            if rec.state == SandboxState.RUNNING.value and not self.tier.is_alive(rec.sandbox_id):
+                log.warning("sandbox %s exited on its own", rec.sandbox_id)
+                await self.kill(rec.sandbox_id, reason="exited")
+                continue
+            next_wait = min(next_wait, (rec.end_at - now).total_seconds())
+        return max(0.01, next_wait)

@@ -1,0 +1,59 @@
+"""Tables. A sandbox row outlives the sandbox (state `killed`) so usage can be metered later."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import JSON, DateTime, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SandboxState(str, enum.Enum):
+    STARTING = "starting"
+    RUNNING = "running"
+    PAUSED = "paused"
+    KILLED = "killed"
+
+    @classmethod
+    def live(cls) -> tuple["SandboxState", ...]:
+        return (cls.STARTING, cls.RUNNING, cls.PAUSED)
+
+
+class SandboxRecord(Base):
+    __tablename__ = "sandboxes"
+
+    sandbox_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    template_id: Mapped[str] = mapped_column(String(128))
+    alias: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    tier: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    end_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    killed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    kill_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    cpu_count: Mapped[int] = mapped_column(Integer)
+    memory_mb: Mapped[int] = mapped_column(Integer)
+    disk_mb: Mapped[int] = mapped_column(Integer)
+    pids_max: Mapped[int] = mapped_column(Integer)
+    uid_slot: Mapped[int] = mapped_column(Integer)
+    workdir: Mapped[str] = mapped_column(Text)
+    envd_version: Mapped[str] = mapped_column(String(16))
+    envd_access_token: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    metadata_: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
+    allow_internet_access: Mapped[bool] = mapped_column(default=False)
+    on_timeout: Mapped[str] = mapped_column(String(8), default="kill")
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
