@@ -1,0 +1,194 @@
+from __future__ import annotations
+
+import asyncio
+import re
+from urllib.parse import quote, urlencode
+
+import httpx
+
+from tests.api.conftest import API_KEY
+
+
+async def _create(client: httpx.AsyncClient, **body) -> dict:
+    r = await client.post("/v2/sandboxes", json={"templateID": "base", "metadata": {}, "envVars": {}, **body})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def test_create_returns_e2b_sandbox_document(client):
+    doc = await _create(client, timeout=120, metadata={"k": "v"}, envVars={"A": "1"})
+    assert re.fullmatch(r"[a-z0-9]{20}", doc["sandboxID"])
+    assert doc["templateID"] == "base" and doc["clientID"] and doc["envdVersion"] >= "0.6"
+    assert doc["envdAccessToken"]
+
+
+async def test_v1_create_route_also_works(client):
+    r = await client.post("/sandboxes", json={"templateID": "base"})
+    assert r.status_code == 201
+
+
+async def test_env_vars_and_token_reach_the_tier_but_not_the_listing(client, tier):
+    doc = await _create(client, envVars={"SECRET": "s3"})
+    spec = tier.running[doc["sandboxID"]]
+    assert spec.env_vars == {"SECRET": "s3"} and spec.access_token == doc["envdAccessToken"]
+    listed = (await client.get("/v2/sandboxes")).json()
+    assert "s3" not in str(listed) and doc["envdAccessToken"] not in str(listed)
+
+
+async def test_each_sandbox_gets_its_own_uid_range(client, tier):
+    a, b = await _create(client), await _create(client)
+    ua, ub = tier.running[a["sandboxID"]].uid_base, tier.running[b["sandboxID"]].uid_base
+    assert ua != ub and abs(ua - ub) >= 65536 and min(ua, ub) >= 1 << 30
+
+
+async def test_bad_bodies_are_400_with_json_message(client):
+    for body in (b"", b"not json", b"[1]", b'{"timeout": 5}', b'{"templateID": "base", "timeout": -1}',
+                 b'{"templateID": "base", "metadata": {"a": 1}}', b'{"templateID": "base", "timeout": 999999}'):
+        r = await client.post("/v2/sandboxes", content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 400, (body, r.text)
+        assert r.json()["code"] == 400 and r.json()["message"]
+
+
+async def test_unknown_template_is_404(client):
+    r = await client.post("/v2/sandboxes", json={"templateID": "nope"})
+    assert r.status_code == 404 and "nope" in r.json()["message"]
+
+
+async def test_template_resources_are_capped_by_server_ceiling(client, tier):
+    doc = await _create(client, templateID="big")
+    info = (await client.get(f"/sandboxes/{doc['sandboxID']}")).json()
+    assert info["cpuCount"] == 8 and info["memoryMB"] == 8192
+
+
+async def test_auth_is_required_and_checked(app):
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        for headers in ({}, {"X-API-Key": "e2b_" + "00" * 20}, {"X-API-Key": API_KEY + "x"}):
+            for method, path in (("POST", "/v2/sandboxes"), ("GET", "/v2/sandboxes"), ("DELETE", "/sandboxes/x")):
+                r = await c.request(method, path, headers=headers, json={"templateID": "base"})
+                assert r.status_code == 401 and r.json()["code"] == 401
+        assert (await c.get("/health")).status_code == 200
+
+
+async def test_get_info_and_404(client):
+    doc = await _create(client, metadata={"user": "abc"})
+    info = (await client.get(f"/sandboxes/{doc['sandboxID']}")).json()
+    for key in ("templateID", "sandboxID", "clientID", "startedAt", "endAt", "envdVersion", "cpuCount", "memoryMB", "diskSizeMB", "state"):
+        assert key in info
+    assert info["state"] == "running" and info["metadata"] == {"user": "abc"}
+    assert info["cpuCount"] == 2 and info["memoryMB"] == 1024 and info["diskSizeMB"] == 2048
+    assert (await client.get("/sandboxes/doesnotexist")).status_code == 404
+
+
+async def test_kill_then_kill_again(client, tier):
+    sid = (await _create(client))["sandboxID"]
+    assert (await client.delete(f"/sandboxes/{sid}")).status_code == 204
+    assert sid in tier.destroyed and sid not in tier.running
+    assert (await client.delete(f"/sandboxes/{sid}")).status_code == 404
+    assert (await client.get(f"/sandboxes/{sid}")).status_code == 404
+
+
+async def test_list_filters_by_metadata_as_the_sdk_encodes_it(client):
+    a = await _create(client, metadata={"user": "abc", "app": "prod x"})
+    await _create(client, metadata={"user": "other"})
+    inner = urlencode({quote("user"): quote("abc"), quote("app"): quote("prod x")})
+    r = await client.get("/v2/sandboxes", params={"metadata": inner, "state": "running,paused"})
+    assert r.status_code == 200
+    assert [s["sandboxID"] for s in r.json()] == [a["sandboxID"]]
+
+
+async def test_list_pagination_with_next_token(client):
+    ids = [(await _create(client))["sandboxID"] for _ in range(5)]
+    seen, token = [], None
+    while True:
+        params = {"limit": 2, **({"nextToken": token} if token else {})}
+        r = await client.get("/v2/sandboxes", params=params)
+        assert r.status_code == 200 and len(r.json()) <= 2
+        seen += [s["sandboxID"] for s in r.json()]
+        token = r.headers.get("x-next-token")
+        if not token:
+            break
+    assert sorted(seen) == sorted(ids)
+    assert (await client.get("/v2/sandboxes", params={"nextToken": "garbage!"})).status_code == 400
+    assert (await client.get("/v2/sandboxes", params={"limit": 0})).status_code == 400
+    assert (await client.get("/v2/sandboxes", params={"state": "exploded"})).status_code == 400
+
+
+async def test_set_timeout(client):
+    sid = (await _create(client))["sandboxID"]
+    assert (await client.post(f"/sandboxes/{sid}/timeout", json={"timeout": 600})).status_code == 204
+    assert (await client.post(f"/sandboxes/{sid}/timeout", json={"timeout": -5})).status_code == 400
+    assert (await client.post("/sandboxes/nope/timeout", json={"timeout": 5})).status_code == 404
+
+
+async def test_timeout_expiry_kills_the_sandbox(client, tier):
+    sid = (await _create(client, timeout=1))["sandboxID"]
+    for _ in range(100):
+        if sid in tier.destroyed:
+            break
+        await asyncio.sleep(0.1)
+    assert sid in tier.destroyed
+    assert (await client.get(f"/sandboxes/{sid}")).status_code == 404
+
+
+async def test_a_sandbox_that_dies_on_its_own_is_cleaned_up(client, tier):
+    sid = (await _create(client))["sandboxID"]
+    tier.dead.add(sid)
+    for _ in range(100):
+        if sid in tier.destroyed:
+            break
+        await asyncio.sleep(0.1)
+    assert sid in tier.destroyed
+
+
+async def test_pause_twice_is_409_and_connect_resumes_with_201(client, tier):
+    sid = (await _create(client))["sandboxID"]
+    assert (await client.post(f"/sandboxes/{sid}/pause")).status_code == 204
+    assert sid in tier.frozen
+    assert (await client.post(f"/sandboxes/{sid}/pause")).status_code == 409
+    assert (await client.get(f"/sandboxes/{sid}")).json()["state"] == "paused"
+    r = await client.post(f"/v2/sandboxes/{sid}/connect", json={})
+    assert r.status_code == 201 and sid not in tier.frozen
+    assert (await client.post(f"/v2/sandboxes/{sid}/connect", json={})).status_code == 200
+    assert (await client.post("/v2/sandboxes/nope/connect", json={})).status_code == 404
+
+
+async def test_metrics_shape(client):
+    sid = (await _create(client))["sandboxID"]
+    r = await client.get(f"/sandboxes/{sid}/metrics")
+    assert r.status_code == 200
+    (m,) = r.json()
+    for key in ("timestamp", "timestampUnix", "cpuCount", "cpuUsedPct", "memUsed", "memTotal", "memCache", "diskUsed", "diskTotal"):
+        assert key in m
+    assert m["memTotal"] == 1024 << 20 and 0 <= m["cpuUsedPct"] <= 100
+
+
+async def test_sandbox_traffic_for_unknown_sandbox_is_502_not_found(client):
+    r = await client.post("/process.Process/List", json={}, headers={"E2b-Sandbox-Id": "nope", "E2b-Sandbox-Port": "49983"})
+    assert r.status_code == 502 and "was not found" in r.json()["message"]
+
+
+async def test_templates_listing(client):
+    r = await client.get("/templates")
+    assert r.status_code == 200 and {t["templateID"] for t in r.json()} == {"base", "big"}
+
+
+async def test_restart_cleans_up_what_it_cannot_adopt(tmp_path, tier):
+    from corral.api import create_app
+    from corral.config import Settings
+    from tests.api.conftest import Templates
+
+    settings = Settings(data_dir=tmp_path / "d", env_api_keys=(API_KEY,))
+    app1 = create_app(settings, tier=tier, templates_store=Templates(tmp_path))
+    await app1.state.service.start()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app1), base_url="http://t", headers={"X-API-Key": API_KEY}) as c:
+        sid = (await _create(c))["sandboxID"]
+    await app1.state.service.close()
+    app2 = create_app(settings, tier=tier, templates_store=Templates(tmp_path))
+    await app2.state.service.start()  # MemoryTier.adopt says "gone": the row must be closed
+    try:
+        assert sid in tier.destroyed
+        assert app2.state.store.get(sid).state == "killed"
+        assert not (settings.sandboxes_dir / sid).exists()
+    finally:
+        await app2.state.service.close()

@@ -1,0 +1,94 @@
+"""Shared fixtures: a real `corral serve` process for end-to-end and security tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+E2E_KEY = "e2b_" + "5e" * 20
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    api_key: str
+    data_dir: Path
+    proc: subprocess.Popen
+    log_path: Path
+
+    def env(self) -> dict[str, str]:
+        return {"E2B_API_KEY": self.api_key, "E2B_API_URL": self.url, "E2B_SANDBOX_URL": self.url}
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+
+def start_server(data_dir: Path, port: int | None = None, extra_env: dict[str, str] | None = None) -> Server:
+    port = port or _free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir.parent / f"server-{port}.log"
+    env = {**os.environ, "CORRAL_API_KEY": E2B_KEY, **(extra_env or {})}
+    for k in ("E2B_API_KEY", "E2B_API_URL", "E2B_SANDBOX_URL", "E2B_DOMAIN"):
+        env.pop(k, None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "corral.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)],
+        stdout=log_path.open("ab"), stderr=subprocess.STDOUT, env=env, cwd=REPO,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"corral serve exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return Server(url, E2B_KEY, data_dir, proc, log_path)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"corral serve did not become healthy:\n{log_path.read_text()[-4000:]}")
+
+
+def stop_server(server: Server) -> None:
+    if server.proc.poll() is None:
+        server.proc.terminate()
+        try:
+            server.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+            server.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    if os.geteuid() != 0:
+        pytest.skip("the corral server needs root")
+    srv = start_server(tmp_path_factory.mktemp("corral") / "data")
+    yield srv
+    stop_server(srv)
+
+
+@pytest.fixture
+def e2b_env(server: Server, monkeypatch: pytest.MonkeyPatch) -> Server:
+    """Point the unmodified official SDK at the test server, exactly as a user would."""
+    for k, v in server.env().items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("E2B_DOMAIN", raising=False)
+    monkeypatch.delenv("E2B_DEBUG", raising=False)
+    return server
