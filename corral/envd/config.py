@@ -19,6 +19,8 @@ class EnvdConfig:
     default_user: str = "user"
     default_workdir: str | None = None
     envd_version: str = "0.6.4"
+    # Largest accepted upload (decompressed bytes of all files in one POST /files); beyond -> 413.
+    max_upload_bytes: int = 1 << 30
 
     def dumps(self) -> str:
         return json.dumps(asdict(self))

@@ -1,0 +1,300 @@
+"""`GET /files` (download) and `POST /files` (upload), with the requesting user's permissions.
+
+Uploads stream to a temporary file next to each target and are renamed into place only after
+the whole request was received and written, so a failed or oversized upload never destroys the
+file it would have replaced.  The size limit counts decompressed bytes, so a small gzip bomb is
+refused as well as a large body.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import stat
+import urllib.parse
+import zlib
+from dataclasses import dataclass
+
+from corral.envd.creds import UserExecutor
+from corral.envd.httpio import BodyTooLarge, Request
+from corral.envd.multipart import MultipartError, MultipartParser, PartData, PartEnd, PartStart, parse_header_params
+from corral.envd.users import User, resolve_path
+
+READ_CHUNK = 256 * 1024
+DECOMPRESS_CHUNK = 1024 * 1024
+# Multipart framing (boundaries, part headers) on top of the file bytes themselves.
+MULTIPART_OVERHEAD = 1024 * 1024
+
+
+class HTTPFailure(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _os_failure(exc: OSError, path: str) -> HTTPFailure:
+    status = {
+        errno.ENOENT: 404,
+        errno.EACCES: 403,
+        errno.EPERM: 403,
+        errno.EROFS: 403,
+        errno.ENOSPC: 507,
+        errno.EDQUOT: 507,
+        errno.EISDIR: 400,
+        errno.ENOTDIR: 400,
+        errno.ENAMETOOLONG: 400,
+        errno.ELOOP: 400,
+        errno.EINVAL: 400,
+        errno.EEXIST: 400,
+    }.get(exc.errno or 0, 500)
+    return HTTPFailure(status, f"{path}: {exc.strerror or exc}")
+
+
+# ------------------------------------------------------------------ download
+
+def _open_for_read(path: str) -> tuple[int, int]:
+    # O_NONBLOCK so a FIFO cannot hang the worker in open(); only regular files are served.
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise HTTPFailure(400, f"path '{path}' is a directory")
+        if not stat.S_ISREG(st.st_mode):
+            raise HTTPFailure(400, f"path '{path}' is not a regular file")
+        os.set_blocking(fd, True)
+        return fd, st.st_size
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+async def download(req: Request, user: User, executor: UserExecutor, path_param: str,
+                   workdir: str | None) -> None:
+    path = resolve_path(path_param, user, workdir)
+    try:
+        fd, size = await executor.run(user, _open_for_read, path)
+    except OSError as exc:
+        raise _os_failure(exc, path) from None
+    try:
+        name = os.path.basename(path)
+        await req.start_response(200, [
+            ("content-type", "application/octet-stream"),
+            ("content-length", str(size)),
+            ("content-disposition", f"attachment; filename*=UTF-8''{urllib.parse.quote(name)}"),
+        ])
+        remaining = size
+        while remaining > 0:
+            chunk = await executor.run(None, os.read, fd, min(READ_CHUNK, remaining))
+            if not chunk:
+                break  # the file shrank while we sent it; the client sees a short body
+            remaining -= len(chunk)
+            await req.send_body(chunk, True)
+        await req.send_body(b"", False)
+    finally:
+        os.close(fd)
+
+
+# ------------------------------------------------------------------ upload
+
+@dataclass
+class _Pending:
+    target: str
+    tmp: str
+    fd: int
+    closed: bool = False
+
+
+def _open_temp(target: str) -> tuple[str, int]:
+    parent = os.path.dirname(target) or "/"
+    os.makedirs(parent, exist_ok=True)
+    mode: int | None = None
+    try:
+        st = os.stat(target)
+        if stat.S_ISDIR(st.st_mode):
+            raise HTTPFailure(400, f"path '{target}' is a directory")
+        mode = stat.S_IMODE(st.st_mode) & 0o777  # keep the replaced file's permissions
+    except FileNotFoundError:
+        pass
+    base = os.path.basename(target)[:180]
+    tmp = os.path.join(parent, f".{base}.corral-upload-{secrets.token_hex(6)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666)
+    if mode is not None:
+        os.fchmod(fd, mode)
+    return tmp, fd
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _commit(pending: list[_Pending]) -> None:
+    for p in pending:
+        os.rename(p.tmp, p.target)
+
+
+def _discard(pending: list[_Pending]) -> None:
+    for p in pending:
+        try:
+            os.unlink(p.tmp)
+        except OSError:
+            pass
+
+
+class _Upload:
+    """State of one POST /files: the files being written and the byte budget left."""
+
+    def __init__(self, user: User, executor: UserExecutor, limit: int, workdir: str | None) -> None:
+        self.user = user
+        self.executor = executor
+        self.limit = limit
+        self.workdir = workdir
+        self.written = 0
+        self.pending: list[_Pending] = []
+        self.current: _Pending | None = None
+
+    async def open(self, raw_path: str) -> None:
+        target = resolve_path(raw_path, self.user, self.workdir)
+        if any(p.target == target for p in self.pending):
+            raise HTTPFailure(400, f"duplicate upload target '{target}'")
+        try:
+            tmp, fd = await self.executor.run(self.user, _open_temp, target)
+        except OSError as exc:
+            raise _os_failure(exc, target) from None
+        self.current = _Pending(target, tmp, fd)
+        self.pending.append(self.current)
+
+    async def write(self, data: bytes) -> None:
+        if self.current is None or not data:
+            return
+        self.written += len(data)
+        if self.written > self.limit:
+            raise HTTPFailure(413, f"upload exceeds the limit of {self.limit} bytes")
+        try:
+            await self.executor.run(None, _write_all, self.current.fd, data)
+        except OSError as exc:
+            raise _os_failure(exc, self.current.target) from None
+
+    async def close_current(self) -> None:
+        if self.current is not None and not self.current.closed:
+            self.current.closed = True
+            try:
+                await self.executor.run(None, os.close, self.current.fd)
+            except OSError as exc:  # NFS-style delayed write errors (ENOSPC) surface here
+                raise _os_failure(exc, self.current.target) from None
+        self.current = None
+
+    async def commit(self) -> list[dict[str, str]]:
+        await self.close_current()
+        try:
+            await self.executor.run(self.user, _commit, self.pending)
+        except OSError as exc:
+            raise _os_failure(exc, "rename") from None
+        done = [{"name": os.path.basename(p.target), "type": "file", "path": p.target} for p in self.pending]
+        self.pending = []
+        return done
+
+    async def abort(self) -> None:
+        for p in self.pending:
+            if not p.closed:
+                p.closed = True
+                os.close(p.fd)
+        self.current = None
+        if self.pending:
+            await self.executor.run(self.user, _discard, self.pending)
+        self.pending = []
+
+
+async def _body_chunks(req: Request, gzip: bool, raw_limit: int):
+    """Yield the request body, gunzipped if needed, in bounded pieces."""
+    length = req.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > raw_limit:
+        raise HTTPFailure(413, f"upload exceeds the limit of {raw_limit} bytes")
+    received = 0
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzip else None
+    async for chunk in req.iter_body():
+        received += len(chunk)
+        if received > raw_limit:
+            raise HTTPFailure(413, f"upload exceeds the limit of {raw_limit} bytes")
+        if inflater is None:
+            yield chunk
+            continue
+        data = chunk
+        while data:
+            try:
+                out = inflater.decompress(data, DECOMPRESS_CHUNK)
+            except zlib.error as exc:
+                raise HTTPFailure(400, f"invalid gzip body: {exc}") from None
+            data = inflater.unconsumed_tail
+            if out:
+                yield out
+            if inflater.eof:
+                break
+    if inflater is not None and not inflater.eof:
+        raise HTTPFailure(400, "truncated gzip body")
+
+
+async def upload(req: Request, user: User, executor: UserExecutor, limit: int,
+                 workdir: str | None) -> list[dict[str, str]]:
+    content_type = req.headers.get("content-type", "")
+    kind, params = parse_header_params(content_type)
+    kind = kind.lower()
+    encoding = req.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("identity", "gzip", ""):
+        raise HTTPFailure(400, f"unsupported content-encoding {encoding!r}")
+    gzip = encoding == "gzip"
+    path_param = req.query_value("path")
+    state = _Upload(user, executor, limit, workdir)
+    try:
+        if kind == "multipart/form-data":
+            await _upload_multipart(req, state, params.get("boundary", ""), path_param, gzip)
+        elif kind in ("application/octet-stream", ""):
+            if not path_param:
+                raise HTTPFailure(400, "the path query parameter is required for octet-stream uploads")
+            await state.open(path_param)
+            async for chunk in _body_chunks(req, gzip, limit):
+                await state.write(chunk)
+        else:
+            raise HTTPFailure(400, f"unsupported content-type {kind!r}")
+        if not state.pending:
+            raise HTTPFailure(400, "no file in the upload")
+        return await state.commit()
+    except (MultipartError, BodyTooLarge) as exc:
+        await state.abort()
+        if isinstance(exc, BodyTooLarge):
+            raise HTTPFailure(413, "upload too large") from None
+        raise HTTPFailure(400, f"invalid multipart body: {exc}") from None
+    except BaseException:
+        await state.abort()
+        raise
+
+
+async def _upload_multipart(req: Request, state: _Upload, boundary: str, path_param: str | None,
+                            gzip: bool) -> None:
+    parser = MultipartParser(boundary)
+    in_file = False
+    files = 0
+    async for chunk in _body_chunks(req, gzip, state.limit + MULTIPART_OVERHEAD):
+        for event in parser.feed(chunk):
+            if isinstance(event, PartStart):
+                in_file = event.name == "file"
+                if not in_file:
+                    continue  # envd ignores other form fields
+                files += 1
+                if path_param and files > 1:
+                    raise HTTPFailure(400, "the path query parameter allows a single file only")
+                target = path_param or event.filename
+                if not target:
+                    raise HTTPFailure(400, "a file part has no filename and no path was given")
+                await state.open(target)
+            elif isinstance(event, PartData):
+                if in_file:
+                    await state.write(event.data)
+            elif isinstance(event, PartEnd):
+                if in_file:
+                    await state.close_current()
+                in_file = False
+    parser.close()

@@ -1,0 +1,135 @@
+"""Directory watches for the SDK: the WatchDir stream and the polled CreateWatcher family.
+
+Polled watchers buffer events between GetWatcherEvents calls; both the number of watchers and
+the buffered events are capped so that a client that never polls cannot grow the daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import stat
+from typing import Any
+
+from corral.envd.connect import ConnectError, from_os_error
+from corral.envd.creds import UserExecutor
+from corral.envd.entries import entry_info
+from corral.envd.inotify import DirWatcher
+from corral.envd.users import User
+
+MAX_WATCHERS = 128
+MAX_BUFFERED_EVENTS = 10_000
+
+
+def _check_dir(path: str) -> None:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise from_os_error(exc, path) from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise ConnectError("invalid_argument", f"path {path} is not a directory")
+
+
+def _prepare(path: str, recursive: bool) -> DirWatcher:
+    _check_dir(path)
+    watcher = DirWatcher(path, recursive)
+    try:
+        watcher.add_tree(path)
+    except OSError as exc:
+        watcher.close()
+        raise from_os_error(exc, path) from None
+    return watcher
+
+
+class Watch:
+    """One running watch delivering FilesystemEvent dicts to a queue."""
+
+    def __init__(self, watcher: DirWatcher, include_entry: bool, executor: UserExecutor, user: User) -> None:
+        self.watcher = watcher
+        self.include_entry = include_entry
+        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.overflowed = False
+        self._executor = executor
+        self._user = user
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def start(self) -> None:
+        self.watcher.start(asyncio.get_running_loop(), self._on_event, self._add_dir)
+
+    def _add_dir(self, path: str) -> None:
+        # New subdirectories are added in the user's identity, like the initial tree.
+        task = asyncio.ensure_future(self._executor.run(self._user, self._safe_add, path))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _safe_add(self, path: str) -> None:
+        try:
+            if not self.watcher.closed:
+                self.watcher.add_tree(path)
+        except OSError:
+            pass
+
+    def _on_event(self, name: str, kind: str, full: str) -> None:
+        if self.events.qsize() >= MAX_BUFFERED_EVENTS:
+            self.overflowed = True
+            return
+        event: dict[str, Any] = {"name": name, "type": kind}
+        if self.include_entry:
+            try:
+                event["entry"] = entry_info(full)
+            except OSError:
+                pass
+        self.events.put_nowait(event)
+
+    def drain(self) -> list[dict[str, Any]]:
+        out = []
+        while not self.events.empty():
+            out.append(self.events.get_nowait())
+        return out
+
+    def close(self) -> None:
+        self.watcher.close()
+        for task in self._tasks:
+            task.cancel()
+
+
+class WatchRegistry:
+    def __init__(self, executor: UserExecutor) -> None:
+        self.executor = executor
+        self.polled: dict[str, Watch] = {}
+
+    async def open(self, user: User, path: str, recursive: bool, include_entry: bool) -> Watch:
+        watcher = await self.executor.run(user, _prepare, path, recursive)
+        watch = Watch(watcher, include_entry, self.executor, user)
+        watch.start()
+        return watch
+
+    async def create(self, user: User, path: str, recursive: bool, include_entry: bool) -> str:
+        if len(self.polled) >= MAX_WATCHERS:
+            raise ConnectError("resource_exhausted", f"too many watchers (limit {MAX_WATCHERS})")
+        watch = await self.open(user, path, recursive, include_entry)
+        watcher_id = secrets.token_hex(8)
+        self.polled[watcher_id] = watch
+        return watcher_id
+
+    def events(self, watcher_id: str) -> list[dict[str, Any]]:
+        watch = self.polled.get(watcher_id)
+        if watch is None:
+            raise ConnectError("not_found", f"watcher with id {watcher_id} not found")
+        if watch.overflowed:
+            watch.overflowed = False
+            watch.drain()
+            raise ConnectError("resource_exhausted", "too many unread events; the buffer was dropped")
+        return watch.drain()
+
+    def remove(self, watcher_id: str) -> None:
+        watch = self.polled.pop(watcher_id, None)
+        if watch is None:
+            raise ConnectError("not_found", f"watcher with id {watcher_id} not found")
+        watch.close()
+
+    def close_all(self) -> None:
+        for watch in self.polled.values():
+            watch.close()
+        self.polled.clear()
