@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import NoReturn, Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -145,9 +146,10 @@ def list_templates(store_dir: Optional[Path] = _STORE_OPTION) -> None:
             highlight=False,
         )
         return
-    table = Table(title=f"Templates in {store.root}", title_justify="left")
-    for column in ("NAME", "ALIASES", "SIZE", "CPU", "MEMORY", "DISK", "ENVD", "CREATED"):
-        table.add_column(column, justify="right" if column in ("SIZE", "CPU") else "left")
+    table = Table(title=f"Templates in {store.root}", title_justify="left", box=box.SIMPLE_HEAD)
+    for column in ("NAME", "ALIASES", "SIZE", "CPU", "MEMORY", "DISK", "CREATED"):
+        table.add_column(column, justify="right" if column in ("SIZE", "CPU") else "left",
+                         no_wrap=column in ("NAME", "ALIASES", "CREATED"))
     for t in templates:
         table.add_row(
             t.name,
@@ -156,8 +158,7 @@ def list_templates(store_dir: Optional[Path] = _STORE_OPTION) -> None:
             str(t.resources.cpu_count),
             f"{t.resources.memory_mb} MB",
             f"{t.resources.disk_mb} MB",
-            t.envd_version,
-            t.created_at,
+            t.created_at.replace("T", " ")[:16],
         )
     console.print(table)
 

@@ -51,6 +51,19 @@ class TemplateInfo:
     aliases: tuple[str, ...] = ()
     path: Path = Path()             # the template directory; not persisted
 
+    # Flat views of the default resources, for callers that render E2B's template shape.
+    @property
+    def cpu_count(self) -> int:
+        return self.resources.cpu_count
+
+    @property
+    def memory_mb(self) -> int:
+        return self.resources.memory_mb
+
+    @property
+    def disk_mb(self) -> int:
+        return self.resources.disk_mb
+
     @property
     def rootfs(self) -> Path:
         return self.path / ROOTFS_DIR

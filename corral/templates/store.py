@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from corral.templates.info import INFO_FILE, ROOTFS_DIR, TemplateCorrupt, TemplateInfo
-from corral.templates.names import check_name
+from corral.templates.names import TemplateNameError, check_name
 from corral.templates.trees import TreeBusy, in_use, remove_tree
 
 DEFAULT_ROOT = Path("/var/lib/corral/templates")
@@ -122,9 +122,10 @@ class TemplateStore:
         raise TemplateNotFound(name)
 
     def exists(self, name: str) -> bool:
+        """False for an unknown *or invalid* name: an API caller's typo is not a server error."""
         try:
             self.get(name)
-        except TemplateNotFound:
+        except (TemplateNotFound, TemplateNameError):
             return False
         return True
 
