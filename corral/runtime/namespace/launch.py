@@ -1,0 +1,206 @@
+"""What happens between the spawner's fork and a running sandbox.
+
+Process tree for one sandbox (all forked, nothing exec'd unless a test asks for it)::
+
+    spawner ──fork──> setup child ──fork──> userns helper (exits at once)
+                          └──unshare(mnt,pid,net,uts,ipc,cgroup)──fork──> sandbox init (pid 1)
+
+The setup child joins the sandbox's cgroup first (so everything after is accounted and the
+cgroup namespace is rooted there), copies the writable layer, makes the user namespace, then
+forks the sandbox's init into the new namespaces, reports its pid and readiness to the tier
+and exits; the spawner (a child subreaper) adopts the init and reports its exit later.
+
+The init does the privileged setup as host root in namespaces owned by the host user
+namespace, and only at the end enters the sandbox's user namespace, drops capabilities, sets
+no_new_privs and loads seccomp. So the sandbox's root owns none of its mount, network, pid,
+ipc or uts namespaces: it cannot mount, change the network or the hostname.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from corral.runtime.namespace import capabilities, disk, policy, rootfs, userns
+from corral.runtime.namespace import syscalls as sc
+from corral.runtime.namespace.cgroups import CgroupManager
+from corral.runtime.base import Limits
+from corral.runtime.namespace.request import CONFIG_FILE, SOCKET_FILE, SpawnRequest
+
+SANDBOX_NAMESPACES = (sc.CLONE_NEWNS | sc.CLONE_NEWPID | sc.CLONE_NEWNET | sc.CLONE_NEWUTS
+                      | sc.CLONE_NEWIPC | sc.CLONE_NEWCGROUP)
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+
+# What the init does once it is sandboxed: serve envd, or exec a program (tests, debugging).
+Serve = Callable[[socket.socket, dict[str, Any]], None]
+
+
+def _send(ctl: socket.socket, msg: dict[str, Any]) -> None:
+    ctl.send(json.dumps(msg).encode())
+
+
+def _reset_signals() -> None:
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def setup_child(req: SpawnRequest, ctl: socket.socket, cgroups: CgroupManager,
+                seccomp_programs: list[bytes], serve: Serve | None) -> None:
+    """Runs in the process forked by the spawner; never returns."""
+    code = 1
+    try:
+        _reset_signals()
+        cgroups.create(req.sandbox_id, Limits(req.cpu_count, req.memory_mb, req.disk_mb,
+                                              req.pids_max))
+        cgroups.join(req.sandbox_id)
+        disk.sparse_copy(req.golden_image, os.path.join(req.workdir, disk.IMAGE_NAME))
+        userns_fd = userns.make_userns(req.uid_base)
+        sc.unshare(SANDBOX_NAMESPACES)
+        ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:
+            os.close(ready_r)
+            _sandbox_init(req, ctl, userns_fd, ready_w, seccomp_programs, serve)
+        os.close(ready_w)
+        os.close(userns_fd)
+        status = os.read(ready_r, 65536).decode(errors="replace")
+        if status == "ok":
+            _send(ctl, {"req": req.req, "ok": True, "pid": pid})
+            code = 0
+        else:
+            os.waitpid(pid, 0)
+            _send(ctl, {"req": req.req, "ok": False, "error": status or "sandbox init died"})
+            code = 0
+    except BaseException as exc:  # noqa: BLE001 - everything must be reported, then exit
+        try:
+            _send(ctl, {"req": req.req, "ok": False, "error": f"setup: {exc}"})
+            code = 0
+        except OSError:
+            pass
+    finally:
+        os._exit(code)
+
+
+def _close_fds_except(keep: set[int]) -> None:
+    last = -1
+    for fd in sorted(keep):
+        os.closerange(last + 1, fd)
+        last = fd
+    os.closerange(last + 1, 1 << 20)
+
+
+def _bring_up_loopback() -> None:
+    import fcntl
+    import struct
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        ifreq = struct.pack("16sH14s", b"lo", 0, b"")
+        flags = struct.unpack("16sH14s", fcntl.ioctl(s, SIOCGIFFLAGS, ifreq))[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14s", b"lo", flags | IFF_UP, b""))
+
+
+def _write_sysctls() -> None:
+    # /proc/sys/net resolves to the *writer's* network namespace, i.e. the sandbox's.
+    for key, value in policy.NETNS_SYSCTLS.items():
+        with open("/proc/sys/" + key, "w") as f:
+            f.write(value)
+
+
+def _load_seccomp(programs: list[bytes]) -> None:
+    import ctypes
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    for prog in programs:
+        buf = ctypes.create_string_buffer(prog, len(prog))
+        fprog = SockFprog(len(prog) // 8, ctypes.addressof(buf))
+        PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+        sc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog))
+
+
+def _sandbox_init(req: SpawnRequest, ctl: socket.socket, userns_fd: int, ready_w: int,
+                  seccomp_programs: list[bytes], serve: Serve | None) -> None:
+    """pid 1 of the sandbox. Reports "ok" or an error on ``ready_w``; never returns."""
+    try:
+        ctl.close()
+        os.setsid()
+        sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+        config_path = os.path.join(req.workdir, CONFIG_FILE)
+        with open(config_path) as f:
+            config = json.load(f)
+        os.unlink(config_path)
+
+        sock_path = os.path.join(req.workdir, SOCKET_FILE)
+        try:
+            os.unlink(sock_path)
+        except FileNotFoundError:
+            pass
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o177)
+        try:
+            listener.bind(sock_path)
+        finally:
+            os.umask(old_umask)
+        listener.listen(512)
+
+        _write_sysctls()
+        _bring_up_loopback()
+        sc.sethostname(req.sandbox_id)
+        new_root = rootfs.assemble(req.workdir, req.rootfs, req.uid_base, userns_fd)
+        rootfs.pivot(new_root)
+        rootfs.populate(req.sandbox_id, req.uid_base, req.memory_mb)
+
+        keep = {listener.fileno(), ready_w, userns_fd}
+        _close_fds_except(keep)
+        null = os.open("/dev/null", os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        if null > 2:
+            os.close(null)
+
+        sc.setns(userns_fd, sc.CLONE_NEWUSER)
+        os.close(userns_fd)
+        os.setgroups([])
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+        capabilities.drop_to_policy()
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+        _load_seccomp(seccomp_programs)
+        random.seed()
+        os.environ.clear()
+        os.environ.update({"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                           "HOME": "/root", "LANG": "C.UTF-8"})
+        os.chdir("/")
+    except BaseException as exc:  # noqa: BLE001
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        try:
+            os.write(ready_w, f"sandbox init: {detail}".encode()[:60000])
+        finally:
+            os._exit(1)
+
+    os.write(ready_w, b"ok")
+    os.close(ready_w)
+    code = 0
+    try:
+        if req.init_argv:
+            env = {**os.environ, **config.get("env_vars", {}),
+                   "CORRAL_LISTEN_FD": str(listener.fileno())}
+            os.set_inheritable(listener.fileno(), True)
+            os.execve(req.init_argv[0], req.init_argv, env)
+        elif serve is not None:
+            serve(listener, config)
+        else:
+            code = 2
+    except BaseException:  # noqa: BLE001
+        code = 1
+    os._exit(code)

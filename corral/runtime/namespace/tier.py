@@ -1,0 +1,256 @@
+"""The namespace tier: Linux namespaces + cgroups + seccomp, the default isolation tier."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+from pathlib import Path
+
+from corral.envd.config import EnvdConfig
+from corral.runtime.base import (
+    ResourceUsage, SandboxHandle, SandboxSpec, Tier, TierError,
+)
+from corral.runtime.namespace import disk
+from corral.runtime.namespace.cgroups import CgroupManager, detect
+from corral.runtime.namespace.request import (
+    CONFIG_FILE, SOCKET_FILE, RequestError, SpawnRequest,
+)
+from corral.runtime.namespace.spawner_client import SpawnerClient
+
+DEFAULT_STATE_DIR = Path("/var/lib/corral/runtime")
+
+
+def find_init_pid(pids: list[int]) -> int:
+    """The host pid of the process that is pid 1 in its own pid namespace, or 0."""
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("NSpid:"):
+                        ns = line.split()[1:]
+                        if len(ns) >= 2 and ns[-1] == "1":
+                            return pid
+                        break
+        except OSError:
+            continue
+    return 0
+
+
+class NamespaceTier(Tier):
+    name = "namespace"
+
+    def __init__(self, state_dir: Path = DEFAULT_STATE_DIR, cgroup_group: str = "corral",
+                 init_argv: list[str] | None = None, cgroups: CgroupManager | None = None) -> None:
+        """``init_argv`` replaces envd with a program exec'd as the sandbox's pid 1 (tests)."""
+        self.state_dir = state_dir
+        self.cgroup_group = cgroup_group
+        self.init_argv = list(init_argv or [])
+        self._cgroups = cgroups
+        self._spawner = SpawnerClient(cgroup_group, self._on_exit)
+        self._pid_to_id: dict[int, str] = {}
+        self._init_pid: dict[str, int] = {}
+        self._exited: dict[str, int | None] = {}   # sandbox id -> wait status (None: unknown)
+        self._pidfds: dict[str, int] = {}
+        self._lock = asyncio.Lock()
+
+    # --- machinery -----------------------------------------------------------------------
+
+    @property
+    def cgroups(self) -> CgroupManager:
+        if self._cgroups is None:
+            self._cgroups = detect(group=self.cgroup_group)
+        return self._cgroups
+
+    async def start(self) -> None:
+        async with self._lock:
+            if os.geteuid() != 0:
+                raise TierError("the namespace tier needs root")
+            _ = self.cgroups
+            await self._spawner.start()
+
+    async def close(self) -> None:
+        await self._spawner.close()
+        loop = asyncio.get_running_loop()
+        for fd in self._pidfds.values():
+            try:
+                loop.remove_reader(fd)
+            except (ValueError, RuntimeError):
+                pass
+            os.close(fd)
+        self._pidfds.clear()
+
+    def _on_exit(self, pid: int, status: int | None) -> None:
+        sandbox_id = self._pid_to_id.pop(pid, None)
+        if sandbox_id is not None:
+            self._exited[sandbox_id] = status
+            fd = self._pidfds.pop(sandbox_id, None)
+            if fd is not None:
+                asyncio.get_running_loop().remove_reader(fd)
+                os.close(fd)
+
+    def _watch(self, sandbox_id: str, pid: int) -> None:
+        """Notice the exit of an init that is not our spawner's child (adopted sandboxes)."""
+        self._pid_to_id[pid] = sandbox_id
+        self._init_pid[sandbox_id] = pid
+        self._exited.pop(sandbox_id, None)
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            self._on_exit(pid, None)
+            return
+        self._pidfds[sandbox_id] = fd
+        asyncio.get_running_loop().add_reader(fd, self._on_exit, pid, None)
+
+    def exit_status(self, sandbox_id: str) -> int | None:
+        """Wait status of a sandbox's init once it has exited (None while running or unknown)."""
+        return self._exited.get(sandbox_id)
+
+    def is_alive(self, sandbox_id: str) -> bool:
+        return sandbox_id in self._init_pid and sandbox_id not in self._exited
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def create(self, spec: SandboxSpec) -> SandboxHandle:
+        if not self._spawner.running:
+            await self.start()
+        workdir = Path(spec.workdir)
+        req = SpawnRequest(
+            sandbox_id=spec.sandbox_id, rootfs=str(spec.rootfs), workdir=str(workdir),
+            uid_base=spec.uid_base, cpu_count=spec.limits.cpu_count,
+            memory_mb=spec.limits.memory_mb, disk_mb=spec.limits.disk_mb,
+            pids_max=spec.limits.pids_max, golden_image="/", init_argv=self.init_argv,
+        )
+        try:
+            req.validate()
+        except RequestError as exc:
+            raise TierError(str(exc)) from exc
+        if not Path(spec.rootfs).is_dir():
+            raise TierError(f"template root filesystem {spec.rootfs} does not exist")
+        golden = self.state_dir / "golden" / f"ext4-{spec.limits.disk_mb}m.img"
+        if not golden.exists():
+            golden = await asyncio.to_thread(disk.golden_image, self.state_dir / "golden",
+                                             spec.limits.disk_mb)
+        if await asyncio.to_thread(self.cgroups.exists, spec.sandbox_id):
+            raise TierError(f"sandbox {spec.sandbox_id} already exists")
+        workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(workdir, 0o700)
+        config = EnvdConfig(sandbox_id=spec.sandbox_id, access_token=spec.access_token,
+                            env_vars=dict(spec.env_vars), default_user=spec.default_user)
+        fd = os.open(workdir / CONFIG_FILE,
+                     os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, config.dumps().encode())
+        finally:
+            os.close(fd)
+        msg = {**req.to_json(), "golden_image": str(golden)}
+        try:
+            reply = await self._spawner.request(msg)
+        except BaseException:
+            await self.destroy(spec.sandbox_id, workdir)
+            raise
+        if not reply.get("ok"):
+            await self.destroy(spec.sandbox_id, workdir)
+            raise TierError(f"sandbox {spec.sandbox_id} failed to start: {reply.get('error')}")
+        pid = int(reply["pid"])
+        self._pid_to_id[pid] = spec.sandbox_id
+        self._init_pid[spec.sandbox_id] = pid
+        self._exited.pop(spec.sandbox_id, None)
+        return SandboxHandle(spec.sandbox_id, self.name, workdir / SOCKET_FILE, pid)
+
+    async def destroy(self, sandbox_id: str, workdir: Path) -> None:
+        pid = self._init_pid.pop(sandbox_id, 0)
+        fd = self._pidfds.pop(sandbox_id, None)
+        if fd is not None:
+            asyncio.get_running_loop().remove_reader(fd)
+            os.close(fd)
+        try:
+            await asyncio.to_thread(self._destroy_sync, sandbox_id, Path(workdir))
+        finally:
+            if pid:
+                self._pid_to_id.pop(pid, None)
+            self._exited.pop(sandbox_id, None)
+
+    def _destroy_sync(self, sandbox_id: str, workdir: Path) -> None:
+        self.cgroups.destroy(sandbox_id)
+        # The loop device detaches itself once the sandbox's mount namespace is gone, which
+        # the kernel finishes shortly after the last process is reaped.
+        image = workdir / disk.IMAGE_NAME
+        deadline = time.monotonic() + 10
+        delay = 0.0005
+        while disk.loop_devices_backed_by(image):
+            if time.monotonic() > deadline:
+                raise TierError(f"loop device of {sandbox_id} did not detach")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        shutil.rmtree(workdir, ignore_errors=True)
+        if workdir.exists():
+            raise TierError(f"could not remove {workdir}")
+
+    async def adopt(self, sandbox_id: str, workdir: Path) -> SandboxHandle | None:
+        if not self.cgroups.exists(sandbox_id):
+            return None
+        pid = find_init_pid(self.cgroups.pids(sandbox_id))
+        if not pid:
+            return None
+        sock = Path(workdir) / SOCKET_FILE
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(sock)), 2)
+            writer.close()
+            await writer.wait_closed()
+        except (OSError, asyncio.TimeoutError):
+            return None
+        self._watch(sandbox_id, pid)
+        return SandboxHandle(sandbox_id, self.name, sock, pid)
+
+    async def leftovers(self) -> list[str]:
+        return await asyncio.to_thread(self.cgroups.list_ids)
+
+    async def freeze(self, sandbox_id: str) -> None:
+        await asyncio.to_thread(self.cgroups.set_frozen, sandbox_id, True)
+
+    async def thaw(self, sandbox_id: str) -> None:
+        await asyncio.to_thread(self.cgroups.set_frozen, sandbox_id, False)
+
+    async def usage(self, sandbox_id: str, workdir: Path) -> ResourceUsage:
+        return await asyncio.to_thread(self._usage_sync, sandbox_id)
+
+    def _usage_sync(self, sandbox_id: str) -> ResourceUsage:
+        if not self.cgroups.exists(sandbox_id):
+            raise TierError(f"sandbox {sandbox_id} has no cgroup")
+        stats = self.cgroups.stats(sandbox_id)
+        pid = self._init_pid.get(sandbox_id) or find_init_pid(self.cgroups.pids(sandbox_id))
+        used = total = 0
+        if pid:
+            try:
+                st = os.statvfs(f"/proc/{pid}/root/")
+                total = st.f_blocks * st.f_frsize
+                used = (st.f_blocks - st.f_bfree) * st.f_frsize
+            except OSError:
+                pass
+        cpu_count = 0
+        try:
+            cpu_count = int(self._cpu_count(sandbox_id))
+        except (OSError, ValueError):
+            pass
+        return ResourceUsage(
+            cpu_usage_usec=stats.cpu_usage_usec, cpu_count=cpu_count,
+            memory_bytes=stats.memory_bytes, memory_cache_bytes=stats.memory_cache_bytes,
+            memory_limit_bytes=stats.memory_limit_bytes, disk_used_bytes=used,
+            disk_total_bytes=total,
+        )
+
+    def _cpu_count(self, sandbox_id: str) -> float:
+        cg = self.cgroups
+        root = cg.root
+        if cg.version == 2:
+            quota, period = (root / cg.group / sandbox_id / "cpu.max").read_text().split()
+        else:
+            d = root / "cpu" / cg.group / sandbox_id
+            quota = (d / "cpu.cfs_quota_us").read_text().strip()
+            period = (d / "cpu.cfs_period_us").read_text().strip()
+        if quota in ("max", "-1"):
+            return os.cpu_count() or 1
+        return int(quota) / int(period)
+

@@ -1,0 +1,146 @@
+"""The spawner: a long-lived, single-threaded process that forks sandboxes.
+
+Started by the tier with a clean environment (so no server secret is ever in its memory, and
+therefore in no sandbox's memory either), it imports everything a sandbox init needs once and
+compiles the seccomp filter once. Creating a sandbox is then a fork plus namespace setup, with
+no exec and no interpreter start. It is a child subreaper: sandbox inits are re-parented to it,
+and it reports their exits to the tier. If the tier goes away (EOF on the control socket or
+the parent dies) it exits; the sandboxes keep running and are re-adopted later.
+
+Protocol: SOCK_SEQPACKET, one JSON object per message.
+  tier -> spawner: {"op": "spawn", ...SpawnRequest}  |  {"op": "ping", "req": n}
+  spawner -> tier: {"req": n, "ok": true, "pid": p}  |  {"req": n, "ok": false, "error": "..."}
+                   {"event": "exit", "pid": p, "status": wait_status}
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import select
+import signal
+import socket
+import sys
+from typing import Any
+
+from corral.runtime.namespace import launch, seccomp
+from corral.runtime.namespace import syscalls as sc
+from corral.runtime.namespace.cgroups import detect
+from corral.runtime.namespace.request import RequestError, SpawnRequest
+
+MAX_MESSAGE = 1 << 16
+
+
+def _load_envd() -> launch.Serve | None:
+    """envd's in-process server, if that module is present; preloaded before any fork."""
+    try:
+        from corral.envd import server  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    preload = getattr(server, "preload", None)
+    if preload is not None:
+        preload()
+    return getattr(server, "serve", None)
+
+
+class Spawner:
+    def __init__(self, ctl: socket.socket, cgroup_group: str) -> None:
+        self.ctl = ctl
+        self.cgroups = detect(group=cgroup_group)
+        self.seccomp_programs = [seccomp.export_bpf(seccomp.build_denylist),
+                                 seccomp.export_bpf(seccomp.build_allowlist)]
+        self.serve = _load_envd()
+        self.setup_children: dict[int, int] = {}   # setup child pid -> request id
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def send(self, msg: dict[str, Any]) -> None:
+        self.ctl.send(json.dumps(msg).encode())
+
+    def handle(self, raw: bytes) -> None:
+        try:
+            data = json.loads(raw)
+            op = data.get("op")
+        except (ValueError, AttributeError):
+            self.send({"req": -1, "ok": False, "error": "malformed request"})
+            return
+        req_id = data.get("req", -1)
+        if op == "ping":
+            self.send({"req": req_id, "ok": True, "pid": os.getpid()})
+            return
+        if op != "spawn":
+            self.send({"req": req_id, "ok": False, "error": f"unknown op {op!r}"})
+            return
+        try:
+            req = SpawnRequest.from_json(data)
+        except RequestError as exc:
+            self.send({"req": req_id, "ok": False, "error": str(exc)})
+            return
+        if req.init_argv == [] and self.serve is None:
+            self.send({"req": req_id, "ok": False,
+                       "error": "envd is not available (corral.envd.server.serve missing)"})
+            return
+        pid = os.fork()
+        if pid == 0:
+            launch.setup_child(req, self.ctl, self.cgroups, self.seccomp_programs, self.serve)
+        self.setup_children[pid] = req_id
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            req_id = self.setup_children.pop(pid, None)
+            if req_id is not None:
+                if status != 0:  # died before it could answer for itself
+                    self.send({"req": req_id, "ok": False,
+                               "error": f"setup process died (status {status})"})
+                continue
+            self.send({"event": "exit", "pid": pid, "status": status})
+
+    def run(self) -> None:
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        gc.freeze()  # keep the collector from touching (and un-sharing) inherited pages
+        self.reap()
+        while True:
+            try:
+                ready, _, _ = select.select([self.ctl, self.wake_r], [], [])
+            except InterruptedError:
+                continue
+            if self.wake_r in ready:
+                try:
+                    while os.read(self.wake_r, 512):
+                        pass
+                except BlockingIOError:
+                    pass
+                self.reap()
+            if self.ctl in ready:
+                try:
+                    raw = self.ctl.recv(MAX_MESSAGE)
+                except OSError:
+                    raw = b""
+                if not raw:
+                    return
+                self.handle(raw)
+
+
+def main(argv: list[str]) -> int:
+    ctl_fd, parent_pid, group = int(argv[0]), int(argv[1]), argv[2]
+    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the tier died before we could watch it
+        return 1
+    sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+    ctl = socket.socket(fileno=ctl_fd)
+    spawner = Spawner(ctl, group)
+    spawner.send({"event": "ready", "pid": os.getpid(), "cgroup_version": spawner.cgroups.version,
+                  "envd": spawner.serve is not None})
+    spawner.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
