@@ -1,0 +1,70 @@
+# corral: set-up and everyday commands. Run as root on Debian 12 or Ubuntu 24.04.
+#   make run    install what is missing, build the base template, start a server, run the demo
+#   make test   install what is missing, build the base template, run the test suite
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# System packages corral needs at run time and to build templates. One list, checked with dpkg;
+# only the missing ones are installed.
+APT_PACKAGES := mmdebstrap e2fsprogs util-linux iproute2 libseccomp2 python3 python3-venv \
+                ca-certificates make curl
+
+VENV    := .venv
+PYTHON  := $(VENV)/bin/python
+CORRAL  := $(VENV)/bin/corral
+STAMP   := $(VENV)/.corral-installed
+HOST    ?= 127.0.0.1
+PORT    ?= 3000
+DATA    ?= .data
+PYTEST_ARGS ?=
+
+.PHONY: help deps venv template run test clean distclean
+
+help:
+	@echo "make run        start a corral server on http://$(HOST):$(PORT) and run examples/demo.py against it"
+	@echo "make test       run the test suite"
+	@echo "make deps       install missing system packages ($(words $(APT_PACKAGES)) checked)"
+	@echo "make venv       create $(VENV)/ and install corral with its test dependencies"
+	@echo "make template   build the base sandbox template (skipped when current)"
+	@echo "make clean      remove $(DATA)/ and caches; make distclean also removes $(VENV)/"
+
+deps:
+	@if [ "$$(id -u)" != 0 ]; then echo "error: run make as root (corral needs namespaces, cgroups and mounts)" >&2; exit 1; fi
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q '^install ok installed$$' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "deps: all $(words $(APT_PACKAGES)) system packages present"; \
+	else echo "deps: installing$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; fi
+
+venv: $(STAMP)
+
+# Re-run only when pyproject.toml changes (or the venv is gone).
+$(STAMP): pyproject.toml
+	@python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "error: corral needs Python >= 3.11 (python3 is $$(python3 -V 2>&1))" >&2; exit 1; }
+	@test -x $(PYTHON) || { echo "venv: creating $(VENV)/"; python3 -m venv $(VENV); }
+	@echo "venv: installing corral and test dependencies"
+	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+template: deps venv
+	$(CORRAL) template build-base
+
+run: deps venv template
+	@HOST=$(HOST) PORT=$(PORT) DATA=$(DATA) VENV=$(VENV) scripts/run.sh
+
+test: deps venv template
+	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
+
+clean:
+	@if grep -q " $(abspath $(DATA))[/ ]" /proc/self/mountinfo; then \
+	  echo "error: something is still mounted under $(DATA)/ (is corral serve running?); stop it first" >&2; exit 1; fi
+	rm -rf $(DATA) .pytest_cache build dist *.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
