@@ -1,0 +1,175 @@
+"""A benchmark result and its three renderings: a terminal table, JSON, and a Markdown section.
+
+Every latency row carries its ratio to the floor measured in the same run, the sum of one
+fork+exec of /bin/true and one bare loopback HTTP round trip: the least any remote command could
+cost on this machine. Ratios move far less between machines and noisy runs than milliseconds do.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from rich.console import Console
+from rich.table import Table
+
+from corral.bench.density import IdleResult
+from corral.bench.machine import Machine
+from corral.bench.stats import Summary
+
+# Targets from the product brief for a 2-core machine.
+TARGET_CREATE_TO_FIRST_P50_MS = 50.0
+TARGET_COMMAND_P50_MS = 10.0
+TARGET_IDLE_MB = 10.0
+
+FLOOR_SPAWN = "spawn"
+FLOOR_HTTP_HEALTH = "http_health"
+FLOOR_HTTP_BARE = "http_bare"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    target: str
+    measured: float | None
+    unit: str
+    met: bool | None   # None: not measured in this run
+
+    def verdict(self) -> str:
+        return {True: "met", False: "MISSED", None: "not measured"}[self.met]
+
+
+@dataclass
+class BenchReport:
+    target: str
+    machine: Machine
+    iterations: int
+    idle_requested: int
+    floors: dict[str, Summary] = field(default_factory=dict)
+    results: dict[str, Summary] = field(default_factory=dict)
+    idle: IdleResult | None = None
+
+    @property
+    def floor_ms(self) -> float | None:
+        spawn = self.floors.get(FLOOR_SPAWN)
+        http = self.floors.get(FLOOR_HTTP_BARE)
+        if spawn is None or http is None:
+            return None
+        return spawn.p50_ms + http.p50_ms
+
+    def ratio(self, summary: Summary) -> float | None:
+        floor = self.floor_ms
+        return summary.p50_ms / floor if floor else None
+
+    def checks(self) -> list[Check]:
+        def p50(key: str) -> float | None:
+            s = self.results.get(key)
+            return s.p50_ms if s else None
+
+        def check(name: str, limit: float, value: float | None, unit: str, label: str) -> Check:
+            return Check(name, f"{label} <= {limit:g} {unit}", value, unit, None if value is None else value <= limit)
+
+        idle_mb = self.idle.mem_available_delta_mb_per_sandbox if self.idle else None
+        return [
+            check("create -> first command", TARGET_CREATE_TO_FIRST_P50_MS, p50("create_to_first_command"), "ms", "p50"),
+            check("commands.run('true')", TARGET_COMMAND_P50_MS, p50("command"), "ms", "p50"),
+            check("idle sandbox host memory", TARGET_IDLE_MB, idle_mb, "MB", "MemAvailable drop per sandbox"),
+        ]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "target": self.target,
+            "machine": self.machine.to_dict(),
+            "iterations": self.iterations,
+            "idle_requested": self.idle_requested,
+            "floor_ms": self.floor_ms,
+            "floors": {k: v.to_dict() for k, v in self.floors.items()},
+            "results": {k: {**v.to_dict(), "ratio_to_floor": self.ratio(v)} for k, v in self.results.items()},
+            "idle": self.idle.to_dict() if self.idle else None,
+            "checks": [asdict(c) for c in self.checks()],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _rows(report: BenchReport) -> list[tuple[str, str, str, str, str, str]]:
+    rows = []
+    for summary in [*report.floors.values(), *report.results.values()]:
+        ratio = report.ratio(summary)
+        rows.append((summary.name, _fmt(summary.p50_ms), _fmt(summary.p95_ms), _fmt(summary.mean_ms),
+                     str(summary.n), "-" if ratio is None else f"{ratio:.1f}x"))
+    return rows
+
+
+def _idle_rows(idle: IdleResult) -> list[tuple[str, str]]:
+    return [
+        ("idle sandboxes", str(idle.sandboxes)),
+        ("fleet start wall time", f"{idle.create_wall_s:.1f} s"),
+        ("MemAvailable drop per sandbox", f"{_fmt(idle.mem_available_delta_mb_per_sandbox)} MB"),
+        ("cgroup memory per sandbox (with page cache)", f"{_fmt(idle.cgroup_mb_per_sandbox)} MB"),
+        ("cgroup memory per sandbox (without cache)", f"{_fmt(idle.cgroup_no_cache_mb_per_sandbox)} MB"),
+        ("USS of sandbox processes per sandbox", f"{_fmt(idle.uss_mb_per_sandbox)} MB"),
+        ("server-side growth per sandbox (outside sandboxes)", f"{_fmt(idle.server_overhead_mb_per_sandbox)} MB"),
+        ("processes across all idle sandboxes", "-" if idle.sandbox_processes is None else str(idle.sandbox_processes)),
+        ("killed at the end", f"{idle.killed} of {idle.sandboxes}"),
+        ("kill failures / leftover cgroups", f"{len(idle.kill_failures)} / {len(idle.leftover_cgroups)}"),
+        ("MemAvailable after kill vs before start", f"{_fmt(idle.mem_recovered_mb, 1)} MB"),
+    ]
+
+
+def render_console(report: BenchReport, console: Console) -> None:
+    floor = report.floor_ms
+    table = Table(title=f"corral bench: {report.target}",
+                  caption=f"floor = fork+exec p50 + bare HTTP p50 = {_fmt(floor)} ms; {report.machine.one_line()}")
+    for col in ("measurement", "p50 ms", "p95 ms", "mean ms", "n", "p50 / floor"):
+        table.add_column(col, justify="left" if col == "measurement" else "right")
+    for row in _rows(report):
+        table.add_row(*row)
+    console.print(table)
+    if report.idle is not None:
+        idle = Table(title="idle density")
+        idle.add_column("measurement")
+        idle.add_column("value", justify="right")
+        for name, value in _idle_rows(report.idle):
+            idle.add_row(name, value)
+        console.print(idle)
+        for note in report.idle.notes:
+            console.print(f"  note: {note}")
+        for failure in report.idle.kill_failures[:10]:
+            console.print(f"  [red]kill failure[/red]: {failure}")
+    targets = Table(title="targets")
+    for col in ("check", "target", "measured", "verdict"):
+        targets.add_column(col)
+    for c in report.checks():
+        style = {True: "green", False: "red", None: "yellow"}[c.met]
+        targets.add_row(c.name, c.target, f"{_fmt(c.measured)} {c.unit}", f"[{style}]{c.verdict()}[/{style}]")
+    console.print(targets)
+
+
+def render_markdown(report: BenchReport, command: str) -> str:
+    """A self-contained section for docs/BENCHMARKS.md: command, machine, tables, verdicts."""
+    m = report.machine
+    lines = [
+        f"## {m.date_utc}: {report.target}",
+        "",
+        f"- command: `{command}`",
+        f"- machine: nproc {m.nproc}, memory {m.mem_total_gib:.1f} GiB, kernel {m.kernel}, "
+        f"cgroups {m.cgroups}, Python {m.python}, e2b SDK {m.e2b_sdk}",
+        f"- floor (fork+exec p50 + bare HTTP p50): {_fmt(report.floor_ms)} ms",
+        "",
+        "| measurement | p50 ms | p95 ms | mean ms | n | p50 / floor |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    lines += [f"| {' | '.join(row)} |" for row in _rows(report)]
+    if report.idle is not None:
+        lines += ["", "| idle density | value |", "|---|---:|"]
+        lines += [f"| {name} | {value} |" for name, value in _idle_rows(report.idle)]
+        lines += [f"", *[f"- note: {note}" for note in report.idle.notes]]
+    lines += ["", "| target | goal | measured | verdict |", "|---|---|---:|---|"]
+    lines += [f"| {c.name} | {c.target} | {_fmt(c.measured)} {c.unit} | {c.verdict()} |" for c in report.checks()]
+    return "\n".join(lines) + "\n"

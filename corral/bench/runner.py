@@ -1,0 +1,116 @@
+"""One benchmark run, start to finish: floor, latencies, idle density, cleanup.
+
+The floor is measured first and in the same process, so every ratio in the report compares
+numbers taken minutes apart on the same machine under the same load. Progress is reported through
+a small callback interface so the CLI can draw a progress bar and tests can stay silent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from corral.bench import density, floor, latency
+from corral.bench.machine import describe_machine
+from corral.bench.memory import listener_pid
+from corral.bench.report import FLOOR_HTTP_BARE, FLOOR_HTTP_HEALTH, FLOOR_SPAWN, BenchReport
+from corral.bench.server import LocalServer
+from corral.bench.target import Target
+
+Tick = Callable[[], None]
+
+
+class Progress(Protocol):
+    def phase(self, description: str, total: int) -> Tick:
+        """Announce a phase of `total` steps; the returned callable advances it by one."""
+
+
+class SilentProgress:
+    def phase(self, description: str, total: int) -> Tick:
+        return lambda: None
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    url: str | None = None          # None: start our own server
+    api_key: str | None = None
+    template: str = "base"
+    iterations: int = 50
+    idle: int = 50                  # 0 skips the density phase
+    idle_concurrency: int = 4
+    settle_s: float = 2.0
+
+    def validate(self) -> None:
+        if self.iterations < 1:
+            raise ValueError("--iterations must be at least 1")
+        if self.idle < 0:
+            raise ValueError("--idle must be 0 (skip) or more")
+        if self.idle_concurrency < 1:
+            raise ValueError("idle concurrency must be at least 1")
+        if self.url is not None and not self.api_key:
+            raise ValueError("--url needs --api-key (or $E2B_API_KEY)")
+        if self.url is not None and urlsplit(self.url).scheme not in ("http", "https"):
+            raise ValueError(f"--url must be an http(s) URL, got {self.url!r}")
+
+
+def run_benchmark(config: BenchConfig, progress: Progress | None = None) -> BenchReport:
+    config.validate()
+    progress = progress or SilentProgress()
+    if config.url is None:
+        with LocalServer() as server:
+            target = Target(server.url, server.api_key, config.template)
+            try:
+                return _run(config, target, server.pid, "own server (temp data dir, loopback)", progress)
+            finally:
+                _sweep(target)
+    url = config.url.rstrip("/")
+    port = urlsplit(url).port
+    host = urlsplit(url).hostname or ""
+    local = host in ("127.0.0.1", "localhost", "::1") and port is not None
+    server_pid = listener_pid(port) if local and port is not None else None
+    assert config.api_key is not None
+    return _run(config, Target(url, config.api_key, config.template), server_pid, url, progress)
+
+
+def _run(config: BenchConfig, target: Target, server_pid: int | None, label: str, progress: Progress) -> BenchReport:
+    n = config.iterations
+    report = BenchReport(target=label, machine=describe_machine(), iterations=n, idle_requested=config.idle)
+
+    report.floors[FLOOR_SPAWN] = floor.measure_spawn(n, tick=progress.phase("floor: fork+exec /bin/true", n))
+    with floor.BareHttpServer() as bare:
+        report.floors[FLOOR_HTTP_BARE] = floor.measure_http(
+            "floor: HTTP GET, bare asyncio+h11", bare.url, n, tick=progress.phase("floor: bare HTTP", n))
+    report.floors[FLOOR_HTTP_HEALTH] = floor.measure_http(
+        "floor: HTTP GET corral /health", target.url + "/health", n, tick=progress.phase("floor: corral /health", n))
+
+    life = latency.measure_lifecycle(target, n, tick=progress.phase("create -> first command -> kill", n))
+    report.results["create"] = life.create
+    report.results["create_to_first_command"] = life.create_to_first_command
+    report.results["first_command"] = life.first_command
+    report.results["command"] = latency.measure_command(target, n, tick=progress.phase("commands.run('true')", n))
+    report.results["kill"] = life.kill
+
+    if config.idle:
+        report.idle = density.measure_idle(
+            target, config.idle, server_pid=server_pid, concurrency=config.idle_concurrency,
+            settle_s=config.settle_s,
+            tick=progress.phase(f"start {config.idle} idle sandboxes", config.idle),
+            kill_tick=progress.phase(f"kill {config.idle} idle sandboxes", config.idle),
+        )
+    return report
+
+
+def _sweep(target: Target) -> None:
+    """On our own server every sandbox is ours: kill whatever an interrupted phase left behind,
+    so stopping the server never leaves a live sandbox under a data dir about to be deleted."""
+    try:
+        ids = target.list_ids()
+    except Exception:  # noqa: BLE001 - the server may be the thing that failed
+        return
+    for sid in ids:
+        try:
+            target.kill(sid)
+        except Exception:  # noqa: BLE001 - LocalServer.stop() reports what survives
+            pass
