@@ -64,7 +64,7 @@ def golden_image(cache_dir: Path, size_mb: int) -> Path:
         # mkfs skip zeroing inode tables, so the image stays ~1 MB and the kernel never runs
         # lazy init on it later.
         subprocess.run(
-            ["mkfs.ext4", "-q", "-F", "-m", "0", "-O", "^has_journal",
+            ["mkfs.ext4", "-q", "-F", "-b", "4096", "-m", "0", "-O", "^has_journal",
              "-E", "lazy_itable_init=0,discard", "-L", "corral", str(tmp)],
             check=True, capture_output=True, env={"PATH": "/usr/sbin:/sbin:/usr/bin:/bin"},
         )

@@ -40,7 +40,7 @@ SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
 
 # What the init does once it is sandboxed: serve envd, or exec a program (tests, debugging).
-Serve = Callable[[socket.socket, dict[str, Any]], None]
+Serve = Callable[[socket.socket, Any], None]  # corral.envd.server.serve(sock, EnvdConfig)
 
 
 def _send(ctl: socket.socket, msg: dict[str, Any]) -> None:
@@ -198,7 +198,9 @@ def _sandbox_init(req: SpawnRequest, ctl: socket.socket, userns_fd: int, ready_w
             os.set_inheritable(listener.fileno(), True)
             os.execve(req.init_argv[0], req.init_argv, env)
         elif serve is not None:
-            serve(listener, config)
+            from corral.envd.config import EnvdConfig
+
+            serve(listener, EnvdConfig(**config))
         else:
             code = 2
     except BaseException:  # noqa: BLE001
