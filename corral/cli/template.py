@@ -90,7 +90,7 @@ class _PhaseDisplay:
             self._finish_current()
             self.current = self.progress.add_task(label, total=None)
         else:
-            self.console.print(f"[{time.monotonic() - self.started:6.1f}s] {label}", highlight=False)
+            self.console.print(f"[{time.monotonic() - self.started:6.1f}s] {label}", highlight=False, soft_wrap=True)
 
 
 @app.command("build-base")
@@ -101,7 +101,7 @@ def build_base(
     """Build the `base` template (Debian bookworm, minbase) with mmdebstrap."""
     store = TemplateStore(store_dir)
     console = Console()
-    console.print(f"Building template [bold]base[/] in {store.root}", highlight=False)
+    console.print(f"Building template [bold]base[/] in {store.root}", highlight=False, soft_wrap=True)
     try:
         with _PhaseDisplay(console) as display:
             result = asyncio.run(template_build.build_template(store, force=force, on_phase=display))
@@ -121,13 +121,13 @@ def build_base(
         console.print(
             f"Template [bold]base[/] is up to date ({_human(info.size_bytes)}, built "
             f"{info.created_at}); use --force to rebuild.",
-            highlight=False,
+            highlight=False, soft_wrap=True,
         )
     else:
         console.print(
             f"[green]Built[/] template [bold]base[/]: {_human(info.size_bytes)} in "
             f"{result.seconds:.1f}s -> {info.rootfs}",
-            highlight=False,
+            highlight=False, soft_wrap=True,
         )
 
 
@@ -143,13 +143,13 @@ def list_templates(store_dir: Optional[Path] = _STORE_OPTION) -> None:
     if not templates:
         console.print(
             f"No templates in {store.root}. Build one with: corral template build-base",
-            highlight=False,
+            highlight=False, soft_wrap=True,
         )
         return
     table = Table(title=f"Templates in {store.root}", title_justify="left", box=box.SIMPLE_HEAD)
     for column in ("NAME", "ALIASES", "SIZE", "CPU", "MEMORY", "DISK", "CREATED"):
         table.add_column(column, justify="right" if column in ("SIZE", "CPU") else "left",
-                         no_wrap=column in ("NAME", "ALIASES", "CREATED"))
+                         no_wrap=True)
     for t in templates:
         table.add_row(
             t.name,
@@ -179,7 +179,7 @@ def remove_template(
     except (TemplateError, TemplateNameError, OSError) as exc:
         _fail(str(exc))
     note = f" ({len(busy)} retired cop{'y is' if len(busy) == 1 else 'ies are'} still mounted)" if busy else ""
-    Console().print(f"Removed template [bold]{name}[/]{note}", highlight=False)
+    Console().print(f"Removed template [bold]{name}[/]{note}", highlight=False, soft_wrap=True)
 
 
 @app.command("alias")
@@ -193,7 +193,7 @@ def alias_template(
         info = TemplateStore(store_dir).set_alias(alias, name)
     except (TemplateError, TemplateNameError, OSError) as exc:
         _fail(str(exc))
-    Console().print(f"{alias} -> {info.name}", highlight=False)
+    Console().print(f"{alias} -> {info.name}", highlight=False, soft_wrap=True)
 
 
 @app.command("unalias")
@@ -208,7 +208,7 @@ def unalias_template(
         _fail(f"no template has the alias {alias!r}")
     except (TemplateError, TemplateNameError, OSError) as exc:
         _fail(str(exc))
-    Console().print(f"Removed alias {alias}", highlight=False)
+    Console().print(f"Removed alias {alias}", highlight=False, soft_wrap=True)
 
 
 def main() -> None:  # pragma: no cover - for `python -m corral.cli.template`

@@ -29,7 +29,7 @@ class TemplateResources:
     """Defaults a sandbox gets from this template unless the request narrows them."""
 
     cpu_count: int = 2
-    memory_mb: int = 512
+    memory_mb: int = 1024
     disk_mb: int = 2048
 
     def __post_init__(self) -> None:

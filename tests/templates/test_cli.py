@@ -15,7 +15,7 @@ def store(tmp_path):
 
 
 def run(store, *args):
-    result = CliRunner().invoke(app, [*args, "--store", str(store.root)])
+    result = CliRunner().invoke(app, [*args, "--store", str(store.root)], env={"COLUMNS": "120"})
     return result.exit_code, result.output
 
 
@@ -29,7 +29,7 @@ def test_ls_shows_templates(store):
     store.set_alias("code-interpreter-v1", "base")
     code, out = run(store, "ls")
     assert code == 0
-    assert "base" in out and "code-interpreter-v1" in out and "512 MB" in out
+    assert "base" in out and "code-interpreter-v1" in out and "1024 MB" in out
 
 
 def test_rm(store):
