@@ -26,8 +26,13 @@ class _RichProgress:
 
 
 def recorded_command(argv: list[str]) -> str:
-    """The command line as it should appear in docs: never with the API key in it."""
-    out: list[str] = []
+    """The command line as it should appear in docs: never with the API key in it.
+
+    argv is what followed the program name, with or without a leading `bench` (it is absent
+    when run as `python -m corral.cli.bench`)."""
+    if argv and argv[0] == "bench":
+        argv = argv[1:]
+    out: list[str] = ["bench"]
     redact_next = False
     for arg in argv:
         if redact_next:
@@ -84,3 +89,25 @@ def bench(
         typer.echo(render_markdown(report, recorded_command(sys.argv[1:])), nl=False)
     else:
         render_console(report, Console())
+
+
+def main() -> None:
+    """`python -m corral.cli.bench`: the same command, usable before or without `corral` mounting it."""
+    import click
+
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command()(bench)
+    try:
+        app(standalone_mode=False)
+    except CliError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""The whole benchmark with tiny N against real servers: checks the shape of the result, never speed."""
+
+import glob
+import json
+import os
+import tempfile
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from corral.bench import BenchConfig, render_markdown, run_benchmark
+from corral.bench.target import Target
+from corral.cli.bench import bench
+
+pytestmark = [pytest.mark.e2e, pytest.mark.root]
+
+
+def test_bench_against_a_running_server_measures_everything_and_leaves_nothing(server) -> None:  # type: ignore[no-untyped-def]
+    target = Target(server.url, server.api_key)
+    before = set(target.list_ids())
+    phases: list[tuple[str, int]] = []
+    ticks: list[str] = []
+
+    class Recorder:
+        def phase(self, description: str, total: int):  # type: ignore[no-untyped-def]
+            phases.append((description, total))
+            return lambda: ticks.append(description)
+
+    report = run_benchmark(BenchConfig(url=server.url, api_key=server.api_key, iterations=2, idle=2, settle_s=0),
+                           Recorder())
+
+    assert set(report.floors) == {"spawn", "http_bare", "http_health"}
+    assert set(report.results) == {"create", "create_to_first_command", "first_command", "command", "kill"}
+    assert all(s.n == 2 for s in [*report.floors.values(), *report.results.values()])
+    assert report.floor_ms is not None and report.floor_ms > 0
+    create = report.results["create"]
+    assert report.results["create_to_first_command"].min_ms >= create.min_ms
+    idle = report.idle
+    assert idle is not None and idle.sandboxes == 2
+    assert idle.killed == 2 and idle.kill_failures == [] and idle.leftover_cgroups == []
+    # a local server: its sandboxes' cgroups and its process tree are visible, so every figure is there
+    assert idle.cgroup_mb_per_sandbox is not None and idle.cgroup_mb_per_sandbox > 0
+    assert idle.uss_mb_per_sandbox is not None and idle.uss_mb_per_sandbox > 0
+    assert idle.server_overhead_mb_per_sandbox is not None
+    assert idle.sandbox_processes is not None and idle.sandbox_processes >= 2
+    # every phase reported progress up to its total
+    for description, total in phases:
+        assert ticks.count(description) == total, description
+    assert set(target.list_ids()) == before
+    data = json.loads(report.to_json())
+    assert [c["met"] is not None for c in data["checks"]] == [True, True, True]
+    assert "| idle density | value |" in render_markdown(report, "corral bench")
+
+
+def test_cli_bench_with_its_own_server_prints_json_and_cleans_up() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the benchmark's own server needs root")
+    pattern = os.path.join(tempfile.gettempdir(), "corral-bench-*")
+    dirs_before = set(glob.glob(pattern))
+    app = typer.Typer()
+    app.command()(bench)
+    result = CliRunner().invoke(app, ["--json", "-n", "2", "--idle", "1"])
+    assert result.exception is None, result.output
+    data = json.loads(result.stdout)
+    assert data["target"].startswith("own server")
+    assert data["results"]["command"]["n"] == 2
+    assert data["idle"]["killed"] == 1 and data["idle"]["leftover_cgroups"] == []
+    assert set(glob.glob(pattern)) == dirs_before  # temp data dir removed with the server

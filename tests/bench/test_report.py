@@ -1,0 +1,69 @@
+import json
+
+import pytest
+from rich.console import Console
+
+from corral.bench.density import IdleResult
+from corral.bench.machine import describe_machine
+from corral.bench.report import FLOOR_HTTP_BARE, FLOOR_HTTP_HEALTH, FLOOR_SPAWN, BenchReport, render_console, render_markdown
+from corral.bench.stats import summarize
+
+
+def _report(create_ms: float, command_ms: float, idle_mb: float | None) -> BenchReport:
+    r = BenchReport(target="test", machine=describe_machine(), iterations=2, idle_requested=2)
+    r.floors[FLOOR_SPAWN] = summarize("floor: spawn", [0.001, 0.001])
+    r.floors[FLOOR_HTTP_BARE] = summarize("floor: bare", [0.0005, 0.0005])
+    r.floors[FLOOR_HTTP_HEALTH] = summarize("floor: health", [0.0007, 0.0007])
+    r.results["create_to_first_command"] = summarize("create -> first", [create_ms / 1000] * 2)
+    r.results["command"] = summarize("run", [command_ms / 1000] * 2)
+    if idle_mb is not None:
+        r.idle = IdleResult(sandboxes=2, create_wall_s=0.5, mem_available_delta_mb_per_sandbox=idle_mb)
+    return r
+
+
+def test_floor_is_spawn_plus_bare_http_and_ratios_use_it() -> None:
+    r = _report(30.0, 6.0, 5.0)
+    assert r.floor_ms == pytest.approx(1.5)
+    assert r.ratio(r.results["command"]) == pytest.approx(4.0)
+
+
+def test_checks_pass_at_the_limit_and_fail_above_it() -> None:
+    met = {c.name: c.met for c in _report(50.0, 10.0, 10.0).checks()}
+    assert met == {"create -> first command": True, "commands.run('true')": True, "idle sandbox host memory": True}
+    missed = {c.name: c.met for c in _report(50.1, 10.1, 10.1).checks()}
+    assert set(missed.values()) == {False}
+
+
+def test_unmeasured_targets_are_not_reported_as_met() -> None:
+    r = _report(1.0, 1.0, None)
+    idle = [c for c in r.checks() if c.name == "idle sandbox host memory"][0]
+    assert idle.met is None and idle.verdict() == "not measured"
+
+
+def test_without_a_floor_there_is_no_ratio() -> None:
+    r = _report(1.0, 1.0, None)
+    del r.floors[FLOOR_HTTP_BARE]
+    assert r.floor_ms is None and r.ratio(r.results["command"]) is None
+
+
+def test_json_round_trips_with_every_section() -> None:
+    data = json.loads(_report(70.0, 12.0, 8.0).to_json())
+    assert set(data) >= {"target", "machine", "floor_ms", "floors", "results", "idle", "checks"}
+    assert data["results"]["command"]["ratio_to_floor"] == pytest.approx(8.0)
+    assert data["machine"]["nproc"] >= 1
+    assert [c["met"] for c in data["checks"]] == [False, False, True]
+
+
+def test_markdown_has_command_machine_and_tables() -> None:
+    md = render_markdown(_report(70.0, 12.0, 8.0), "corral bench -n 2")
+    assert "`corral bench -n 2`" in md and "nproc" in md and "kernel" in md
+    assert "| measurement | p50 ms | p95 ms | mean ms | n | p50 / floor |" in md
+    assert "| create -> first command | p50 <= 50 ms | 70.00 ms | MISSED |" in md
+    assert "| idle density | value |" in md
+
+
+def test_console_rendering_shows_misses() -> None:
+    console = Console(record=True, width=200)
+    render_console(_report(70.0, 12.0, 8.0), console)
+    text = console.export_text()
+    assert "MISSED" in text and "idle density" in text and "p50 / floor" in text
