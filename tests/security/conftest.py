@@ -1,0 +1,72 @@
+"""Shared fixtures for the security tests: the official SDK pointed at the test server, one
+sandbox per module, and helpers that run shell or Python inside a sandbox without raising on a
+non-zero exit (most security tests *expect* a command to fail and check how it failed).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from e2b import CommandExitException, CommandResult, Sandbox
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+Runner = Callable[..., CommandResult]
+
+
+@pytest.fixture(scope="module")
+def sdk(server) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """The SDK configured from the environment, as a user would, for a whole module."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in server.env().items():
+            mp.setenv(key, value)
+        mp.delenv("E2B_DOMAIN", raising=False)
+        mp.delenv("E2B_DEBUG", raising=False)
+        yield server
+
+
+@pytest.fixture(scope="module")
+def sbx(sdk) -> Iterator[Sandbox]:  # type: ignore[no-untyped-def]
+    sandbox = Sandbox.create(timeout=900, metadata={"suite": "security"})
+    yield sandbox
+    sandbox.kill()
+
+
+def run(sandbox: Sandbox, cmd: str, user: str | None = None, timeout: float = 120) -> CommandResult:
+    """Run `cmd`; a non-zero exit is returned as a result instead of raised."""
+    try:
+        return sandbox.commands.run(cmd, user=user, timeout=timeout)  # type: ignore[arg-type]
+    except CommandExitException as exc:
+        return CommandResult(stdout=exc.stdout, stderr=exc.stderr, exit_code=exc.exit_code, error=exc.error)
+
+
+def run_py(sandbox: Sandbox, code: str, user: str | None = "root", timeout: float = 120) -> CommandResult:
+    """Run a Python snippet inside the sandbox (shipped as a file, so no shell quoting)."""
+    path = f"/tmp/snippet-{uuid.uuid4().hex[:10]}.py"
+    sandbox.files.write(path, code, user="root")
+    run(sandbox, f"chmod 644 {path}", user="root")
+    try:
+        return run(sandbox, f"python3 {path}", user=user, timeout=timeout)
+    finally:
+        run(sandbox, f"rm -f {path}", user="root")
+
+
+def cgroup_dirs(sandbox_id: str) -> list[Path]:
+    """Host-side cgroup directories of a sandbox, on v1 (one per controller) or v2."""
+    found = [p for p in CGROUP_ROOT.glob(f"*/corral/{sandbox_id}") if p.is_dir()]
+    direct = CGROUP_ROOT / "corral" / sandbox_id
+    if direct.is_dir():
+        found.append(direct)
+    return found
+
+
+def cgroup_file(sandbox_id: str, v1: str, v2: str) -> Path | None:
+    """`v1` is "<controller>/<file>", `v2` a file name in the unified directory."""
+    controller, name = v1.split("/", 1)
+    for cand in (CGROUP_ROOT / controller / "corral" / sandbox_id / name, CGROUP_ROOT / "corral" / sandbox_id / v2):
+        if cand.exists():
+            return cand
+    return None
