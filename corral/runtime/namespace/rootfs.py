@@ -41,8 +41,11 @@ def assemble(workdir: str, rootfs: str, uid_base: int, userns_fd: int) -> str:
     _mkdir(work, 0o700)
     os.chown(upper, uid_base, uid_base)  # the merged "/" belongs to the sandbox's root
     userns.idmapped_bind(rootfs, lower, userns_fd)
+    # Relative option paths: the sandbox can read its mountinfo, and host paths are none of
+    # its business.
+    os.chdir(workdir)
     sc.mount("overlay", root, "overlay", 0,
-             f"lowerdir={lower},upperdir={upper},workdir={work},volatile")
+             f"lowerdir={LOWER_DIR},upperdir={LAYER_DIR}/upper,workdir={LAYER_DIR}/work,volatile")
     return root
 
 
