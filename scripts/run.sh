@@ -38,6 +38,7 @@ stop() {
     kill -TERM "$SERVER" 2>/dev/null || true
     wait "$SERVER" 2>/dev/null || true
   fi
+  say "corral stopped"
 }
 trap stop EXIT
 trap 'stop; exit 130' INT TERM
