@@ -5,6 +5,7 @@ non-zero exit (most security tests *expect* a command to fail and check how it f
 
 from __future__ import annotations
 
+import shlex
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -43,13 +44,15 @@ def run(sandbox: Sandbox, cmd: str, user: str | None = None, timeout: float = 12
         return CommandResult(stdout=exc.stdout, stderr=exc.stderr, exit_code=exc.exit_code, error=exc.error)
 
 
-def run_py(sandbox: Sandbox, code: str, user: str | None = "root", timeout: float = 120) -> CommandResult:
+def run_py(sandbox: Sandbox, code: str, user: str | None = "root", timeout: float = 120,
+           args: list[str] | None = None) -> CommandResult:
     """Run a Python snippet inside the sandbox (shipped as a file, so no shell quoting)."""
     path = f"/tmp/snippet-{uuid.uuid4().hex[:10]}.py"
     sandbox.files.write(path, code, user="root")
     run(sandbox, f"chmod 644 {path}", user="root")
+    argv = " ".join(shlex.quote(a) for a in (args or []))
     try:
-        return run(sandbox, f"python3 {path}", user=user, timeout=timeout)
+        return run(sandbox, f"python3 {path} {argv}", user=user, timeout=timeout)
     finally:
         run(sandbox, f"rm -f {path}", user="root")
 
