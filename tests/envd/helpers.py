@@ -96,7 +96,11 @@ class Daemon:
             headers=headers, timeout=kw.pop("timeout", 30), **kw)
 
     def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
+        try:
+            self._log = self.stderr_path.read_text(errors="replace")
+        except FileNotFoundError:
+            pass  # the scratch dir is gone; return what was read last
+        return getattr(self, "_log", "")
 
     def stop(self) -> int:
         if self.proc.poll() is None:
@@ -143,9 +147,12 @@ def start_daemon(*, token: str | None = TOKEN, lock_imports: bool = False,
     raise RuntimeError("daemon did not become ready")
 
 
-def stop_daemon(daemon: Daemon) -> None:
-    daemon.stop()
+def stop_daemon(daemon: Daemon) -> int:
+    """Stop the daemon and remove its scratch sandbox; returns its exit status."""
+    rc = daemon.stop()
+    daemon.stderr()  # keep the log readable after the scratch dir is gone
     shutil.rmtree(daemon.workdir, ignore_errors=True)
+    return rc
 
 
 # ---------------------------------------------------------------- Connect helpers
