@@ -6,6 +6,6 @@ figures every run, while ratios to the floor stay comparable.
 """
 
 from corral.bench.report import BenchReport, render_console, render_markdown
-from corral.bench.runner import BenchConfig, run_benchmark
+from corral.bench.runner import BenchConfig, BenchError, run_benchmark
 
-__all__ = ["BenchConfig", "BenchReport", "render_console", "render_markdown", "run_benchmark"]
+__all__ = ["BenchConfig", "BenchError", "BenchReport", "render_console", "render_markdown", "run_benchmark"]

@@ -9,7 +9,9 @@ corral.bench.memory for why no single figure suffices):
 - cgroup memory per sandbox (everything charged to it, page cache included), and without cache;
 - USS of the processes in each sandbox's cgroup;
 - growth of the server's host-side process tree outside the sandboxes (spawners, proxies,
-  bookkeeping), per sandbox.
+  bookkeeping), per sandbox;
+- growth of kernel memory no process owns (unreclaimable slab for namespaces and mounts, page
+  tables, kernel stacks), per sandbox. Host-wide, so other work on the machine adds noise.
 
 Every sandbox created here is killed before returning, even when creation fails half way, and the
 result says how many could not be killed and whether any cgroup outlived its sandbox.
@@ -23,7 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
-from corral.bench.memory import mem_available_bytes, process_memory, process_tree, uss_of
+from corral.bench.memory import kernel_bytes, mem_available_bytes, process_memory, process_tree, uss_of
 from corral.bench.target import Target, host_sandbox_id, run_true
 
 Tick = Callable[[], None]
@@ -43,6 +45,7 @@ class IdleResult:
     cgroup_no_cache_mb_per_sandbox: float | None = None
     uss_mb_per_sandbox: float | None = None
     server_overhead_mb_per_sandbox: float | None = None
+    kernel_mb_per_sandbox: float | None = None  # unreclaimable slab + page tables + kernel stacks
     sandbox_processes: int | None = None        # total processes across all idle sandboxes
     killed: int = 0
     kill_failures: list[str] = field(default_factory=list)
@@ -89,6 +92,7 @@ def measure_idle(
     timeout_s = max(600, int(count * 2) + 300)  # outlives fleet creation on a slow machine
     cg = _cgroups()
     avail_before = mem_available_bytes()
+    kernel_before = kernel_bytes()
     self_before = _self_uss()
     tree_before = _tree_uss(server_pid, set())
 
@@ -117,6 +121,7 @@ def measure_idle(
             raise RuntimeError(f"{len(errors)} of {count} idle sandboxes failed to start; first: {errors[0]!r}")
         time.sleep(settle_s)
         result = _measure(ids, cg, server_pid, avail_before, self_before, tree_before, wall)
+        result.kernel_mb_per_sandbox = (kernel_bytes() - kernel_before) / MB / len(ids)
     finally:
         killed, failures = _kill_all(target, ids, concurrency, kill_tick)
     assert result is not None  # only reached when the fleet came up and was measured

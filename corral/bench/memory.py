@@ -15,13 +15,33 @@ from pathlib import Path
 PROC = Path("/proc")
 
 
+def meminfo_bytes(meminfo: Path = PROC / "meminfo") -> dict[str, int]:
+    """Every kB-valued line of /proc/meminfo, in bytes."""
+    out: dict[str, int] = {}
+    for line in meminfo.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0].endswith(":") and parts[2] == "kB" and parts[1].isdigit():
+            out[parts[0][:-1]] = int(parts[1]) * 1024
+    return out
+
+
 def mem_available_bytes(meminfo: Path = PROC / "meminfo") -> int:
     """MemAvailable from /proc/meminfo: the kernel's estimate of what new work could still use."""
-    for line in meminfo.read_text().splitlines():
-        if line.startswith("MemAvailable:"):
-            parts = line.split()
-            return int(parts[1]) * 1024
-    raise RuntimeError(f"{meminfo} has no MemAvailable line")
+    value = meminfo_bytes(meminfo).get("MemAvailable")
+    if value is None:
+        raise RuntimeError(f"{meminfo} has no MemAvailable line")
+    return value
+
+
+# Kernel memory no cgroup figure shows reliably (v1 may not charge it) and no process owns:
+# namespaces, mounts and sockets live in unreclaimable slab, every process has a kernel stack
+# and page tables.
+KERNEL_FIELDS = ("SUnreclaim", "PageTables", "KernelStack")
+
+
+def kernel_bytes(meminfo: Path = PROC / "meminfo") -> int:
+    info = meminfo_bytes(meminfo)
+    return sum(info.get(name, 0) for name in KERNEL_FIELDS)
 
 
 @dataclass(frozen=True)

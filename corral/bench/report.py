@@ -115,6 +115,7 @@ def _idle_rows(idle: IdleResult) -> list[tuple[str, str]]:
         ("cgroup memory per sandbox (without cache)", f"{_fmt(idle.cgroup_no_cache_mb_per_sandbox)} MB"),
         ("USS of sandbox processes per sandbox", f"{_fmt(idle.uss_mb_per_sandbox)} MB"),
         ("server-side growth per sandbox (outside sandboxes)", f"{_fmt(idle.server_overhead_mb_per_sandbox)} MB"),
+        ("kernel memory growth per sandbox (slab, page tables, stacks)", f"{_fmt(idle.kernel_mb_per_sandbox)} MB"),
         ("processes across all idle sandboxes", "-" if idle.sandbox_processes is None else str(idle.sandbox_processes)),
         ("killed at the end", f"{idle.killed} of {idle.sandboxes}"),
         ("kill failures / leftover cgroups", f"{len(idle.kill_failures)} / {len(idle.leftover_cgroups)}"),

@@ -22,6 +22,10 @@ from corral.bench.target import Target
 Tick = Callable[[], None]
 
 
+class BenchError(RuntimeError):
+    """A benchmark phase failed; the message says which and, for our own server, carries its log."""
+
+
 class Progress(Protocol):
     def phase(self, description: str, total: int) -> Tick:
         """Announce a phase of `total` steps; the returned callable advances it by one."""
@@ -63,6 +67,10 @@ def run_benchmark(config: BenchConfig, progress: Progress | None = None) -> Benc
             target = Target(server.url, server.api_key, config.template)
             try:
                 return _run(config, target, server.pid, "own server (temp data dir, loopback)", progress)
+            except Exception as exc:
+                # The temp dir (and the log in it) is about to go; the log is what explains a failure.
+                raise BenchError(f"{exc.__class__.__name__}: {exc}\n--- server log (tail) ---\n"
+                                 f"{server.log_tail(3000)}") from exc
             finally:
                 _sweep(target)
     url = config.url.rstrip("/")

@@ -82,6 +82,10 @@ def bench(
             report = run_benchmark(config, _RichProgress(progress))
     except (ValueError, ServerError) as exc:
         raise CliError(str(exc)) from None
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - SDK and server failures become one clear error, no traceback
+        raise CliError(f"benchmark failed: {exc.__class__.__name__}: {exc}") from None
 
     if as_json:
         typer.echo(report.to_json())

@@ -68,3 +68,14 @@ def test_listener_pid_finds_our_socket_and_only_listeners() -> None:
         srv.listen()
         assert listener_pid(port) == os.getpid()
     assert listener_pid(port) is None
+
+
+def test_kernel_bytes_sums_only_kernel_fields(tmp_path: Path) -> None:
+    from corral.bench.memory import kernel_bytes, meminfo_bytes
+
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemAvailable: 100 kB\nSUnreclaim: 10 kB\nPageTables: 2 kB\nKernelStack: 1 kB\n"
+                       "SReclaimable: 500 kB\nHugePages_Total: 0\n")
+    assert kernel_bytes(meminfo) == 13 * 1024
+    assert "HugePages_Total" not in meminfo_bytes(meminfo)
+    assert kernel_bytes() > 0
