@@ -29,7 +29,7 @@ CPU_PERIOD_USEC = 100_000
 
 
 def write(path: Path, value: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)  # O_TRUNC: harmless on cgroupfs
     try:
         os.write(fd, value.encode())
     finally:
