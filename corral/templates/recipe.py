@@ -28,7 +28,7 @@ from pathlib import Path
 
 from corral.templates.info import TemplateResources
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2   # 2: every published tree carries a build marker
 DEFAULT_USER_UID = 1000
 
 _PACKAGES = (

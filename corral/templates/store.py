@@ -26,13 +26,15 @@ from pathlib import Path
 
 from corral.templates.info import INFO_FILE, ROOTFS_DIR, TemplateCorrupt, TemplateInfo
 from corral.templates.names import TemplateNameError, check_name
-from corral.templates.trees import TreeBusy, in_use, remove_tree
+from corral.templates.marker import read_marker, write_marker
+from corral.templates.trees import RetireStamp, TreeBusy, in_use, remove_tree
 
 DEFAULT_ROOT = Path("/var/lib/corral/templates")
 ROOT_ENV = "CORRAL_TEMPLATE_DIR"
 
 _BUILD_PREFIX = ".build-"
 _TRASH = ".trash"
+_RETIRED = ".retired"       # a RetireStamp, inside a retired template directory
 
 
 class TemplateError(RuntimeError):
@@ -183,6 +185,9 @@ class TemplateStore:
 
     def _publish(self, stage: "Stage", info: TemplateInfo) -> TemplateInfo:
         target = self.path_for(stage.name)
+        # A fresh id per published tree, so that its users can be told apart from the users
+        # of the previous build of the same name (see trees.in_use).
+        write_marker(stage.rootfs, f"{stage.name} {secrets.token_hex(8)}")
         tmp = stage.path / (INFO_FILE + ".tmp")
         tmp.write_text(info.to_json(), encoding="utf-8")
         os.chmod(tmp, 0o644)
@@ -214,7 +219,10 @@ class TemplateStore:
     def _retire(self, path: Path, name: str) -> None:
         trash = self._root / _TRASH
         trash.mkdir(mode=0o700, exist_ok=True)
-        os.rename(path, trash / f"{name}-{secrets.token_hex(6)}")
+        stamp = RetireStamp.now()
+        retired = trash / f"{name}-{secrets.token_hex(6)}"
+        os.rename(path, retired)
+        (retired / _RETIRED).write_text(stamp.dumps(), encoding="utf-8")
 
     def purge_trash(self) -> list[Path]:
         """Delete retired templates nothing mounts any more; return those still in use."""
@@ -226,7 +234,12 @@ class TemplateStore:
             except FileNotFoundError:
                 return []
             for entry in entries:
-                if in_use(entry):
+                try:
+                    stamp = RetireStamp.loads((entry / _RETIRED).read_text(encoding="utf-8"))
+                except OSError:
+                    stamp = None
+                marker = read_marker(entry / ROOTFS_DIR)
+                if in_use(entry, stamp, stamped=True, marker=marker):
                     busy.append(entry)
                     continue
                 with contextlib.suppress(TreeBusy):

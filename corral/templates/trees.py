@@ -8,17 +8,26 @@ anything is still mounted there.
 
 A published template may also be the lower layer of running sandboxes. Deleting its files would
 pull them out from under those sandboxes, so `in_use` looks through every mount namespace on the
-host for a mount of (a part of) the tree.
+host. A visible mount of the tree is the easy case. The namespace tier hides it, though: its
+overlay keeps a private clone of the idmapped lower mount and detaches the original, so nothing
+names the template any more. Every published rootfs therefore carries a build id
+(`marker.py`), and a namespace whose root shows the same id uses the tree. A tree without a
+readable id falls back to a conservative rule: it counts as in use while any mount namespace
+that holds an overlay mount has a process older than the tree's retirement stamp.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import json
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from corral.templates.marker import read_marker
 
 _MNT_DETACH = 2
 
@@ -32,6 +41,35 @@ class _Mount:
     device: str        # "major:minor"
     root: str          # the path inside its filesystem that is mounted
     mount_point: str   # where, in the namespace the mountinfo came from
+    fstype: str = ""
+
+
+@dataclass(frozen=True)
+class RetireStamp:
+    """When a tree stopped being published, in this boot's clock."""
+
+    boot_id: str
+    boottime: float     # seconds since boot (CLOCK_BOOTTIME), like a process's start time
+
+    @classmethod
+    def now(cls) -> "RetireStamp":
+        return cls(_boot_id(), time.clock_gettime(time.CLOCK_BOOTTIME))
+
+    def dumps(self) -> str:
+        return json.dumps({"boot_id": self.boot_id, "boottime": self.boottime}) + "\n"
+
+    @classmethod
+    def loads(cls, text: str) -> "RetireStamp | None":
+        try:
+            data = json.loads(text)
+            return cls(str(data["boot_id"]), float(data["boottime"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+def _boot_id() -> str:
+    with open("/proc/sys/kernel/random/boot_id") as f:
+        return f.read().strip()
 
 
 def _unescape(field: str) -> str:
@@ -57,7 +95,8 @@ def _read_mountinfo(path: str) -> list[_Mount]:
     for line in lines:
         fields = line.split(" ")
         if len(fields) >= 5:
-            mounts.append(_Mount(fields[2], _unescape(fields[3]), _unescape(fields[4])))
+            fstype = fields[fields.index("-") + 1] if "-" in fields[5:] else ""
+            mounts.append(_Mount(fields[2], _unescape(fields[3]), _unescape(fields[4]), fstype))
     return mounts
 
 
@@ -108,14 +147,35 @@ def _filesystem_path(path: Path) -> tuple[str, str]:
     return best.device, os.path.normpath(inner)
 
 
-def in_use(path: Path) -> bool:
-    """True if any mount namespace on the host has (a part of) `path` mounted.
+def _start_time(pid: str) -> float | None:
+    """Seconds after boot at which process `pid` started."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            after_name = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(after_name[19]) / os.sysconf("SC_CLK_TCK")
 
-    Sandboxes see a template through a bind or idmapped mount of its rootfs; the kernel reports
-    such a mount's `root` by the directory's current name, so this still finds it after the
-    template directory was renamed into the trash.
+
+def in_use(path: Path, retired: RetireStamp | None = None, *, stamped: bool = False,
+           marker: str | None = None) -> bool:
+    """True if a sandbox may still use the tree at `path`.
+
+    A bind or idmapped mount of (a part of) the tree in any mount namespace counts; the kernel
+    reports such a mount's `root` by the directory's current name, so it is found even after the
+    tree was renamed into the trash. A namespace whose root shows `marker` (the tree's build id)
+    counts. Without a marker and with `stamped` (the tree was retired), a namespace holding an
+    overlay mount whose oldest process predates `retired` counts; `retired=None` there means the
+    time is unknown, and then every such namespace counts.
     """
     device, inner = _filesystem_path(path)
+    if marker is not None:
+        stamped = False
+    same_boot = retired is not None and retired.boot_id == _boot_id()
+    if stamped and retired is not None and not same_boot:
+        stamped = False                     # retired before a reboot: no sandbox survived that
+    oldest: dict[int, float] = {}
+    overlay_ns: set[int] = set()
     seen: set[int] = set()
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -124,13 +184,24 @@ def in_use(path: Path) -> bool:
             ns = os.stat(f"/proc/{entry.name}/ns/mnt").st_ino
         except OSError:
             continue
+        if stamped:
+            started = _start_time(entry.name)
+            if started is not None and started < oldest.get(ns, float("inf")):
+                oldest[ns] = started
         if ns in seen:
             continue
         seen.add(ns)
+        if marker is not None and read_marker(f"/proc/{entry.name}/root") == marker:
+            return True
         for m in _read_mountinfo(f"/proc/{entry.name}/mountinfo"):
             if m.device == device and _is_within(m.root, inner):
                 return True
-    return False
+            if m.fstype == "overlay":
+                overlay_ns.add(ns)
+    if not stamped:
+        return False
+    limit = retired.boottime if retired is not None else float("inf")
+    return any(oldest.get(ns, float("inf")) < limit for ns in overlay_ns)
 
 
 def disk_usage(path: Path) -> int:

@@ -89,3 +89,10 @@ def test_owned_by_ordinary_host_ids_and_no_setuid(base):
     assert setid == []
     root = os.stat(base.rootfs / "etc/passwd")
     assert (root.st_uid, root.st_gid) == (0, 0)
+
+
+def test_published_tree_carries_its_build_marker(base):
+    from corral.templates.marker import read_marker
+
+    marker = read_marker(base.rootfs)
+    assert marker is not None and marker.startswith("base ")

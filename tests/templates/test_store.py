@@ -213,3 +213,60 @@ def test_a_retired_template_stays_while_mounted_and_goes_after(store, tmp_path):
         subprocess.run(["umount", str(mnt)], check=True)
     assert store.purge_trash() == []
     assert store_entries(store.root) == []
+
+
+_SANDBOX_LIKE = """
+import os, subprocess, sys
+lower, upper, work, merged = sys.argv[1:5]
+subprocess.run(["mount", "--make-rprivate", "/"], check=True)
+subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                f"lowerdir={lower},upperdir={upper},workdir={work}", merged], check=True)
+os.chroot(merged)
+os.chdir("/")
+print("ready", flush=True)
+sys.stdin.readline()
+"""
+
+
+def _sandbox_like(tmp_path, lower, tag):
+    """A process in its own mount namespace whose root is an overlay over `lower`, like a sandbox."""
+    dirs = [tmp_path / f"{tag}-{d}" for d in ("upper", "work", "merged")]
+    for d in dirs:
+        d.mkdir()
+    proc = subprocess.Popen(["unshare", "-m", sys.executable, "-c", _SANDBOX_LIKE, str(lower), *map(str, dirs)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+@pytest.mark.root
+def test_a_sandbox_on_an_overlay_keeps_its_retired_template_and_only_that_one(store, tmp_path):
+    make_template(store, "base", {"version": "1"})
+    make_template(store, "other")
+    user = _sandbox_like(tmp_path, store.get("base").rootfs, "a")
+    bystander = _sandbox_like(tmp_path, store.get("other").rootfs, "b")
+    try:
+        store.remove("base")
+        busy = store.purge_trash()
+        assert len(busy) == 1 and (busy[0] / "rootfs" / "version").read_text() == "1"
+        make_template(store, "other", {"v": "2"})        # retire `other`: its user is still running
+        assert len(store.purge_trash()) == 2
+    finally:
+        for proc in (user, bystander):
+            proc.stdin.close()
+            proc.wait()
+    assert store.purge_trash() == []
+    assert store_entries(store.root) == ["other"]
+
+
+@pytest.mark.root
+def test_a_retired_template_unused_by_running_sandboxes_is_deleted_at_once(store, tmp_path):
+    make_template(store, "busy-one")
+    make_template(store, "base")
+    sandbox = _sandbox_like(tmp_path, store.get("busy-one").rootfs, "a")
+    try:
+        store.remove("base")                     # an older sandbox runs, but on another template
+        assert store_entries(store.root) == ["busy-one"]
+    finally:
+        sandbox.stdin.close()
+        sandbox.wait()
