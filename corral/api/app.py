@@ -8,6 +8,7 @@ else is the control plane, which requires `X-API-Key`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -69,7 +70,10 @@ def make_tier(settings: Settings) -> Tier:
     if settings.tier == "namespace":
         from corral.runtime.namespace import NamespaceTier
 
-        return NamespaceTier(state_dir=settings.data_dir / "runtime")
+        # Cgroups are grouped per data dir, so two servers on one host (a test server beside a
+        # real one) never mistake each other's sandboxes for leftovers.
+        digest = hashlib.sha256(str(settings.data_dir).encode()).hexdigest()[:10]
+        return NamespaceTier(cgroup_group=f"corral-{digest}")
     raise ValueError(f"unknown isolation tier {settings.tier!r} (available: namespace)")
 
 
