@@ -287,14 +287,18 @@ class EnvdApp:
     async def _server_stream(self, req: Request, handler: Callable[[Call, Json], AsyncIterator[Json]]) -> None:
         if self._content_type(req) != STREAM_CONTENT_TYPE:
             return await req.respond_json(415, {"code": "unknown", "message": f"expected content-type {STREAM_CONTENT_TYPE}"})
-        await req.start_response(200, [("content-type", STREAM_CONTENT_TYPE)])
         error: ConnectError | None = None
         pump: asyncio.Task[None] | None = None
         gone: asyncio.Task[None] | None = None
         try:
-            self._check_identity_encoding(req, "connect-content-encoding")
-            call = Call(self, req)
-            msg = await self._read_single_envelope(req)
+            # Read the whole request before answering: the SDK's HTTP client (hyper) stops
+            # sending a chunked request body once response headers arrive.
+            try:
+                self._check_identity_encoding(req, "connect-content-encoding")
+                call = Call(self, req)
+                msg = await self._read_single_envelope(req)
+            finally:
+                await req.start_response(200, [("content-type", STREAM_CONTENT_TYPE)])
 
             async def run() -> None:
                 async for message in handler(call, msg):

@@ -30,11 +30,17 @@ import json, os, socket, sys
 from corral.envd import users, server
 from corral.envd.config import EnvdConfig
 uds, config_path, etc_root, lock = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
+tcp_port = int(sys.argv[5]) if len(sys.argv) > 5 else 0
 users.ETC_ROOT = etc_root
 config = EnvdConfig.loads(open(config_path).read())
 server.preload()
-sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-sock.bind(uds)
+if tcp_port:  # only for driving the official SDK in its debug mode (loopback only)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", tcp_port))
+else:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(uds)
 sock.listen(64)
 if lock:
     import importlib.machinery as m
@@ -113,7 +119,7 @@ class Daemon:
         return self.proc.returncode
 
 
-def start_daemon(*, token: str | None = TOKEN, lock_imports: bool = False,
+def start_daemon(*, token: str | None = TOKEN, lock_imports: bool = False, tcp_port: int = 0,
                  env_vars: dict[str, str] | None = None, **config: Any) -> Daemon:
     # Not under pytest's tmp dirs: those are 0700 root, and user 1000 must reach its home.
     base = Path(tempfile.mkdtemp(prefix="envd", dir="/tmp"))
@@ -128,15 +134,17 @@ def start_daemon(*, token: str | None = TOKEN, lock_imports: bool = False,
     env = dict(os.environ, PYTHONPATH=str(REPO))
     with open(stderr_path, "wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-c", LAUNCHER, uds, str(config_path), str(sandbox.etc), "1" if lock_imports else "0"],
+            [sys.executable, "-c", LAUNCHER, uds, str(config_path), str(sandbox.etc), "1" if lock_imports else "0",
+             str(tcp_port)],
             cwd=str(base), env=env, stdout=err, stderr=err)
     daemon = Daemon(proc, uds, sandbox, token, stderr_path, base)
     for _ in range(300):
         if proc.poll() is not None:
             raise RuntimeError(f"daemon exited early: {daemon.stderr()}")
         try:
-            with socket.socket(socket.AF_UNIX) as s:
-                s.connect(uds)
+            with (socket.create_connection(("127.0.0.1", tcp_port)) if tcp_port else socket.socket(socket.AF_UNIX)) as s:
+                if not tcp_port:
+                    s.connect(uds)
                 s.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
                 if s.recv(100).startswith(b"HTTP/1.1 204"):
                     return daemon

@@ -8,8 +8,10 @@ from corral.envd.exitstatus import describe
 
 
 def _status(args: list[str]) -> int:
-    pid = subprocess.Popen(args).pid
-    return os.waitpid(pid, 0)[1]
+    proc = subprocess.Popen(args)
+    status = os.waitpid(proc.pid, 0)[1]
+    proc.returncode = status  # keep Popen from waiting on the (already reaped) pid later
+    return status
 
 
 def test_exit_codes_and_signals_read_like_go() -> None:
