@@ -140,7 +140,9 @@ def start_daemon(*, token: str | None = TOKEN, lock_imports: bool = False, tcp_p
     daemon = Daemon(proc, uds, sandbox, token, stderr_path, base)
     for _ in range(300):
         if proc.poll() is not None:
-            raise RuntimeError(f"daemon exited early: {daemon.stderr()}")
+            log = daemon.stderr()
+            shutil.rmtree(base, ignore_errors=True)
+            raise RuntimeError(f"daemon exited early: {log}")
         try:
             with (socket.create_connection(("127.0.0.1", tcp_port)) if tcp_port else socket.socket(socket.AF_UNIX)) as s:
                 if not tcp_port:
@@ -151,7 +153,7 @@ def start_daemon(*, token: str | None = TOKEN, lock_imports: bool = False, tcp_p
         except OSError:
             pass
         time.sleep(0.05)
-    daemon.stop()
+    stop_daemon(daemon)
     raise RuntimeError("daemon did not become ready")
 
 
