@@ -47,6 +47,7 @@ class IdleResult:
     server_overhead_mb_per_sandbox: float | None = None
     kernel_mb_per_sandbox: float | None = None  # unreclaimable slab + page tables + kernel stacks
     sandbox_processes: int | None = None        # total processes across all idle sandboxes
+    alive_at_measurement: int | None = None     # the server's own list: did they all survive?
     killed: int = 0
     kill_failures: list[str] = field(default_factory=list)
     leftover_cgroups: list[str] = field(default_factory=list)
@@ -57,14 +58,24 @@ class IdleResult:
         return asdict(self)
 
 
-def _cgroups():  # type: ignore[no-untyped-def]
-    """The host's corral cgroup manager, or None when the server's sandboxes are not ours to see."""
-    try:
-        from corral.runtime.namespace.cgroups import detect
+def _cgroups(sample_id: str):  # type: ignore[no-untyped-def]
+    """The cgroup manager of the group holding sample_id, or None when it is not on this host.
 
-        return detect()
-    except Exception:  # noqa: BLE001 - a missing runtime only means fewer figures
+    Servers name their cgroup group as they see fit (one per data dir, so that two servers on a
+    host never take each other's sandboxes for leftovers); rather than re-derive that rule, look
+    for the sandbox's own cgroup under every `corral*` group.
+    """
+    try:
+        from corral.runtime.namespace.cgroups import CGROUP_ROOT, detect
+
+        v2 = (CGROUP_ROOT / "cgroup.controllers").exists()
+        parent = CGROUP_ROOT if v2 else CGROUP_ROOT / "memory"
+        for group in sorted(parent.iterdir()):
+            if group.name.startswith("corral") and (group / sample_id).is_dir():
+                return detect(group=group.name)
+    except Exception:  # noqa: BLE001 - a missing runtime or hierarchy only means fewer figures
         return None
+    return None
 
 
 def _self_uss() -> int:
@@ -90,7 +101,6 @@ def measure_idle(
     if count < 1:
         raise ValueError("idle sandbox count must be at least 1")
     timeout_s = max(600, int(count * 2) + 300)  # outlives fleet creation on a slow machine
-    cg = _cgroups()
     avail_before = mem_available_bytes()
     kernel_before = kernel_bytes()
     self_before = _self_uss()
@@ -107,6 +117,7 @@ def measure_idle(
 
     started = time.perf_counter()
     result: IdleResult | None = None
+    cg = None
     try:
         with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="corral-bench-idle") as pool:
             futures = [pool.submit(bring_up, i) for i in range(count)]
@@ -120,8 +131,14 @@ def measure_idle(
         if errors:
             raise RuntimeError(f"{len(errors)} of {count} idle sandboxes failed to start; first: {errors[0]!r}")
         time.sleep(settle_s)
+        cg = _cgroups(host_sandbox_id(ids[0]))
+        alive = set(target.list_ids())
         result = _measure(ids, cg, server_pid, avail_before, self_before, tree_before, wall)
         result.kernel_mb_per_sandbox = (kernel_bytes() - kernel_before) / MB / len(ids)
+        result.alive_at_measurement = sum(1 for sid in ids if sid in alive)
+        if result.alive_at_measurement != len(ids):
+            result.notes.append(f"only {result.alive_at_measurement} of {len(ids)} sandboxes were still running when "
+                                "memory was measured: the per-sandbox figures of this run are NOT valid")
     finally:
         killed, failures = _kill_all(target, ids, concurrency, kill_tick)
     assert result is not None  # only reached when the fleet came up and was measured

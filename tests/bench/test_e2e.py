@@ -37,7 +37,7 @@ def test_bench_against_a_running_server_measures_everything_and_leaves_nothing(s
     create = report.results["create"]
     assert report.results["create_to_first_command"].min_ms >= create.min_ms
     idle = report.idle
-    assert idle is not None and idle.sandboxes == 2
+    assert idle is not None and idle.sandboxes == 2 and idle.alive_at_measurement == 2
     assert idle.killed == 2 and idle.kill_failures == [] and idle.leftover_cgroups == []
     # a local server: its sandboxes' cgroups and its process tree are visible, so every figure is there
     assert idle.cgroup_mb_per_sandbox is not None and idle.cgroup_mb_per_sandbox > 0

@@ -17,7 +17,8 @@ def _report(create_ms: float, command_ms: float, idle_mb: float | None) -> Bench
     r.results["create_to_first_command"] = summarize("create -> first", [create_ms / 1000] * 2)
     r.results["command"] = summarize("run", [command_ms / 1000] * 2)
     if idle_mb is not None:
-        r.idle = IdleResult(sandboxes=2, create_wall_s=0.5, mem_available_delta_mb_per_sandbox=idle_mb)
+        r.idle = IdleResult(sandboxes=2, create_wall_s=0.5, mem_available_delta_mb_per_sandbox=idle_mb,
+                            alive_at_measurement=2)
     return r
 
 
@@ -32,6 +33,14 @@ def test_checks_pass_at_the_limit_and_fail_above_it() -> None:
     assert met == {"create -> first command": True, "commands.run('true')": True, "idle sandbox host memory": True}
     missed = {c.name: c.met for c in _report(50.1, 10.1, 10.1).checks()}
     assert set(missed.values()) == {False}
+
+
+def test_idle_memory_is_missed_when_sandboxes_died_before_measurement() -> None:
+    r = _report(1.0, 1.0, 2.0)
+    assert r.idle is not None
+    r.idle.alive_at_measurement = 1
+    idle = [c for c in r.checks() if c.name == "idle sandbox host memory"][0]
+    assert idle.met is False and "all alive" in idle.target
 
 
 def test_unmeasured_targets_are_not_reported_as_met() -> None:
