@@ -24,7 +24,7 @@ async def list_templates(request: Request) -> Response:
         out.append({
             "templateID": t.name,
             "buildID": getattr(t, "recipe_hash", None) or t.name,
-            "aliases": [t.name],
+            "aliases": [t.name, *getattr(t, "aliases", ())],
             "cpuCount": getattr(t, "cpu_count", None) or 2,
             "memoryMB": getattr(t, "memory_mb", None) or 1024,
             "diskSizeMB": getattr(t, "disk_mb", None) or 2048,

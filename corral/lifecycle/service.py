@@ -115,7 +115,12 @@ class SandboxService:
         return self._locks.setdefault(sandbox_id, asyncio.Lock())
 
     async def create(self, p: CreateParams) -> SandboxRecord:
-        template = self.templates.get(p.template)  # raises the store's not-found error
+        try:
+            template = self.templates.get(p.template)
+        except LookupError:
+            raise NotFound(p.template) from None
+        except ValueError as exc:  # an invalid template name
+            raise PolicyError(str(exc)) from None
         resources = TemplateResources(
             cpu_count=getattr(template, "cpu_count", None),
             memory_mb=getattr(template, "memory_mb", None),

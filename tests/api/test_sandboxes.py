@@ -28,11 +28,11 @@ async def test_v1_create_route_also_works(client):
 
 
 async def test_env_vars_and_token_reach_the_tier_but_not_the_listing(client, tier):
-    doc = await _create(client, envVars={"SECRET": "s3"})
+    doc = await _create(client, envVars={"SECRET": "sekrit-value-9f2c"})
     spec = tier.running[doc["sandboxID"]]
-    assert spec.env_vars == {"SECRET": "s3"} and spec.access_token == doc["envdAccessToken"]
+    assert spec.env_vars == {"SECRET": "sekrit-value-9f2c"} and spec.access_token == doc["envdAccessToken"]
     listed = (await client.get("/v2/sandboxes")).json()
-    assert "s3" not in str(listed) and doc["envdAccessToken"] not in str(listed)
+    assert "sekrit-value-9f2c" not in str(listed) and doc["envdAccessToken"] not in str(listed)
 
 
 async def test_each_sandbox_gets_its_own_uid_range(client, tier):
