@@ -57,19 +57,23 @@ def run_py(sandbox: Sandbox, code: str, user: str | None = "root", timeout: floa
         run(sandbox, f"rm -f {path}", user="root")
 
 
+def _sandbox_cgroup_candidates(sandbox_id: str) -> list[Path]:
+    # v1: /sys/fs/cgroup/<controller>/corral*/<id>; v2: /sys/fs/cgroup/corral*/<id>. The parent
+    # may carry a per-server suffix (corral-<hash>), so match by prefix.
+    return [*CGROUP_ROOT.glob(f"*/corral*/{sandbox_id}"), *CGROUP_ROOT.glob(f"corral*/{sandbox_id}")]
+
+
 def cgroup_dirs(sandbox_id: str) -> list[Path]:
     """Host-side cgroup directories of a sandbox, on v1 (one per controller) or v2."""
-    found = [p for p in CGROUP_ROOT.glob(f"*/corral/{sandbox_id}") if p.is_dir()]
-    direct = CGROUP_ROOT / "corral" / sandbox_id
-    if direct.is_dir():
-        found.append(direct)
-    return found
+    return sorted(p for p in _sandbox_cgroup_candidates(sandbox_id) if p.is_dir())
 
 
 def cgroup_file(sandbox_id: str, v1: str, v2: str) -> Path | None:
     """`v1` is "<controller>/<file>", `v2` a file name in the unified directory."""
     controller, name = v1.split("/", 1)
-    for cand in (CGROUP_ROOT / controller / "corral" / sandbox_id / name, CGROUP_ROOT / "corral" / sandbox_id / v2):
-        if cand.exists():
-            return cand
+    for d in cgroup_dirs(sandbox_id):
+        if d.parent.parent.name == controller and (d / name).exists():
+            return d / name
+        if d.parent.parent == CGROUP_ROOT and (d / v2).exists():
+            return d / v2
     return None
