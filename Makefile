@@ -57,8 +57,10 @@ template: deps venv
 run: deps venv template
 	@HOST=$(HOST) PORT=$(PORT) DATA=$(DATA) VENV=$(VENV) scripts/run.sh
 
+# pytest's exit 5 ("no tests ran") is a failure here, not a pass.
 test: deps venv template
-	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
+	@$(PYTHON) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc = 5 ]; then echo "error: no tests ran" >&2; exit 1; fi; exit $$rc
 
 clean:
 	@if grep -q " $(abspath $(DATA))[/ ]" /proc/self/mountinfo; then \
