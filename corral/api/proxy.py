@@ -17,6 +17,9 @@ from starlette.types import Message, Receive, Scope, Send
 from corral.api.routing import ENVD_PORT, INTERPRETER_PORT
 from corral.lifecycle import SandboxService
 
+# envd routes the server uses to manage a sandbox (warm-pool hand-off); never reachable by clients.
+SERVER_ONLY_PREFIX = "/.corral/"
+
 _HOP_BY_HOP = {
     b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailers",
     b"transfer-encoding", b"upgrade", b"host", b"content-length",
@@ -67,10 +70,11 @@ class SandboxProxy:
         if rec.state == "paused":
             await _send_json(send, 502, f"The sandbox {sandbox_id} is paused; connect to it to resume it")
             return
-        if port == INTERPRETER_PORT:
-            await _send_json(send, 502, f"The code interpreter (port {port}) is not running in sandbox {sandbox_id}")
+        if scope["path"].startswith(SERVER_ONLY_PREFIX):
+            await _send_json(send, 404, f"no route for {scope['path']}")
             return
-        if port != ENVD_PORT:
+        # The code interpreter lives inside envd; the daemon tells the two apart by the port header.
+        if port not in (ENVD_PORT, INTERPRETER_PORT):
             await _send_json(send, 502, f"No service is exposed on port {port} of sandbox {sandbox_id}")
             return
         await self._forward(scope, receive, send, self._client(sandbox_id, socket))

@@ -99,9 +99,16 @@ def _pty_size(pty: Json | None) -> tuple[int, int] | None:
     return (cols or 80, rows or 24)
 
 
+# Server-only: the proxy refuses every path under /.corral/, so only the host side (which holds
+# the socket) can reach it, and only with the token the daemon currently has.
+INIT_PATH = "/.corral/init"
+
+
 class EnvdApp:
     def __init__(self, config: EnvdConfig) -> None:
         self.config = config
+        # Called after /.corral/init with the new env vars (the interpreter re-applies them).
+        self.on_init: list[Callable[[dict[str, str]], None]] = []
         self.processes = ProcessManager(dict(config.env_vars))
         self._executor: UserExecutor | None = None
         self._watches: WatchRegistry | None = None
@@ -183,6 +190,10 @@ class EnvdApp:
         token = self.config.access_token
         if token is not None and not token_matches(token, req.headers.get("x-access-token")):
             return await req.respond_http_error(401, UNAUTHORIZED_MESSAGE)
+        if path == INIT_PATH:
+            if method != "POST":
+                return await req.respond_http_error(405, "method not allowed")
+            return await self._init(req)
         if path == "/envs":
             if method != "GET":
                 return await req.respond_http_error(405, "method not allowed")
@@ -196,6 +207,29 @@ class EnvdApp:
                 return await self._server_stream(req, self.streams[path])
             return await self._stream_input(req)
         return await req.respond_http_error(404, f"no route for {path}")
+
+    # ------------------------------------------------------------------ /.corral/init
+
+    async def _init(self, req: Request) -> None:
+        """Hand a pre-started (pooled) sandbox to its owner: a new access token and env vars.
+
+        A warm pool starts sandboxes before anyone asks for them, with a token only the server
+        knows; claiming one swaps in the token the client gets and the client's env vars.
+        """
+        try:
+            body = loads_message(await req.read_body(MAX_MESSAGE_BYTES))
+            token = body.get("accessToken")
+            if token is not None and (not isinstance(token, str) or not token):
+                raise ConnectError("invalid_argument", "accessToken must be a non-empty string or null")
+            env_vars = get_str_map(body, "envVars")
+        except ConnectError as exc:
+            return await req.respond_http_error(400, exc.message)
+        self.config.access_token = token
+        self.config.env_vars = dict(env_vars)
+        self.processes.env_vars = dict(env_vars)
+        for hook in self.on_init:
+            hook(dict(env_vars))
+        return await req.respond(204, b"", None)
 
     # ------------------------------------------------------------------ /files
 

@@ -192,3 +192,10 @@ async def test_restart_cleans_up_what_it_cannot_adopt(tmp_path, tier):
         assert not (settings.sandboxes_dir / sid).exists()
     finally:
         await app2.state.service.close()
+
+
+async def test_server_only_envd_routes_are_not_proxied(client):
+    sid = (await _create(client))["sandboxID"]
+    for path in ("/.corral/init", "/.corral/anything", "/.corral/"):
+        r = await client.post(path, json={}, headers={"E2b-Sandbox-Id": sid, "E2b-Sandbox-Port": "49983"})
+        assert r.status_code == 404, path
