@@ -137,3 +137,22 @@ def test_own_access_token_is_not_in_user_processes(pair: tuple[Sandbox, Sandbox]
         assert token not in env
     found = run(a, f"grep -rlsF --exclude-dir=proc --exclude-dir=sys -- {token} /", user="user", timeout=300)
     assert found.stdout.strip() == ""
+
+
+def test_b_loopback_service_is_unreachable_from_a(pair: tuple[Sandbox, Sandbox]) -> None:
+    a, b = pair
+    port = 18123
+    server = b.commands.run(f"python3 -m http.server {port} --bind 127.0.0.1", background=True, timeout=0)
+    try:
+        probe = (f"python3 -c \"import urllib.request as u; "
+                 f"print(u.urlopen('http://127.0.0.1:{port}/', timeout=3).status)\"")
+        # Control: inside B the service answers (retry while it starts up).
+        for _ in range(50):
+            if run(b, probe).stdout.strip() == "200":
+                break
+        assert run(b, probe).stdout.strip() == "200"
+        out = run(a, probe, user="root")
+        assert out.exit_code != 0
+        assert "200" not in out.stdout
+    finally:
+        server.kill()
