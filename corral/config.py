@@ -26,6 +26,17 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def parse_pool(spec: str) -> dict[str, int]:
+    """`"code-interpreter-v1=2,base=1"` -> {"code-interpreter-v1": 2, "base": 1}."""
+    out: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, sep, count = part.partition("=")
+        if not sep or not name.strip() or not count.strip().isdigit():
+            raise ValueError(f"invalid pool entry {part!r}: expected TEMPLATE=COUNT")
+        out[name.strip()] = int(count)
+    return out
+
+
 @dataclass
 class Ceilings:
     """The most any sandbox may get, whatever its template or request says."""
@@ -51,6 +62,8 @@ class Settings:
     env_api_keys: tuple[str, ...] = ()
     # Public base domain for `{port}-{id}.{domain}` hosts, and what create responses report.
     domain: str | None = None
+    # Warm pools: template name -> number of pre-started sandboxes kept ready.
+    pool: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
@@ -63,6 +76,7 @@ class Settings:
             default_timeout_s=_env_int("CORRAL_DEFAULT_TIMEOUT", 300),
             env_api_keys=tuple(k.strip() for k in os.environ.get("CORRAL_API_KEY", "").split(",") if k.strip()),
             domain=os.environ.get("CORRAL_DOMAIN") or None,
+            pool=parse_pool(os.environ.get("CORRAL_POOL", "")),
         )
         for key, value in overrides.items():
             if value is not None:

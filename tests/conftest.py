@@ -43,7 +43,7 @@ def start_server(data_dir: Path, port: int | None = None, extra_env: dict[str, s
     port = port or _free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"server-{port}.log"
-    env = {**os.environ, "CORRAL_API_KEY": E2B_KEY, **(extra_env or {})}
+    env = {**os.environ, "CORRAL_API_KEY": E2E_KEY, **(extra_env or {})}
     for k in ("E2B_API_KEY", "E2B_API_URL", "E2B_SANDBOX_URL", "E2B_DOMAIN"):
         env.pop(k, None)
     proc = subprocess.Popen(
@@ -57,7 +57,7 @@ def start_server(data_dir: Path, port: int | None = None, extra_env: dict[str, s
             raise RuntimeError(f"corral serve exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
         try:
             if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return Server(url, E2B_KEY, data_dir, proc, log_path)
+                return Server(url, E2E_KEY, data_dir, proc, log_path)
         except httpx.HTTPError:
             pass
         time.sleep(0.1)

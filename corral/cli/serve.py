@@ -11,7 +11,7 @@ import uvicorn
 
 from corral.cli.errors import CliError
 from corral.cli.keys import create_key
-from corral.config import Settings
+from corral.config import Settings, parse_pool
 from corral.store import Store
 
 
@@ -21,12 +21,17 @@ def serve(
     data_dir: Path = typer.Option(None, "--data-dir", help="Where sandbox records and writable layers live (default .data)."),
     template_dir: Path = typer.Option(None, "--template-dir", help="Template store (default /var/lib/corral/templates)."),
     domain: str = typer.Option(None, help="Public domain for {port}-{id}.{domain} sandbox hosts."),
+    pool: str = typer.Option(None, help="Warm pools, e.g. 'code-interpreter-v1=2,base=1' (default: $CORRAL_POOL)."),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
     """Run the corral server (REST control plane + in-sandbox traffic on one port)."""
     if os.geteuid() != 0:
         raise CliError("corral serve must run as root (it creates namespaces, cgroups and loop devices)")
-    settings = Settings.from_env(host=host, port=port, data_dir=data_dir, template_dir=template_dir, domain=domain)
+    try:
+        settings = Settings.from_env(host=host, port=port, data_dir=data_dir, template_dir=template_dir, domain=domain,
+                                     pool=parse_pool(pool) if pool is not None else None)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.db_path)
     if not settings.env_api_keys and not store.keys():

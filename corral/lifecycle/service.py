@@ -17,7 +17,8 @@ from pathlib import Path
 from corral import ENVD_VERSION
 from corral.config import Settings
 from corral.ids import new_access_token, new_sandbox_id
-from corral.lifecycle.uids import UID_RANGE, uid_base_for_slot
+from corral.lifecycle.pool import WarmPool
+from corral.lifecycle.uids import uid_base_for_slot
 from corral.policy import PolicyError, TemplateResources, resolve_limits, resolve_timeout
 from corral.runtime.base import ResourceUsage, SandboxHandle, SandboxSpec, Tier, TierError
 from corral.store import SandboxRecord, SandboxState, Store
@@ -43,6 +44,9 @@ class CreateParams:
     auto_pause: bool = False
 
 
+_VISIBLE = {SandboxState.RUNNING.value, SandboxState.PAUSED.value}
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -58,6 +62,7 @@ class SandboxService:
         self._locks: dict[str, asyncio.Lock] = {}
         self._wake = asyncio.Event()
         self._reaper: asyncio.Task[None] | None = None
+        self.pool: WarmPool | None = None
 
     # --- start / stop -----------------------------------------------------------------------
 
@@ -66,8 +71,13 @@ class SandboxService:
         await self.tier.start()
         await self.recover()
         self._reaper = asyncio.create_task(self._reap_forever(), name="corral-reaper")
+        if self.settings.pool:
+            self.pool = WarmPool(self, self.settings.pool)
+            self.pool.start()
 
     async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
         if self._reaper:
             self._reaper.cancel()
             try:
@@ -81,7 +91,7 @@ class SandboxService:
         live_ids: set[str] = set()
         for rec in self.store.live():
             handle = None
-            if rec.state != SandboxState.STARTING.value:
+            if rec.state not in (SandboxState.STARTING.value, SandboxState.POOLED.value):
                 try:
                     handle = await self.tier.adopt(rec.sandbox_id, Path(rec.workdir))
                 except Exception:  # noqa: BLE001 - a sandbox we cannot adopt is cleaned up below
@@ -114,22 +124,38 @@ class SandboxService:
     def _lock(self, sandbox_id: str) -> asyncio.Lock:
         return self._locks.setdefault(sandbox_id, asyncio.Lock())
 
-    async def create(self, p: CreateParams) -> SandboxRecord:
+    def _template(self, name: str):  # type: ignore[no-untyped-def]
         try:
-            template = self.templates.get(p.template)
+            return self.templates.get(name)
         except LookupError:
-            raise NotFound(p.template) from None
+            raise NotFound(name) from None
         except ValueError as exc:  # an invalid template name
             raise PolicyError(str(exc)) from None
+
+    async def create(self, p: CreateParams) -> SandboxRecord:
+        template = self._template(p.template)
+        timeout = resolve_timeout(p.timeout, self.settings.default_timeout_s, self.settings.ceilings)
+        if any(not isinstance(v, str) for v in [*p.metadata.values(), *p.env_vars.values()]):
+            raise PolicyError("metadata and envVars values must be strings")
+        if self.pool is not None:
+            claimed = await self.pool.claim(template.name, p, timeout)
+            if claimed is not None:
+                self._wake.set()
+                return claimed
+        rec = await self.start_sandbox(template, env_vars=dict(p.env_vars), pooled=False, alias=p.template,
+                                       timeout=timeout, metadata=dict(p.metadata), auto_pause=p.auto_pause)
+        self._wake.set()
+        return rec
+
+    async def start_sandbox(self, template, *, env_vars: dict[str, str], pooled: bool, alias: str,  # type: ignore[no-untyped-def]
+                            timeout: int, metadata: dict[str, str], auto_pause: bool = False) -> SandboxRecord:
+        """Start one sandbox from `template`: a client's (running) or a warm pool's (pooled)."""
         resources = TemplateResources(
             cpu_count=getattr(template, "cpu_count", None),
             memory_mb=getattr(template, "memory_mb", None),
             disk_mb=getattr(template, "disk_mb", None),
         )
         limits = resolve_limits(self.settings.defaults, resources, self.settings.ceilings)
-        timeout = resolve_timeout(p.timeout, self.settings.default_timeout_s, self.settings.ceilings)
-        if any(not isinstance(v, str) for v in [*p.metadata.values(), *p.env_vars.values()]):
-            raise PolicyError("metadata and envVars values must be strings")
         sandbox_id = new_sandbox_id()
         token = new_access_token()
         workdir = self.settings.sandboxes_dir / sandbox_id
@@ -138,18 +164,18 @@ class SandboxService:
             used = self.store.used_slots()
             slot = next(i for i in range(len(used) + 1) if i not in used)
             rec = SandboxRecord(
-                sandbox_id=sandbox_id, template_id=template.name, alias=p.template, client_id="corral",
+                sandbox_id=sandbox_id, template_id=template.name, alias=alias, client_id="corral",
                 state=SandboxState.STARTING.value, tier=self.tier.name, started_at=now,
                 end_at=now + timedelta(seconds=timeout), cpu_count=limits.cpu_count,
                 memory_mb=limits.memory_mb, disk_mb=limits.disk_mb, pids_max=limits.pids_max,
                 uid_slot=slot, workdir=str(workdir), envd_version=ENVD_VERSION,
-                envd_access_token=token, metadata_=dict(p.metadata),
-                allow_internet_access=False, on_timeout="pause" if p.auto_pause else "kill",
+                envd_access_token=token, metadata_=metadata,
+                allow_internet_access=False, on_timeout="pause" if auto_pause else "kill",
             )
             self.store.add(rec)
         spec = SandboxSpec(
             sandbox_id=sandbox_id, template=template.name, rootfs=Path(template.rootfs), workdir=workdir,
-            uid_base=uid_base_for_slot(slot), limits=limits, env_vars=dict(p.env_vars), access_token=token,
+            uid_base=uid_base_for_slot(slot), limits=limits, env_vars=env_vars, access_token=token,
         )
         try:
             workdir.mkdir(parents=True, exist_ok=False, mode=0o700)
@@ -159,19 +185,19 @@ class SandboxService:
             self.store.update(sandbox_id, state=SandboxState.KILLED.value, killed_at=_now(), kill_reason="failed to start")
             raise
         self._handles[sandbox_id] = handle
-        rec = self.store.update(sandbox_id, state=SandboxState.RUNNING.value)
-        assert rec is not None
-        self._wake.set()
-        return rec
+        state = SandboxState.POOLED if pooled else SandboxState.RUNNING
+        updated = self.store.update(sandbox_id, state=state.value)
+        assert updated is not None
+        return updated
 
     def get(self, sandbox_id: str) -> SandboxRecord:
         rec = self.store.get_live(sandbox_id)
-        if rec is None or rec.state == SandboxState.STARTING.value:
+        if rec is None or rec.state not in _VISIBLE:
             raise NotFound(sandbox_id)
         return rec
 
     def list(self) -> list[SandboxRecord]:
-        return [r for r in self.store.live() if r.state != SandboxState.STARTING.value]
+        return self.store.live([SandboxState.RUNNING, SandboxState.PAUSED])
 
     async def kill(self, sandbox_id: str, reason: str = "killed") -> bool:
         async with self._lock(sandbox_id):
@@ -232,9 +258,15 @@ class SandboxService:
         return await self.tier.usage(sandbox_id, Path(rec.workdir))
 
     def envd_socket(self, sandbox_id: str) -> tuple[SandboxRecord | None, Path | None]:
+        """The socket of a client-visible sandbox (never of a pooled or half-made one)."""
         rec = self.store.get_live(sandbox_id)
+        if rec is None or rec.state not in _VISIBLE:
+            return None, None
         handle = self._handles.get(sandbox_id)
         return rec, (handle.envd_socket if handle else None)
+
+    def handle(self, sandbox_id: str) -> SandboxHandle | None:
+        return self._handles.get(sandbox_id)
 
     # --- timeouts and dead sandboxes ----------------------------------------------------------
 

@@ -17,11 +17,13 @@ class SandboxState(str, enum.Enum):
     STARTING = "starting"
     RUNNING = "running"
     PAUSED = "paused"
+    POOLED = "pooled"      # pre-started, waiting in a warm pool for a create request
     KILLED = "killed"
 
     @classmethod
     def live(cls) -> tuple["SandboxState", ...]:
-        return (cls.STARTING, cls.RUNNING, cls.PAUSED)
+        """States that hold host resources (and a uid range)."""
+        return (cls.STARTING, cls.RUNNING, cls.PAUSED, cls.POOLED)
 
 
 class SandboxRecord(Base):

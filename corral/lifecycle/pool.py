@@ -1,0 +1,111 @@
+"""Warm pools: sandboxes started before anyone asks, handed out on create.
+
+Start-up work that cannot be made fast (a Jupyter kernel importing numpy and pandas takes about a
+second) is done ahead of time. A pooled sandbox runs with an access token only the server knows
+and no client env vars; claiming it swaps in the client's token and env vars through envd's
+server-only `/.corral/init` route, over the host-side socket. A pooled sandbox is invisible to the
+API (not listed, not proxied) until it is claimed, and a restarted server discards pooled
+sandboxes rather than trusting them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+
+import httpx
+
+from corral.ids import new_access_token
+from corral.store import SandboxRecord, SandboxState
+
+if TYPE_CHECKING:
+    from corral.lifecycle.service import CreateParams, SandboxService
+
+log = logging.getLogger("corral.pool")
+
+POOLED_LIFETIME = timedelta(days=3650)  # pooled sandboxes never time out; claiming sets the real end
+
+
+class WarmPool:
+    def __init__(self, service: "SandboxService", sizes: dict[str, int]) -> None:
+        self.service = service
+        self.sizes = {name: n for name, n in sizes.items() if n > 0}
+        self._ready: dict[str, list[str]] = {name: [] for name in self.sizes}
+        self._filling: dict[str, asyncio.Task[None]] = {}
+        self._closed = False
+
+    def start(self) -> None:
+        for name in self.sizes:
+            self._refill(name)
+
+    async def close(self) -> None:
+        self._closed = True
+        for task in self._filling.values():
+            task.cancel()
+        await asyncio.gather(*self._filling.values(), return_exceptions=True)
+        for ids in self._ready.values():
+            for sid in ids:
+                await self.service.kill(sid, reason="pool closed")
+            ids.clear()
+
+    def ready(self, template: str) -> int:
+        return len(self._ready.get(template, []))
+
+    def _refill(self, template: str) -> None:
+        task = self._filling.get(template)
+        if self._closed or (task is not None and not task.done()):
+            return
+        self._filling[template] = asyncio.create_task(self._fill(template), name=f"corral-pool-{template}")
+
+    async def _fill(self, template: str) -> None:
+        failures = 0
+        while not self._closed and len(self._ready[template]) < self.sizes[template]:
+            try:
+                tmpl = self.service._template(template)
+                rec = await self.service.start_sandbox(
+                    tmpl, env_vars={}, pooled=True, alias=template,
+                    timeout=int(POOLED_LIFETIME.total_seconds()), metadata={},
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a pool that cannot fill must not take the server down
+                failures += 1
+                log.exception("warm pool for %s could not start a sandbox (attempt %d)", template, failures)
+                await asyncio.sleep(min(60.0, 2.0**failures))
+                continue
+            failures = 0
+            self._ready[template].append(rec.sandbox_id)
+            log.info("warm pool %s: %d/%d ready", template, len(self._ready[template]), self.sizes[template])
+
+    async def claim(self, template: str, p: "CreateParams", timeout: int) -> SandboxRecord | None:
+        """Hand a pooled sandbox to a client, or None when the pool for `template` is empty."""
+        ids = self._ready.get(template)
+        while ids:
+            sid = ids.pop(0)
+            self._refill(template)
+            rec = self.service.store.get(sid)
+            handle = self.service.handle(sid)
+            if rec is None or handle is None or rec.state != SandboxState.POOLED.value or not self.service.tier.is_alive(sid):
+                await self.service.kill(sid, reason="pooled sandbox died")
+                continue
+            token = new_access_token()
+            try:
+                async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=str(handle.envd_socket)),
+                                             base_url="http://envd", timeout=10) as c:
+                    r = await c.post("/.corral/init", json={"accessToken": token, "envVars": p.env_vars},
+                                     headers={"X-Access-Token": rec.envd_access_token or ""})
+                r.raise_for_status()
+            except httpx.HTTPError:
+                log.exception("claiming pooled sandbox %s failed", sid)
+                await self.service.kill(sid, reason="pooled sandbox unhealthy")
+                continue
+            now = datetime.now(timezone.utc)
+            claimed = self.service.store.update(
+                sid, state=SandboxState.RUNNING.value, envd_access_token=token, started_at=now,
+                end_at=now + timedelta(seconds=timeout), metadata_=dict(p.metadata), alias=p.template,
+                on_timeout="pause" if p.auto_pause else "kill",
+            )
+            return claimed
+        return None
