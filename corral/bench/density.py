@@ -52,6 +52,7 @@ class IdleResult:
     kill_failures: list[str] = field(default_factory=list)
     leftover_cgroups: list[str] = field(default_factory=list)
     mem_recovered_mb: float | None = None       # MemAvailable after kill minus before create
+    server_retained_mb: float | None = None     # server tree USS after kill minus before create
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
@@ -147,6 +148,10 @@ def measure_idle(
     result.kill_failures = failures
     result.leftover_cgroups = _leftover_cgroups(cg, ids)
     result.mem_recovered_mb = (mem_available_bytes() - avail_before) / MB
+    tree_after_kill = _tree_uss(server_pid, set())
+    if tree_before is not None and tree_after_kill is not None:
+        # what the server keeps after every sandbox is gone: a leak, or allocator slack
+        result.server_retained_mb = (tree_after_kill - tree_before) / MB
     return result
 
 

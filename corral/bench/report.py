@@ -124,6 +124,7 @@ def _idle_rows(idle: IdleResult) -> list[tuple[str, str]]:
         ("killed at the end", f"{idle.killed} of {idle.sandboxes}"),
         ("kill failures / leftover cgroups", f"{len(idle.kill_failures)} / {len(idle.leftover_cgroups)}"),
         ("MemAvailable after kill vs before start", f"{_fmt(idle.mem_recovered_mb, 1)} MB"),
+        ("server process tree USS after kill vs before start", f"{_fmt(idle.server_retained_mb, 1)} MB"),
     ]
 
 
