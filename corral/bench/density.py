@@ -40,7 +40,7 @@ def _noop() -> None:
 class IdleResult:
     sandboxes: int
     create_wall_s: float                       # wall time to bring up the whole fleet
-    mem_available_delta_mb_per_sandbox: float  # corrected for the benchmark's own growth
+    mem_available_delta_mb_per_sandbox: float | None  # corrected for the benchmark's own growth
     cgroup_mb_per_sandbox: float | None = None
     cgroup_no_cache_mb_per_sandbox: float | None = None
     uss_mb_per_sandbox: float | None = None
@@ -94,6 +94,7 @@ def measure_idle(
     target: Target,
     count: int,
     server_pid: int | None = None,
+    same_host: bool = True,
     concurrency: int = 4,
     settle_s: float = 2.0,
     tick: Tick = _noop,
@@ -152,6 +153,12 @@ def measure_idle(
     if tree_before is not None and tree_after_kill is not None:
         # what the server keeps after every sandbox is gone: a leak, or allocator slack
         result.server_retained_mb = (tree_after_kill - tree_before) / MB
+    if not same_host:
+        # Host-wide figures of this machine say nothing about a server on another one.
+        result.mem_available_delta_mb_per_sandbox = None
+        result.kernel_mb_per_sandbox = None
+        result.mem_recovered_mb = None
+        result.notes.append("the server is not on this host: host-wide memory figures omitted")
     return result
 
 

@@ -66,7 +66,7 @@ def run_benchmark(config: BenchConfig, progress: Progress | None = None) -> Benc
         with LocalServer() as server:
             target = Target(server.url, server.api_key, config.template)
             try:
-                return _run(config, target, server.pid, "own server (temp data dir, loopback)", progress)
+                return _run(config, target, server.pid, "own server (temp data dir, loopback)", progress, True)
             except Exception as exc:
                 # The temp dir (and the log in it) is about to go; the log is what explains a failure.
                 raise BenchError(f"{exc.__class__.__name__}: {exc}\n--- server log (tail) ---\n"
@@ -76,13 +76,14 @@ def run_benchmark(config: BenchConfig, progress: Progress | None = None) -> Benc
     url = config.url.rstrip("/")
     port = urlsplit(url).port
     host = urlsplit(url).hostname or ""
-    local = host in ("127.0.0.1", "localhost", "::1") and port is not None
+    local = host in ("127.0.0.1", "localhost", "::1")
     server_pid = listener_pid(port) if local and port is not None else None
     assert config.api_key is not None
-    return _run(config, Target(url, config.api_key, config.template), server_pid, url, progress)
+    return _run(config, Target(url, config.api_key, config.template), server_pid, url, progress, local)
 
 
-def _run(config: BenchConfig, target: Target, server_pid: int | None, label: str, progress: Progress) -> BenchReport:
+def _run(config: BenchConfig, target: Target, server_pid: int | None, label: str, progress: Progress,
+         same_host: bool) -> BenchReport:
     n = config.iterations
     report = BenchReport(target=label, machine=describe_machine(), iterations=n, idle_requested=config.idle)
 
@@ -102,7 +103,7 @@ def _run(config: BenchConfig, target: Target, server_pid: int | None, label: str
 
     if config.idle:
         report.idle = density.measure_idle(
-            target, config.idle, server_pid=server_pid, concurrency=config.idle_concurrency,
+            target, config.idle, server_pid=server_pid, same_host=same_host, concurrency=config.idle_concurrency,
             settle_s=config.settle_s,
             tick=progress.phase(f"start {config.idle} idle sandboxes", config.idle),
             kill_tick=progress.phase(f"kill {config.idle} idle sandboxes", config.idle),

@@ -67,3 +67,11 @@ def test_cli_bench_with_its_own_server_prints_json_and_cleans_up() -> None:
     assert data["results"]["command"]["n"] == 2
     assert data["idle"]["killed"] == 1 and data["idle"]["leftover_cgroups"] == []
     assert set(glob.glob(pattern)) == dirs_before  # temp data dir removed with the server
+
+
+def test_idle_figures_of_another_host_are_omitted_not_invented(server) -> None:  # type: ignore[no-untyped-def]
+    from corral.bench.density import measure_idle
+
+    result = measure_idle(Target(server.url, server.api_key), 1, same_host=False, settle_s=0)
+    assert result.mem_available_delta_mb_per_sandbox is None and result.kernel_mb_per_sandbox is None
+    assert result.killed == 1 and any("not on this host" in n for n in result.notes)
