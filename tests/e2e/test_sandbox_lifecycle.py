@@ -115,26 +115,32 @@ def test_set_timeout_moves_the_end(sbx: Sandbox) -> None:
 
 def test_sandbox_is_gone_after_its_timeout(sdk) -> None:  # type: ignore[no-untyped-def]
     short = Sandbox.create(timeout=120, metadata={"suite": "timeout"})
-    assert short.commands.run("echo alive").stdout == "alive\n"
-    short.set_timeout(2)
-    assert _wait_until(lambda: not short.is_running()), "sandbox still running long after its timeout"
-    with pytest.raises(SandboxNotFoundException):
-        short.get_info()
-    assert short.sandbox_id not in {s.sandbox_id for s in Sandbox.list().next_items()}
-    assert Sandbox.kill(short.sandbox_id) is False
-    with pytest.raises(SandboxException):
-        short.commands.run("echo still here")
+    try:
+        assert short.commands.run("echo alive").stdout == "alive\n"
+        short.set_timeout(2)
+        assert _wait_until(lambda: not short.is_running()), "sandbox still running long after its timeout"
+        with pytest.raises(SandboxNotFoundException):
+            short.get_info()
+        assert short.sandbox_id not in {s.sandbox_id for s in Sandbox.list().next_items()}
+        assert Sandbox.kill(short.sandbox_id) is False
+        with pytest.raises(SandboxException):
+            short.commands.run("echo still here")
+    finally:
+        Sandbox.kill(short.sandbox_id)  # a sandbox left running would outlive the test server
 
 
 def test_kill_returns_true_then_false(sdk) -> None:  # type: ignore[no-untyped-def]
     victim = Sandbox.create(timeout=120)
-    assert victim.is_running() is True
-    assert victim.kill() is True
-    assert victim.is_running() is False
-    assert victim.kill() is False
-    assert Sandbox.kill(victim.sandbox_id) is False
-    with pytest.raises(SandboxNotFoundException):
-        victim.get_info()
+    try:
+        assert victim.is_running() is True
+        assert victim.kill() is True
+        assert victim.is_running() is False
+        assert victim.kill() is False
+        assert Sandbox.kill(victim.sandbox_id) is False
+        with pytest.raises(SandboxNotFoundException):
+            victim.get_info()
+    finally:
+        Sandbox.kill(victim.sandbox_id)
 
 
 def test_kill_of_unknown_id_is_false(sdk) -> None:  # type: ignore[no-untyped-def]

@@ -105,47 +105,70 @@ def _assert_visible(server: Server, sbx: Sandbox) -> dict[str, list[str]]:
 
 def test_kill_leaves_nothing(sdk, server: Server) -> None:  # type: ignore[no-untyped-def]
     sbx = Sandbox.create(timeout=300, metadata={"suite": "leftovers"})
-    _make_busy(sbx)
-    _assert_visible(server, sbx)
-    assert sbx.kill() is True
-    left = traces(server, sbx.sandbox_id)
-    assert _nothing_left(left), f"left behind after kill: {left}"
+    try:
+        _make_busy(sbx)
+        _assert_visible(server, sbx)
+        assert sbx.kill() is True
+        left = traces(server, sbx.sandbox_id)
+        assert _nothing_left(left), f"left behind after kill: {left}"
+    finally:
+        Sandbox.kill(sbx.sandbox_id)  # no-op (False) when the test got that far
 
 
 def test_timeout_leaves_nothing(sdk, server: Server) -> None:  # type: ignore[no-untyped-def]
     sbx = Sandbox.create(timeout=300, metadata={"suite": "leftovers"})
-    _make_busy(sbx)
-    _assert_visible(server, sbx)
-    sbx.set_timeout(1)
-    left = _wait_clean(server, sbx.sandbox_id)
-    assert _nothing_left(left), f"left behind after timeout: {left}"
-    assert sbx.is_running() is False
+    try:
+        _make_busy(sbx)
+        _assert_visible(server, sbx)
+        sbx.set_timeout(1)
+        left = _wait_clean(server, sbx.sandbox_id)
+        assert _nothing_left(left), f"left behind after timeout: {left}"
+        assert sbx.is_running() is False
+    finally:
+        Sandbox.kill(sbx.sandbox_id)  # no-op (False) when the test got that far
 
 
 def test_sandbox_that_dies_on_its_own_is_cleaned_up(sdk, server: Server) -> None:  # type: ignore[no-untyped-def]
     """If the sandbox's init dies (here: the host kills it), the server notices and cleans up."""
     sbx = Sandbox.create(timeout=300, metadata={"suite": "leftovers"})
-    _make_busy(sbx)
-    t = _assert_visible(server, sbx)
-    for pid in map(int, t["processes"]):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    left = _wait_clean(server, sbx.sandbox_id)
-    assert _nothing_left(left), f"left behind after the sandbox died: {left}"
-    assert sbx.is_running() is False
+    try:
+        _make_busy(sbx)
+        t = _assert_visible(server, sbx)
+        for pid in map(int, t["processes"]):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        left = _wait_clean(server, sbx.sandbox_id)
+        assert _nothing_left(left), f"left behind after the sandbox died: {left}"
+        assert sbx.is_running() is False
+    finally:
+        Sandbox.kill(sbx.sandbox_id)  # no-op (False) when the test got that far
 
 
 def _opts(srv: Server) -> dict[str, str]:
     return {"api_key": srv.api_key, "api_url": srv.url, "sandbox_url": srv.url}
 
 
+def _shutdown(srv: Server, sandboxes: list[Sandbox]) -> None:
+    """Kill what a (possibly failed) test created, then stop the server: a stopped server leaves
+    its sandboxes running for re-adoption, so anything not killed here would outlive the suite."""
+    if srv.proc.poll() is None:
+        for sbx in sandboxes:
+            try:
+                Sandbox.kill(sbx.sandbox_id, **_opts(srv))
+            except Exception:  # noqa: BLE001 - best effort cleanup after a failure
+                pass
+    stop_server(srv)
+
+
 def test_server_sigkill_then_restart_leaves_nothing(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     srv = start_server(data_dir)
+    made: list[Sandbox] = []
     try:
         sbx = Sandbox.create(timeout=600, metadata={"suite": "crash"}, **_opts(srv))
+        made.append(sbx)
         _make_busy(sbx)
         _assert_visible(srv, sbx)
         srv.proc.send_signal(signal.SIGKILL)
@@ -172,11 +195,12 @@ def test_server_sigkill_then_restart_leaves_nothing(tmp_path: Path) -> None:
 
         # A fresh sandbox on the restarted server works and cleans up too.
         fresh = Sandbox.create(timeout=120, **_opts(srv))
+        made.append(fresh)
         assert fresh.commands.run("echo fresh").stdout == "fresh\n"
         assert fresh.kill() is True
         assert _nothing_left(traces(srv, fresh.sandbox_id))
     finally:
-        stop_server(srv)
+        _shutdown(srv, made)
     assert not list((data_dir / "sandboxes").glob("*")) if (data_dir / "sandboxes").exists() else True
 
 
@@ -185,9 +209,11 @@ def test_timeout_that_expires_while_the_server_is_down(tmp_path: Path) -> None:
     end that sandbox and leave nothing, while a sandbox with time left is unaffected."""
     data_dir = tmp_path / "data"
     srv = start_server(data_dir)
+    made: list[Sandbox] = []
     try:
         expiring = Sandbox.create(timeout=600, **_opts(srv))
         lasting = Sandbox.create(timeout=600, **_opts(srv))
+        made += [expiring, lasting]
         _make_busy(expiring)
         _assert_visible(srv, expiring)
         expiring.set_timeout(2)
@@ -210,7 +236,7 @@ def test_timeout_that_expires_while_the_server_is_down(tmp_path: Path) -> None:
             left = traces(srv, lasting.sandbox_id)
         assert _nothing_left(left), f"left behind: {left}"
     finally:
-        stop_server(srv)
+        _shutdown(srv, made)
 
 
 def test_restart_of_one_server_spares_another_servers_sandboxes(sdk, server: Server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -219,17 +245,15 @@ def test_restart_of_one_server_spares_another_servers_sandboxes(sdk, server: Ser
     neighbour = Sandbox.create(timeout=300, metadata={"suite": "neighbour-of-crash"})
     try:
         other = start_server(tmp_path / "data")
+        made: list[Sandbox] = []
         try:
             mine = Sandbox.create(timeout=300, **_opts(other))
+            made.append(mine)
             other.proc.send_signal(signal.SIGKILL)
             other.proc.wait()
             other = start_server(tmp_path / "data")
-            try:
-                Sandbox.kill(mine.sandbox_id, **_opts(other))
-            except SandboxException:
-                pass
         finally:
-            stop_server(other)
+            _shutdown(other, made)
         assert neighbour.is_running() is True
         assert run(neighbour, "echo still-here").stdout == "still-here\n"
         assert traces(server, neighbour.sandbox_id)["processes"]
