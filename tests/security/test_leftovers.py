@@ -20,7 +20,7 @@ from e2b.exceptions import SandboxException
 from tests.conftest import Server, start_server, stop_server
 from tests.security.conftest import cgroup_dirs, run
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
 
 def _pids_in_sandbox_cgroup(sandbox_id: str) -> list[int]:

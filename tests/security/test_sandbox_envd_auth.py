@@ -20,7 +20,7 @@ from e2b import Sandbox
 
 from tests.security.conftest import run
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
 ENVD_PORT = "49983"
 

@@ -12,7 +12,7 @@ from e2b import Sandbox
 
 from tests.security.conftest import run, run_py
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
 # Docker's default capability set (moby's `DefaultCapabilities`), written out independently of
 # corral's policy module so that a drift in either is caught:

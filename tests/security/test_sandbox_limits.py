@@ -18,7 +18,7 @@ from e2b.exceptions import SandboxException
 
 from tests.security.conftest import cgroup_file, run, run_py
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
 MiB = 1024 * 1024
 

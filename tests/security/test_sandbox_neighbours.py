@@ -12,7 +12,7 @@ from e2b import Sandbox
 
 from tests.security.conftest import run, run_py
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
 
 @pytest.fixture(scope="module")

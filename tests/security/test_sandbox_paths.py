@@ -15,7 +15,7 @@ from e2b.exceptions import FileNotFoundException, SandboxException
 
 from tests.security.conftest import run
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
 
 @pytest.fixture(scope="module")
