@@ -9,6 +9,7 @@ import typer
 from corral.cli import keys, sandbox
 from corral.cli.client import server_url
 from corral.cli.errors import CliError
+from corral.cli.bench import bench
 from corral.cli.serve import serve
 
 app = typer.Typer(
@@ -16,6 +17,7 @@ app = typer.Typer(
     no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
 )
 app.command("serve")(serve)
+app.command("bench")(bench)
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(keys.app, name="keys")
 
