@@ -44,6 +44,7 @@ class CreateParams:
     auto_pause: bool = False
 
 
+TRASH_PURGE_INTERVAL_S = 60.0
 _VISIBLE = {SandboxState.RUNNING.value, SandboxState.PAUSED.value}
 
 
@@ -271,9 +272,15 @@ class SandboxService:
     # --- timeouts and dead sandboxes ----------------------------------------------------------
 
     async def _reap_forever(self) -> None:
+        last_purge = 0.0
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 wait = await self._reap_once()
+                if loop.time() - last_purge > TRASH_PURGE_INTERVAL_S and hasattr(self.templates, "purge_trash"):
+                    # Retired templates wait in the store's trash until no sandbox mounts them.
+                    last_purge = loop.time()
+                    await asyncio.to_thread(self.templates.purge_trash)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - the reaper must survive anything
