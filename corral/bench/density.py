@@ -55,8 +55,18 @@ class IdleResult:
     server_retained_mb: float | None = None     # server tree USS after kill minus before create
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def accounted_mb_per_sandbox(self) -> float | None:
+        """Everything attributable to one sandbox, from sources other tenants cannot disturb much:
+        its cgroup (page cache included) plus its share of the server's and the kernel's growth.
+        Conservative: on cgroup v1 kernel memory charged to the cgroup is counted twice."""
+        if self.cgroup_mb_per_sandbox is None or self.server_overhead_mb_per_sandbox is None:
+            return None
+        return (self.cgroup_mb_per_sandbox + max(0.0, self.server_overhead_mb_per_sandbox)
+                + max(0.0, self.kernel_mb_per_sandbox or 0.0))
+
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return {**asdict(self), "accounted_mb_per_sandbox": self.accounted_mb_per_sandbox}
 
 
 def _cgroups(sample_id: str):  # type: ignore[no-untyped-def]
