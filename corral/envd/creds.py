@@ -79,6 +79,14 @@ class UserExecutor:
             _set_fsid("setfsgid", self._base_gid)
             _set_groups(self._base_groups)
 
+    def prestart(self, workers: int) -> None:
+        """Start `workers` threads now. A sandbox at its pids limit (a fork bomb) cannot create
+        threads, and file operations (the way to clean up after one) must still work then."""
+        barrier = threading.Barrier(workers + 1)
+        for _ in range(workers):
+            self._pool.submit(barrier.wait)
+        barrier.wait()
+
     async def run(self, user: User | None, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._run_as, user, fn, args)

@@ -97,6 +97,7 @@ def serve(sock: socket.socket, config: EnvdConfig) -> None:
     reaper.REAP_ALL = True
 
     app = create_app(config)
+    app.executor.prestart(2)  # file operations keep working when the sandbox hits its pids limit
     server = _Server(_uvicorn_config(app))
     # uvicorn re-raises the captured signal after shutdown with the previous handler; make that a
     # no-op so we get to clean up and return instead of dying by SIGTERM.

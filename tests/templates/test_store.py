@@ -197,12 +197,14 @@ def test_lock_is_reentrant_here_and_exclusive_for_other_processes(store):
 
 @pytest.mark.root
 def test_a_retired_template_stays_while_mounted_and_goes_after(store, tmp_path):
-    make_template(store, "base", {"version": "1"})
+    # Marked builds, as real ones are: without a marker the store must assume any older overlay
+    # namespace (such as another test's live sandbox) may use the tree, and would rightly keep it.
+    make_template(store, "base", {"version": "1", "etc/corral-template": "test-build-1\n"})
     mnt = tmp_path / "sandbox-root"
     mnt.mkdir()
     subprocess.run(["mount", "--bind", "-o", "ro", str(store.root / "base" / "rootfs"), str(mnt)], check=True)
     try:
-        make_template(store, "base", {"version": "2"})          # rebuild while a sandbox runs
+        make_template(store, "base", {"version": "2", "etc/corral-template": "test-build-2\n"})  # rebuild while a sandbox runs
         assert (mnt / "version").read_text() == "1"              # the sandbox still sees its files
         assert store.get("base").rootfs.joinpath("version").read_text() == "2"
         store.remove("base")
