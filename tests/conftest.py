@@ -65,7 +65,21 @@ def start_server(data_dir: Path, port: int | None = None, extra_env: dict[str, s
     raise RuntimeError(f"corral serve did not become healthy:\n{log_path.read_text()[-4000:]}")
 
 
-def stop_server(server: Server) -> None:
+def kill_all_sandboxes(server: Server) -> None:
+    """A stopped server leaves its sandboxes running (a restarted one re-adopts them), so tests
+    kill whatever they left before stopping it."""
+    headers = {"X-API-Key": server.api_key}
+    try:
+        listed = httpx.get(server.url + "/v2/sandboxes", headers=headers, params={"state": "running,paused"}, timeout=10).json()
+        for sbx in listed:
+            httpx.delete(f"{server.url}/sandboxes/{sbx['sandboxID']}", headers=headers, timeout=30)
+    except httpx.HTTPError:
+        pass
+
+
+def stop_server(server: Server, *, kill_sandboxes: bool = True) -> None:
+    if kill_sandboxes and server.proc.poll() is None:
+        kill_all_sandboxes(server)
     if server.proc.poll() is None:
         server.proc.terminate()
         try:

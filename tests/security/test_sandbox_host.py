@@ -81,7 +81,9 @@ def test_pid_1_is_the_sandbox_daemon_not_host_init(sbx: Sandbox) -> None:
     assert inside.exit_code == 0, inside.stderr
     cmdline = bytes.fromhex(inside.stdout)
     assert cmdline != host_init
-    assert b"corral" in cmdline
+    # It names itself and nothing of the host: no interpreter path, repo path, or server pid.
+    assert cmdline.rstrip(b"\0") == b"envd"
+    assert str(os.getppid()).encode() not in cmdline and b"/" not in cmdline
 
 
 def test_ps_shows_only_sandbox_processes(sbx: Sandbox) -> None:

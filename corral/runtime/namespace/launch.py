@@ -27,6 +27,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from corral.runtime.namespace.proctitle import set_cmdline
 from corral.runtime.namespace import capabilities, disk, policy, rootfs, userns
 from corral.runtime.namespace import syscalls as sc
 from corral.runtime.namespace.cgroups import CgroupManager
@@ -181,6 +182,7 @@ def _sandbox_init(req: SpawnRequest, ctl: socket.socket, userns_fd: int, ready_w
         os.environ.update({"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                            "HOME": "/root", "LANG": "C.UTF-8"})
         os.chdir("/")
+        set_cmdline(b"envd")
     except BaseException as exc:  # noqa: BLE001
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         try:

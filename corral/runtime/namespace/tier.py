@@ -72,6 +72,8 @@ class NamespaceTier(Tier):
 
     async def close(self) -> None:
         await self._spawner.close()
+        if self._cgroups is not None:
+            self._cgroups.remove_group_if_empty()
         loop = asyncio.get_running_loop()
         for fd in self._pidfds.values():
             try:

@@ -89,6 +89,19 @@ class CgroupManager(abc.ABC):
     @abc.abstractmethod
     def list_ids(self) -> list[str]: ...
 
+    @abc.abstractmethod
+    def group_dirs(self) -> list[Path]:
+        """The parent directories of this manager's sandbox cgroups."""
+
+    def remove_group_if_empty(self) -> None:
+        """Drop the group's parent cgroups once no sandbox is left in them (server shutdown), so
+        per-server groups do not pile up; a group that still holds sandboxes stays."""
+        for d in self.group_dirs():
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+
     def _signal_all(self, sandbox_id: str) -> None:
         for pid in self.pids(sandbox_id):
             try:

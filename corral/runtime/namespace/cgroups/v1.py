@@ -122,6 +122,9 @@ class CgroupV1(CgroupManager):
         if busy is not None:
             raise busy
 
+    def group_dirs(self) -> list[Path]:
+        return [self._dir(ctrl) for ctrl in CONTROLLERS]
+
     def list_ids(self) -> list[str]:
         ids: set[str] = set()
         for ctrl in CONTROLLERS:

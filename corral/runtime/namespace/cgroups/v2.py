@@ -125,6 +125,9 @@ class CgroupV2(CgroupManager):
                 raise
             raise
 
+    def group_dirs(self) -> list[Path]:
+        return [self._dir()]
+
     def list_ids(self) -> list[str]:
         try:
             return sorted(p.name for p in self._dir().iterdir() if p.is_dir())
