@@ -143,7 +143,10 @@ def measure_idle(
         if errors:
             raise RuntimeError(f"{len(errors)} of {count} idle sandboxes failed to start; first: {errors[0]!r}")
         time.sleep(settle_s)
-        cg = _cgroups(host_sandbox_id(ids[0]))
+        for sid in ids[:10]:  # the first sandbox may be the one that died; look a little further
+            cg = _cgroups(host_sandbox_id(sid))
+            if cg is not None:
+                break
         alive = set(target.list_ids())
         result = _measure(ids, cg, server_pid, avail_before, self_before, tree_before, wall)
         result.kernel_mb_per_sandbox = (kernel_bytes() - kernel_before) / MB / len(ids)
