@@ -90,6 +90,8 @@ def create_app(settings: Settings, *, tier: Tier | None = None, templates_store:
     service = SandboxService(settings, store, tmpl, tier or make_tier(settings))
     proxy = SandboxProxy(service)
     telemetry = Telemetry()
+    meter = Meter(service)
+    service.on_kill += [proxy.drop, meter.forget]
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -109,6 +111,6 @@ def create_app(settings: Settings, *, tier: Tier | None = None, templates_store:
     rest.state.store = store
     rest.state.service = service
     rest.state.templates = tmpl
-    rest.state.meter = Meter(service)
+    rest.state.meter = meter
     rest.state.telemetry = telemetry
     return Corral(rest, proxy, keys)

@@ -8,7 +8,9 @@ gone is cleaned up, and tier resources with no live row are destroyed.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
+from collections.abc import Awaitable, Callable
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -64,6 +66,9 @@ class SandboxService:
         self._wake = asyncio.Event()
         self._reaper: asyncio.Task[None] | None = None
         self.pool: WarmPool | None = None
+        # Called with the sandbox id after a sandbox is gone, so per-sandbox state elsewhere
+        # (proxy connections, metric baselines) is released with it.
+        self.on_kill: list[Callable[[str], Awaitable[None] | None]] = []
 
     # --- start / stop -----------------------------------------------------------------------
 
@@ -72,6 +77,9 @@ class SandboxService:
         await self.tier.start()
         await self.recover()
         self._reaper = asyncio.create_task(self._reap_forever(), name="corral-reaper")
+        self._purger: asyncio.Task[None] | None = None
+        if hasattr(self.templates, "purge_trash"):
+            self._purger = asyncio.create_task(self._purge_templates_forever(), name="corral-template-purge")
         if self.settings.pool:
             self.pool = WarmPool(self, self.settings.pool)
             self.pool.start()
@@ -79,12 +87,10 @@ class SandboxService:
     async def close(self) -> None:
         if self.pool is not None:
             await self.pool.close()
-        if self._reaper:
-            self._reaper.cancel()
-            try:
-                await self._reaper
-            except asyncio.CancelledError:
-                pass
+        for task in (self._reaper, getattr(self, "_purger", None)):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await self.tier.close()
 
     async def recover(self) -> None:
@@ -209,6 +215,10 @@ class SandboxService:
             self.store.update(sandbox_id, state=SandboxState.KILLED.value, killed_at=_now(), kill_reason=reason)
             await self._destroy_quietly(sandbox_id, Path(rec.workdir))
         self._locks.pop(sandbox_id, None)
+        for hook in self.on_kill:
+            result = hook(sandbox_id)
+            if inspect.isawaitable(result):
+                await result
         return True
 
     async def set_timeout(self, sandbox_id: str, seconds: int) -> SandboxRecord:
@@ -271,16 +281,24 @@ class SandboxService:
 
     # --- timeouts and dead sandboxes ----------------------------------------------------------
 
+    async def _purge_templates_forever(self) -> None:
+        """Retired templates wait in the store's trash until no sandbox mounts them. This runs
+        apart from the reaper: purging takes the store's lock, which a template build may hold
+        for minutes, and timeouts must never wait for that."""
+        trash = getattr(self.templates, "root", None)
+        while True:
+            await asyncio.sleep(TRASH_PURGE_INTERVAL_S)
+            if trash is None or not any((Path(trash) / ".trash").glob("*")):
+                continue
+            try:
+                await asyncio.to_thread(self.templates.purge_trash)
+            except Exception:  # noqa: BLE001
+                log.exception("purging retired templates failed")
+
     async def _reap_forever(self) -> None:
-        last_purge = 0.0
-        loop = asyncio.get_running_loop()
         while True:
             try:
                 wait = await self._reap_once()
-                if loop.time() - last_purge > TRASH_PURGE_INTERVAL_S and hasattr(self.templates, "purge_trash"):
-                    # Retired templates wait in the store's trash until no sandbox mounts them.
-                    last_purge = loop.time()
-                    await asyncio.to_thread(self.templates.purge_trash)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - the reaper must survive anything

@@ -199,3 +199,15 @@ async def test_server_only_envd_routes_are_not_proxied(client):
     for path in ("/.corral/init", "/.corral/anything", "/.corral/"):
         r = await client.post(path, json={}, headers={"E2b-Sandbox-Id": sid, "E2b-Sandbox-Port": "49983"})
         assert r.status_code == 404, path
+
+
+async def test_kill_releases_per_sandbox_server_state(app, client):
+    sid = (await _create(client))["sandboxID"]
+    # A proxied request opens an upstream client for the sandbox (its envd is absent here: 502).
+    r = await client.post("/process.Process/List", json={}, headers={"E2b-Sandbox-Id": sid, "E2b-Sandbox-Port": "49983"})
+    assert r.status_code == 502
+    assert (await client.get(f"/sandboxes/{sid}/metrics")).status_code == 200
+    assert sid in app.proxy._clients and sid in app.state.meter._last
+    assert (await client.delete(f"/sandboxes/{sid}")).status_code == 204
+    assert sid not in app.proxy._clients and sid not in app.state.meter._last
+    assert sid not in app.state.service._locks and app.state.service.handle(sid) is None
