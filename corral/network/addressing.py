@@ -14,10 +14,17 @@ the resolver listens), network+2 the sandbox's address.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
-from corral.ids import is_sandbox_id
+# corral.ids.SANDBOX_ID_RE ends in `$`, which also matches before a trailing newline; names built
+# from an id end up in nft scripts and device names, so the check here is a full match.
+_ID = re.compile(r"[a-z0-9]{1,64}")
+
+
+def is_sandbox_id(value: str) -> bool:
+    return _ID.fullmatch(value) is not None
 
 HOST_PREFIX = "crh"
 PEER_PREFIX = "crp"

@@ -179,6 +179,8 @@ def parse_domain(entry: str, where: str) -> DomainRule:
         raise NetworkPolicyError(f"{where}: {entry!r}: ports are not part of a rule; a domain rule covers every port")
     if not text.isascii():
         raise NetworkPolicyError(f"{where}: {entry!r}: internationalised names must be given in punycode (xn--...)")
+    if text == "*":
+        raise NetworkPolicyError(f"{where}: '*' is not a rule; use allow_internet_access / allowOut 0.0.0.0/0 for everything")
     wildcard = text.startswith("*.")
     name = text[2:] if wildcard else text
     name = name.rstrip(".")

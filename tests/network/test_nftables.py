@@ -1,0 +1,78 @@
+"""Rendered rule sets: the shape of the decisions, and (as root) that nft accepts them."""
+
+from __future__ import annotations
+
+import subprocess
+from ipaddress import IPv4Address, IPv4Network
+
+import pytest
+
+from corral.network.addressing import Slot
+from corral.network.nftables import SandboxTable, parse_table_json, render_global, render_table, render_update
+from corral.network.policy import FLOOR_RANGES, from_e2b
+
+from .conftest import CAN_NET
+
+POOL = IPv4Network("10.201.0.0/16")
+
+
+def table(policy) -> SandboxTable:
+    return SandboxTable("abc", "corral-abc", "crh0123456789ab", Slot(POOL, 1), policy, FLOOR_RANGES + (POOL,))
+
+
+def egress_rules(text: str) -> list[str]:
+    block = text.split("chain egress {")[1].split("\n  }")[0]
+    return [line.strip() for line in block.strip().splitlines()]
+
+
+def test_internet_off_ends_in_refuse_and_on_in_permit() -> None:
+    off = egress_rules(render_table(table(from_e2b(False, {"allowOut": ["a.test"]}))))
+    assert off[-1] == "goto refuse" and "goto permit" not in off[-1]
+    on = egress_rules(render_table(table(from_e2b(True, {"denyOut": ["5.0.0.0/8"]}))))
+    assert on[-2:] == ["ip daddr @deny_nets goto refuse", "goto permit"]
+    # order: floor, narrow private allows, guarded, other allows, pins
+    assert [r.split()[2] for r in on[2:7]] == ["@floor", "@guarded_allow", "@guarded", "@open_allow", "@pinned"]
+    assert on[0] == "meta nfproto ipv6 drop" and on[1] == "ip saddr != 10.201.0.6 drop"
+
+
+def test_budget_rules_only_with_a_budget() -> None:
+    assert "quota" not in render_table(table(from_e2b(True, None)))
+    text = render_table(table(from_e2b(True, None, byte_budget=1234)))
+    assert "quota budget { over 1234 bytes used 0 bytes }" in text
+    assert 'quota name "budget" goto exhausted' in text and 'quota name "budget" drop' in text
+
+
+def test_dns_is_redirected_to_the_gateway() -> None:
+    text = render_table(table(from_e2b(False, None)))
+    assert 'iifname "crh0123456789ab" udp dport 53 dnat ip to 10.201.0.5:53' in text
+    assert "ip saddr 10.201.0.6 ip daddr 10.201.0.5 udp dport 53 accept" in text
+
+
+def test_parse_table_json() -> None:
+    objs = [{"counter": {"name": "bytes_out", "packets": 3, "bytes": 300}},
+            {"quota": {"name": "budget", "bytes": 1000, "used": 400}},
+            {"set": {"name": "out_dests", "elem": [{"elem": {"val": "1.2.3.4", "counter": {"packets": 2, "bytes": 99}}}]}},
+            {"set": {"name": "denials", "elem": [{"elem": {"val": {"concat": ["5.6.7.8", "tcp", 80]},
+                                                           "counter": {"packets": 1, "bytes": 60}}}]}}]
+    got = parse_table_json(objs)
+    assert got["counters"]["bytes_out"] == {"packets": 3, "bytes": 300}
+    assert got["quota"] == {"limit": 1000, "used": 400}
+    assert got["sets"]["out_dests"] == [{"value": "1.2.3.4", "packets": 2, "bytes": 99}]
+    assert got["sets"]["denials"][0]["value"] == ["5.6.7.8", "tcp", 80]
+
+
+@pytest.mark.root
+@pytest.mark.skipif(not CAN_NET, reason="needs root and nft")
+def test_nft_accepts_the_rendered_rules() -> None:
+    t = table(from_e2b(True, {"allowOut": ["10.5.0.0/16", "1.2.3.4", "a.test"], "denyOut": ["8.8.8.0/24"]},
+                       byte_budget=5000))
+    t2 = table(from_e2b(False, {"allowOut": ["b.test"]}))
+    script = (render_global(POOL, "crh") + render_table(t)
+              + render_update(t2, had_budget=True, budget_used=10, drop_pins=[]))
+    # check mode inside a private netns: validated by the kernel, applied nowhere
+    subprocess.run(["unshare", "--net", "nft", "-c", "-f", "-"], input=script, text=True, check=True,
+                   capture_output=True)
+    bad = render_table(t).replace("goto refuse", "goto nowhere", 1)
+    assert subprocess.run(["unshare", "--net", "nft", "-c", "-f", "-"], input=bad, text=True,
+                          capture_output=True).returncode != 0
+    assert IPv4Address("10.201.0.6") == t.slot.address
