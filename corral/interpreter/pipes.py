@@ -217,6 +217,7 @@ def java_kernel(spec: KernelSpec, java: str) -> PipeKernel:
     argv = [java, "-XX:+UseSerialGC", "-Xshare:auto",
             "--add-opens", "java.base/java.util=ALL-UNNAMED",
             "--add-opens", "java.base/java.lang=ALL-UNNAMED",
+            "--add-opens", "java.base/java.io=ALL-UNNAMED",
             "{dir}/CorralJavaKernel.java"]
     return PipeKernel(spec, argv, json_requests=False, files={"CorralJavaKernel.java": JAVA_RUNTIME})
 

@@ -33,7 +33,7 @@ public class CorralJavaKernel {
     private static JShell shell;
 
     public static void main(String[] args) throws Exception {
-        control = new PrintStream(new FileOutputStream("/proc/self/fd/3"), true, StandardCharsets.UTF_8);
+        control = new PrintStream(new FileOutputStream(inheritedFd(3)), true, StandardCharsets.UTF_8);
         PrintStream out = new PrintStream(new FileOutputStream(FileDescriptor.out), true, StandardCharsets.UTF_8);
         PrintStream err = new PrintStream(new FileOutputStream(FileDescriptor.err), true, StandardCharsets.UTF_8);
         System.setOut(out);
@@ -63,6 +63,16 @@ public class CorralJavaKernel {
             }
         }
         System.exit(0);
+    }
+
+    // fd 3 is inherited; reopening /proc/self/fd/3 would fail (the pipe belongs to the daemon's
+    // uid), so wrap the descriptor itself (needs --add-opens java.base/java.io).
+    private static FileDescriptor inheritedFd(int number) throws ReflectiveOperationException {
+        FileDescriptor fd = new FileDescriptor();
+        Field field = FileDescriptor.class.getDeclaredField("fd");
+        field.setAccessible(true);
+        field.setInt(fd, number);
+        return fd;
     }
 
     private static String decode(String b64) {
