@@ -82,10 +82,11 @@ class UserExecutor:
     def prestart(self, workers: int) -> None:
         """Start `workers` threads now. A sandbox at its pids limit (a fork bomb) cannot create
         threads, and file operations (the way to clean up after one) must still work then."""
-        barrier = threading.Barrier(workers + 1)
+        # Each job waits for the others, so `workers` distinct threads must exist; the caller
+        # does not wait for them to get there.
+        barrier = threading.Barrier(workers)
         for _ in range(workers):
             self._pool.submit(barrier.wait)
-        barrier.wait()
 
     async def run(self, user: User | None, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()

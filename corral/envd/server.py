@@ -97,7 +97,6 @@ def serve(sock: socket.socket, config: EnvdConfig) -> None:
     reaper.REAP_ALL = True
 
     app = create_app(config)
-    app.executor.prestart(2)  # file operations keep working when the sandbox hits its pids limit
     server = _Server(_uvicorn_config(app))
     # uvicorn re-raises the captured signal after shutdown with the previous handler; make that a
     # no-op so we get to clean up and return instead of dying by SIGTERM.
@@ -107,6 +106,9 @@ def serve(sock: socket.socket, config: EnvdConfig) -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
         reaper.reaper_for(loop)  # install SIGCHLD handling before anything can be spawned
+        # File operations must keep working when the sandbox hits its pids limit, so their worker
+        # threads exist from the start (the call does not wait for them).
+        app.executor.prestart(2)
         try:
             await server.serve(sockets=[sock])
         finally:

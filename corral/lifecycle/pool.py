@@ -11,7 +11,9 @@ sandboxes rather than trusting them.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import struct
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
@@ -25,7 +27,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("corral.pool")
 
-POOLED_LIFETIME = timedelta(days=3650)  # pooled sandboxes never time out; claiming sets the real end
+POOLED_LIFETIME = timedelta(days=3650)
+REFILL_DELAY_S = 0.25  # pooled sandboxes never time out; claiming sets the real end
 
 
 class WarmPool:
@@ -53,13 +56,15 @@ class WarmPool:
     def ready(self, template: str) -> int:
         return len(self._ready.get(template, []))
 
-    def _refill(self, template: str) -> None:
+    def _refill(self, template: str, delay: float = 0.0) -> None:
         task = self._filling.get(template)
         if self._closed or (task is not None and not task.done()):
             return
-        self._filling[template] = asyncio.create_task(self._fill(template), name=f"corral-pool-{template}")
+        self._filling[template] = asyncio.create_task(self._fill(template, delay), name=f"corral-pool-{template}")
 
-    async def _fill(self, template: str) -> None:
+    async def _fill(self, template: str, delay: float = 0.0) -> None:
+        # After a claim, let the client's first requests run before we compete for the CPU.
+        await asyncio.sleep(delay)
         failures = 0
         while not self._closed and len(self._ready[template]) < self.sizes[template]:
             try:
@@ -76,15 +81,32 @@ class WarmPool:
                 await asyncio.sleep(min(60.0, 2.0**failures))
                 continue
             failures = 0
+            await self._warm(rec)
             self._ready[template].append(rec.sandbox_id)
             log.info("warm pool %s: %d/%d ready", template, len(self._ready[template]), self.sizes[template])
+
+    async def _warm(self, rec: SandboxRecord) -> None:
+        """Run one login shell through envd before the sandbox is handed out: the first request
+        of a freshly forked daemon pays for copy-on-write faults and cold caches, and that cost
+        belongs to the pool, not to a client's first command."""
+        handle = self.service.handle(rec.sandbox_id)
+        if handle is None:
+            return
+        body = json.dumps({"process": {"cmd": "/bin/bash", "args": ["-l", "-c", "true"]}, "stdin": False}).encode()
+        try:
+            async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=str(handle.envd_socket)),
+                                         base_url="http://envd", timeout=30) as c:
+                await c.post("/process.Process/Start", content=b"\0" + struct.pack(">I", len(body)) + body,
+                             headers={"Content-Type": "application/connect+json", "X-Access-Token": rec.envd_access_token or ""})
+        except httpx.HTTPError:
+            log.warning("warming pooled sandbox %s failed", rec.sandbox_id)
 
     async def claim(self, template: str, p: "CreateParams", timeout: int) -> SandboxRecord | None:
         """Hand a pooled sandbox to a client, or None when the pool for `template` is empty."""
         ids = self._ready.get(template)
         while ids:
             sid = ids.pop(0)
-            self._refill(template)
+            self._refill(template, delay=REFILL_DELAY_S)
             rec = self.service.store.get(sid)
             handle = self.service.handle(sid)
             if rec is None or handle is None or rec.state != SandboxState.POOLED.value or not self.service.tier.is_alive(sid):

@@ -67,3 +67,19 @@ async def test_the_user_cannot_read_a_root_only_file_and_supplementary_groups_ap
         assert secret.read_text() == "s"
     finally:
         ex.shutdown()
+
+
+def test_prestart_creates_distinct_worker_threads_without_blocking():
+    import time
+
+    from corral.envd.creds import UserExecutor
+
+    ex = UserExecutor(max_workers=4)
+    try:
+        ex.prestart(2)
+        deadline = time.monotonic() + 10
+        while len(ex._pool._threads) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(ex._pool._threads) == 2
+    finally:
+        ex.shutdown()
