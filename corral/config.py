@@ -14,6 +14,9 @@ from pathlib import Path
 from corral.runtime.base import Limits
 
 DEFAULT_TEMPLATE_DIR = Path("/var/lib/corral/templates")
+# One warm sandbox per common template (templates that are not built are skipped): the first
+# create is then a hand-over, not a start. CORRAL_POOL="" turns pools off.
+DEFAULT_POOL = "base=1,code-interpreter-v1=1"
 
 
 def _env_int(name: str, default: int) -> int:
@@ -76,7 +79,7 @@ class Settings:
             default_timeout_s=_env_int("CORRAL_DEFAULT_TIMEOUT", 300),
             env_api_keys=tuple(k.strip() for k in os.environ.get("CORRAL_API_KEY", "").split(",") if k.strip()),
             domain=os.environ.get("CORRAL_DOMAIN") or None,
-            pool=parse_pool(os.environ.get("CORRAL_POOL", "")),
+            pool=parse_pool(os.environ.get("CORRAL_POOL", DEFAULT_POOL)),
         )
         for key, value in overrides.items():
             if value is not None:

@@ -40,7 +40,11 @@ class WarmPool:
         self._closed = False
 
     def start(self) -> None:
-        for name in self.sizes:
+        for name in list(self.sizes):
+            if not self.service.templates.exists(name):
+                log.info("warm pool for %s is off: the template is not built", name)
+                del self.sizes[name]
+                continue
             self._refill(name)
 
     async def close(self) -> None:
