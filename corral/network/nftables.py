@@ -159,7 +159,7 @@ def render_global(pool: IPv4Network, host_prefix: str, table: str = GLOBAL_TABLE
         "  }",
         "  chain forward_guard {",
         "    type filter hook forward priority filter - 10; policy accept;",
-        f'    iifname "{host_prefix}*" oifname "{host_prefix}*" drop',
+        f'    iifname "{host_prefix}*" oifname "{host_prefix}*" reject with icmp type admin-prohibited',
         f'    oifname "{host_prefix}*" ct state established,related accept',
         f'    oifname "{host_prefix}*" drop',
         "  }",

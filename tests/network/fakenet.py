@@ -298,6 +298,20 @@ async def resolve(netns: str, name: str, server: str) -> tuple[int, list[str]]:
                 return rcode, addrs
 
 
+async def connects(netns: str, ip: str, port: int) -> bool:
+    """Whether a TCP connection from inside `netns` is established (refused, unreachable or
+    unanswered within the safety timeout: False). Only the handshake counts, so a server that
+    waits for a request cannot make a reachable destination look closed."""
+    loop = asyncio.get_running_loop()
+    sock = make_socket(netns, socket.AF_INET, socket.SOCK_STREAM)
+    with sock:
+        try:
+            await asyncio.wait_for(loop.sock_connect(sock, (ip, port)), 5)
+        except (OSError, asyncio.TimeoutError):
+            return False
+    return True
+
+
 async def refused(coro) -> bool:
     """True when the connection attempt fails (refused, unreachable, reset or no answer)."""
     try:
