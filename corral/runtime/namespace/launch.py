@@ -149,9 +149,12 @@ def _sandbox_init(req: SpawnRequest, ctl: socket.socket, userns_fd: int, ready_w
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old_umask = os.umask(0o177)
         try:
-            listener.bind(sock_path)
+            # Bound by a relative name: a socket path is limited to 107 bytes, a data dir is not.
+            os.chdir(req.workdir)
+            listener.bind(SOCKET_FILE)
         finally:
             os.umask(old_umask)
+            os.chdir("/")
         listener.listen(512)
 
         _write_sysctls()

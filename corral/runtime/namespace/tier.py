@@ -22,6 +22,9 @@ from corral.runtime.namespace.spawner_client import SpawnerClient
 DEFAULT_STATE_DIR = Path("/var/lib/corral/runtime")
 
 
+MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes with its NUL; keep a margin
+
+
 def find_init_pid(pids: list[int]) -> int:
     """The host pid of the process that is pid 1 in its own pid namespace, or 0."""
     for pid in pids:
@@ -53,6 +56,7 @@ class NamespaceTier(Tier):
         self._init_pid: dict[str, int] = {}
         self._exited: dict[str, int | None] = {}   # sandbox id -> wait status (None: unknown)
         self._pidfds: dict[str, int] = {}
+        self._dirfds: dict[str, int] = {}   # O_PATH fds of workdirs too deep for a socket path
         self._lock = asyncio.Lock()
 
     # --- machinery -----------------------------------------------------------------------
@@ -72,6 +76,9 @@ class NamespaceTier(Tier):
 
     async def close(self) -> None:
         await self._spawner.close()
+        for dirfd in self._dirfds.values():
+            os.close(dirfd)
+        self._dirfds.clear()
         if self._cgroups is not None:
             self._cgroups.remove_group_if_empty()
         loop = asyncio.get_running_loop()
@@ -159,9 +166,24 @@ class NamespaceTier(Tier):
         self._pid_to_id[pid] = spec.sandbox_id
         self._init_pid[spec.sandbox_id] = pid
         self._exited.pop(spec.sandbox_id, None)
-        return SandboxHandle(spec.sandbox_id, self.name, workdir / SOCKET_FILE, pid)
+        return SandboxHandle(spec.sandbox_id, self.name, self._socket_path(spec.sandbox_id, workdir), pid)
+
+    def _socket_path(self, sandbox_id: str, workdir: Path) -> Path:
+        """A connectable name for the sandbox's envd socket. AF_UNIX paths are limited to 107
+        bytes, so under a deep data dir we connect through /proc/self/fd/<dir fd>/ instead."""
+        path = workdir / SOCKET_FILE
+        if len(os.fsencode(path)) < MAX_SOCKET_PATH:
+            return path
+        fd = self._dirfds.get(sandbox_id)
+        if fd is None:
+            fd = os.open(workdir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            self._dirfds[sandbox_id] = fd
+        return Path(f"/proc/self/fd/{fd}/{SOCKET_FILE}")
 
     async def destroy(self, sandbox_id: str, workdir: Path) -> None:
+        dirfd = self._dirfds.pop(sandbox_id, None)
+        if dirfd is not None:
+            os.close(dirfd)
         pid = self._init_pid.pop(sandbox_id, 0)
         fd = self._pidfds.pop(sandbox_id, None)
         if fd is not None:
@@ -196,7 +218,7 @@ class NamespaceTier(Tier):
         pid = find_init_pid(self.cgroups.pids(sandbox_id))
         if not pid:
             return None
-        sock = Path(workdir) / SOCKET_FILE
+        sock = self._socket_path(sandbox_id, Path(workdir))
         try:
             _, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(sock)), 2)
             writer.close()

@@ -144,3 +144,18 @@ async def test_envd_mode_serves_http(tmp_path: Path) -> None:
 
 def test_requires_environment_skip_message() -> None:
     require_environment()  # skips (with a message) instead of failing where unsupported
+
+
+async def test_a_data_dir_too_deep_for_a_socket_path_still_works(sandboxes: SandboxFactory) -> None:
+    deep = sandboxes.base / ("d" * 80) / ("e" * 80)
+    deep.mkdir(parents=True)
+    sandboxes.base = deep
+    box = await sandboxes.create()
+    assert len(os.fsencode(Path(box.spec.workdir) / "envd.sock")) > 108
+    assert str(box.handle.envd_socket).startswith("/proc/self/fd/")
+    assert (await box.run(["hostname"]))["stdout"] == box.id + "\n"
+    adopted = await box.tier.adopt(box.id, box.spec.workdir)
+    assert adopted is not None and adopted.init_pid == box.handle.init_pid
+    await box.tier.destroy(box.id, box.spec.workdir)
+    assert host_leftovers(box) == []
+    assert box.id not in box.tier._dirfds
