@@ -333,6 +333,15 @@ class NetworkManager:
     async def _pin(self, sandbox_id: str, name: str, addrs: list[IPv4Address], ttl: int) -> None:
         """Make `addrs` reachable for at least the answer's TTL (and `pin_min`), before the
         sandbox receives the answer. Skips the nft call when every address is pinned long enough."""
+        async with self._lock(sandbox_id):
+            # re-checked under the lock: an update() or detach() may have run since the
+            # resolver looked at the policy, and must not be undone by a late pin
+            policy = self._policy_of(sandbox_id)
+            if policy is None or not policy.pins_name(name):
+                return
+            await self._pin_locked(sandbox_id, name, addrs, ttl)
+
+    async def _pin_locked(self, sandbox_id: str, name: str, addrs: list[IPv4Address], ttl: int) -> None:
         timeout = max(ttl, self.pin_min) + 30
         now = time.monotonic()
         pins = self._pins.setdefault(sandbox_id, {})
