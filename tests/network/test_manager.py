@@ -186,6 +186,8 @@ async def test_audit_shows_hosts_bytes_and_denied_attempts(manager: NetworkManag
     assert names["api.themoviedb.test"]["allowed"] and names["api.themoviedb.test"]["addresses"] == [API_IP]
     assert names["other.test"]["allowed"] is False
     assert report["budget"] is None
+    # the pin outlives the DNS TTL while traffic flows: each packet refreshes it to pin_idle
+    assert [(p["ip"], p["expires_in"] > 200) for p in report["pinned"]] == [(API_IP, True)]
 
 
 async def test_byte_budget_cuts_egress(manager: NetworkManager, internet: FakeInternet) -> None:
