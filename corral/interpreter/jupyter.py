@@ -147,6 +147,9 @@ class JupyterKernel(Kernel):
             await self._silent(self.startup_code)
 
     async def _wait_ready(self, timeout: float) -> None:
+        """Ready means a kernel_info reply on shell *and* its status messages on iopub: a SUB
+        socket joins late (ZeroMQ's slow joiner), and a cell whose `idle` was published before
+        we were subscribed would never end."""
         assert self.process is not None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -158,12 +161,15 @@ class JupyterKernel(Kernel):
                 raise TimeoutError(f"the {self.spec.language} kernel did not become ready in {timeout:.0f}s")
             msg_id = self.client.kernel_info()
             try:
-                reply = await self._shell_reply(msg_id, min(1.0, remaining), "starting")
+                await self._shell_reply(msg_id, min(1.0, remaining), "starting")
             except TimeoutError:
                 continue
-            if reply is not None:
-                break
-        # Drain the iopub status messages of the handshake so they never reach a cell.
+            try:
+                await self.client.get_iopub_msg(timeout=0.2)
+            except queue.Empty:
+                continue  # not subscribed yet: ask again
+            break
+        # Drain the handshake's remaining status messages so they never reach a cell.
         while True:
             try:
                 await self.client.get_iopub_msg(timeout=0.05)

@@ -100,7 +100,10 @@ async def test_no_blank_lines_and_end_marker(interp: Interpreter) -> None:
 
 
 async def test_connection_files_are_removed(interp: Interpreter) -> None:
+    before = {n for n in os.listdir("/tmp") if n.startswith(".corral-kernel-")}
     async with interp.client() as c:
-        await run(c, "1")
-    leftovers = [n for n in os.listdir("/tmp") if n.startswith(".corral-kernel-")]
-    assert leftovers == []
+        ctx = (await c.post("/contexts", json={})).json()
+        assert (await run(c, "1", context_id=ctx["id"])).text == "1"
+        await c.post(f"/contexts/{ctx['id']}/restart")
+    after = {n for n in os.listdir("/tmp") if n.startswith(".corral-kernel-")}
+    assert after <= before
