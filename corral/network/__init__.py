@@ -9,7 +9,8 @@ The server uses three things from here:
 """
 
 from .manager import Attachment, NetworkManager
+from .resolver import system_resolvers
 from .policy import NO_EGRESS, DomainRule, EgressPolicy, NetworkPolicyError, from_e2b, from_spec, narrow
 
 __all__ = ["Attachment", "DomainRule", "EgressPolicy", "NO_EGRESS", "NetworkManager", "NetworkPolicyError",
-           "from_e2b", "from_spec", "narrow"]
+           "from_e2b", "from_spec", "narrow", "system_resolvers"]

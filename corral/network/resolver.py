@@ -186,3 +186,24 @@ class Resolver:
 
 def follow_a_records(msg: w.Message, name: str) -> tuple[list[IPv4Address], int]:
     return w.follow_a_records(msg, name)
+
+
+def system_resolvers(path: str = "/etc/resolv.conf") -> list[str]:
+    """The host's own IPv4 nameservers, the natural upstream for the sandbox resolver.
+
+    (The resolver runs in the host's namespace, so a loopback stub such as 127.0.0.53 works.)
+    """
+    found = []
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 2 and parts[0] == "nameserver":
+                    try:
+                        if IPv4Address(parts[1]):
+                            found.append(parts[1])
+                    except ValueError:
+                        continue
+    except OSError:
+        return []
+    return found

@@ -256,3 +256,63 @@ async def test_restart_readopts_complete_and_removes_broken(internet: FakeIntern
         await m2.shutdown()
     assert "corral" not in sh("nsenter", f"--net={world}", "nft", "list", "tables")
     assert "crh" not in sh("nsenter", f"--net={world}", "ip", "-o", "link")
+
+
+async def test_concurrent_attaches_get_distinct_slots(manager: NetworkManager, internet: FakeInternet) -> None:
+    import asyncio
+    paths = [internet.new_sandbox_netns() for _ in range(8)]
+    atts = await asyncio.gather(*(manager.attach(f"par{i}", from_e2b(True, None), netns_path=p)
+                                  for i, p in enumerate(paths)))
+    assert len({a.address for a in atts}) == 8
+    for p in paths:
+        assert await exchange(p, RAW_IP, 7000, b"p") == b"p"
+    with pytest.raises(RuntimeError, match="already attached"):
+        await manager.attach("par0", NO_EGRESS, netns_path=paths[0])
+    await asyncio.gather(*(manager.detach(f"par{i}") for i in range(8)))
+    assert "crh" not in sh("nsenter", f"--net={internet.world_path}", "ip", "-o", "link")
+
+
+async def test_bad_attach_arguments_leave_nothing(manager: NetworkManager, internet: FakeInternet) -> None:
+    with pytest.raises(ValueError):
+        await manager.attach("Bad-Id", NO_EGRESS, netns_path=internet.new_sandbox_netns())
+    with pytest.raises(FileNotFoundError):
+        await manager.attach("nons", NO_EGRESS, netns_path="/run/netns/does-not-exist")
+    with pytest.raises(ValueError):
+        await manager.attach("nopid", NO_EGRESS)
+    with pytest.raises(KeyError):
+        await manager.update("never", NO_EGRESS)
+    assert await manager.leftovers() == set()
+    assert not list(manager.state.dir.glob("*"))
+
+
+async def test_resolver_survives_garbage_from_the_sandbox(manager: NetworkManager, internet: FakeInternet) -> None:
+    import asyncio
+    import socket
+
+    from corral.network.netns import make_socket
+    sbx, att = await attach(manager, internet, "junk1", from_e2b(False, TMDB))
+    loop = asyncio.get_running_loop()
+    sock = make_socket(sbx, socket.AF_INET, socket.SOCK_DGRAM)
+    with sock:
+        await loop.sock_connect(sock, (str(att.nameserver), 53))
+        for junk in (b"", b"\x00", b"\xff" * 12, b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\xc0\x0c",
+                     bytes(range(256)) * 2):
+            await loop.sock_sendall(sock, junk)
+    assert await resolve(sbx, "api.themoviedb.test", str(att.nameserver)) == (0, [API_IP])
+
+
+async def test_a_failed_attach_is_rolled_back(manager: NetworkManager, internet: FakeInternet) -> None:
+    from corral.network.commands import CommandError
+    sbx = internet.new_sandbox_netns()
+    sh("nsenter", f"--net={sbx}", "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p")
+    with pytest.raises(CommandError):
+        await manager.attach("fail1", from_e2b(True, None), netns_path=sbx)
+    world = internet.world_path
+    assert host_ifname("fail1") not in sh("nsenter", f"--net={world}", "ip", "-o", "link")
+    assert table_name("fail1") not in sh("nsenter", f"--net={world}", "nft", "list", "tables")
+    assert "crp" not in sh("nsenter", f"--net={sbx}", "ip", "-o", "link")
+    assert await manager.leftovers() == set() and not list(manager.state.dir.glob("*"))
+    # the slot is free again and a retry after fixing the sandbox works
+    sh("nsenter", f"--net={sbx}", "ip", "link", "del", "eth0")
+    await manager.attach("fail1", from_e2b(True, None), netns_path=sbx)
+    assert await exchange(sbx, RAW_IP, 7000, b"r") == b"r"

@@ -101,3 +101,11 @@ def test_dns_log_is_bounded() -> None:
         log.note(f"n{i}.test", allowed=False)
     assert len(log.names) == MAX_NAMES and log.dropped_names == 10
     assert DnsLog(log.to_json()).names == log.names
+
+
+def test_system_resolvers(tmp_path) -> None:
+    from corral.network import system_resolvers
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("# x\nnameserver 127.0.0.53\nnameserver ::1\nnameserver bogus\nsearch a\nnameserver 10.0.0.2\n")
+    assert system_resolvers(str(conf)) == ["127.0.0.53", "10.0.0.2"]
+    assert system_resolvers(str(tmp_path / "missing")) == []
