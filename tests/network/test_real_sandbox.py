@@ -12,7 +12,7 @@ from corral.network import NetworkManager, from_e2b
 
 from .fakenet import API_IP, OTHER_IP, RAW_IP, WORLD_IP, FakeInternet
 
-pytestmark = [pytest.mark.root, pytest.mark.e2e]
+pytestmark = pytest.mark.root
 
 PROBE = r"""
 import json, socket, sys
