@@ -31,13 +31,19 @@ class LifecycleLatency:
     kill: Summary
 
 
-def measure_lifecycle(target: Target, iterations: int, warmup: int = 1, tick: Tick = _noop) -> LifecycleLatency:
-    """Create, run `true`, kill; one sandbox at a time so the numbers are not queueing delays."""
+def measure_lifecycle(target: Target, iterations: int, warmup: int = 1, tick: Tick = _noop,
+                      pause_s: float = 0.0) -> LifecycleLatency:
+    """Create, run `true`, kill; one sandbox at a time so the numbers are not queueing delays.
+
+    `pause_s` waits between iterations (outside the timed part), the way agents create sandboxes
+    now and then rather than back to back; it gives a server's warm pool time to refill."""
     create_s: list[float] = []
     first_s: list[float] = []
     only_first_s: list[float] = []
     kill_s: list[float] = []
     for i in range(warmup + iterations):
+        if pause_s and i:
+            time.sleep(pause_s)
         t0 = time.perf_counter()
         sandbox = target.create()
         try:

@@ -7,11 +7,14 @@ a small callback interface so the CLI can draw a progress bar and tests can stay
 
 from __future__ import annotations
 
+import os
+
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from corral.config import DEFAULT_POOL
 from corral.bench import density, floor, latency
 from corral.bench.machine import describe_machine
 from corral.bench.memory import listener_pid
@@ -45,6 +48,7 @@ class BenchConfig:
     idle: int = 50                  # 0 skips the density phase
     idle_concurrency: int = 4
     settle_s: float = 2.0
+    pause_s: float = 0.0            # between lifecycle iterations (lets a warm pool refill)
 
     def validate(self) -> None:
         if self.iterations < 1:
@@ -53,6 +57,8 @@ class BenchConfig:
             raise ValueError("--idle must be 0 (skip) or more")
         if self.idle_concurrency < 1:
             raise ValueError("idle concurrency must be at least 1")
+        if self.pause_s < 0:
+            raise ValueError("--pause-ms must be 0 or more")
         if self.url is not None and not self.api_key:
             raise ValueError("--url needs --api-key (or $E2B_API_KEY)")
         if self.url is not None and urlsplit(self.url).scheme not in ("http", "https"):
@@ -66,7 +72,11 @@ def run_benchmark(config: BenchConfig, progress: Progress | None = None) -> Benc
         with LocalServer() as server:
             target = Target(server.url, server.api_key, config.template)
             try:
-                return _run(config, target, server.pid, "own server (temp data dir, loopback)", progress, True)
+                pool = os.environ.get("CORRAL_POOL", DEFAULT_POOL) or "off"
+                label = f"own server (temp data dir, loopback, warm pool: {pool})"
+                if config.pause_s:
+                    label += f", {config.pause_s * 1000:.0f} ms between creates"
+                return _run(config, target, server.pid, label, progress, True)
             except Exception as exc:
                 # The temp dir (and the log in it) is about to go; the log is what explains a failure.
                 raise BenchError(f"{exc.__class__.__name__}: {exc}\n--- server log (tail) ---\n"
@@ -94,7 +104,8 @@ def _run(config: BenchConfig, target: Target, server_pid: int | None, label: str
     report.floors[FLOOR_HTTP_HEALTH] = floor.measure_http(
         "floor: HTTP GET corral /health", target.url + "/health", n, tick=progress.phase("floor: corral /health", n))
 
-    life = latency.measure_lifecycle(target, n, tick=progress.phase("create -> first command -> kill", n))
+    life = latency.measure_lifecycle(target, n, tick=progress.phase("create -> first command -> kill", n),
+                                     pause_s=config.pause_s)
     report.results["create"] = life.create
     report.results["create_to_first_command"] = life.create_to_first_command
     report.results["first_command"] = life.first_command
