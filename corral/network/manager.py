@@ -279,6 +279,10 @@ class NetworkManager:
                     found.add(words[2])
         return {s for s in found if s not in self._records}
 
+    def attached(self) -> set[str]:
+        """Ids of the sandboxes this manager currently polices (after start(): re-adopted ones too)."""
+        return set(self._records)
+
     def attachment(self, sandbox_id: str) -> Attachment | None:
         rec = self._records.get(sandbox_id)
         return self._attachment(rec) if rec else None

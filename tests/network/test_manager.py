@@ -240,7 +240,7 @@ async def test_restart_readopts_complete_and_removes_broken(internet: FakeIntern
     assert await m2.leftovers() == {"keep9", "lost9"}
     await m2.start()
     try:
-        assert await m2.leftovers() == set()
+        assert await m2.leftovers() == set() and m2.attached() == {"keep9"}
         assert m2.attachment("keep9") == att_a
         assert m2.attachment("lost9") is None
         assert table_name("lost9") not in sh("nsenter", f"--net={world}", "nft", "list", "tables")
