@@ -9,6 +9,7 @@ KB of a kernel's stderr are kept so a kernel that fails to start or dies can say
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import errno
 import os
 import signal
@@ -25,6 +26,13 @@ STDERR_TAIL_BYTES = 8192
 _READ_CHUNK = 65536
 
 OnData = Callable[[bytes], None]
+
+PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)  # dlopen(NULL): works after pivot_root
+
+
+def _die_with_parent() -> None:  # in the child, after the uid switch (which would clear it)
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 class KernelStartError(RuntimeError):
@@ -87,11 +95,14 @@ class KernelProcess:
                 parent.append(ctl_r)
                 child.append(ctl_w)
                 self.control_fd = ctl_r
-            preexec = None
+            # A kernel must not outlive the daemon, even one killed outright outside a pid
+            # namespace (development, tests); inside a sandbox pid 1's death ends them anyway.
+            preexec = _die_with_parent
             if pipes.control:
                 ctl_child = child[-1]
 
                 def preexec() -> None:  # in the child: the control pipe becomes fd 3
+                    _die_with_parent()
                     os.dup2(ctl_child, 3)
                     os.set_inheritable(3, True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 
 import pytest
@@ -48,3 +49,30 @@ async def test_the_import_lock_blocks_imports(lock: bool) -> None:
             "try:\n import zmq\nexcept ImportError:\n print('blocked')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "blocked"
+
+
+@needs_kernel_python
+async def test_kernels_die_with_a_killed_daemon() -> None:
+    """Outside a pid namespace nothing else would end them: they carry a parent-death signal."""
+    import os
+    import signal
+
+    it = start_interpreter()
+    try:
+        async with it.client() as c:
+            pids = [int((await run(c, "import os; os.getpid()")).text),
+                    int((await run(c, "echo $$", language="bash")).stdout)]
+        it.proc.send_signal(signal.SIGKILL)
+        it.proc.wait()
+        for pid in pids:
+            while True:  # gone, or a zombie waiting for init: either way no longer running
+                try:
+                    with open(f"/proc/{pid}/stat") as fh:
+                        state = fh.read().rsplit(")", 1)[1].split()[0]
+                except FileNotFoundError:
+                    break
+                if state in ("Z", "X"):
+                    break
+                await asyncio.sleep(0.01)
+    finally:
+        stop_interpreter(it)
