@@ -36,29 +36,13 @@ async def _send_json(send: Send, status: int, message: str) -> None:
 class SandboxProxy:
     def __init__(self, service: SandboxService) -> None:
         self.service = service
-        self._clients: dict[str, tuple[Path, httpx.AsyncClient]] = {}
-
-    def _client(self, sandbox_id: str, socket: Path) -> httpx.AsyncClient:
-        cached = self._clients.get(sandbox_id)
-        if cached and cached[0] == socket:
-            return cached[1]
-        client = httpx.AsyncClient(
-            transport=httpx.AsyncHTTPTransport(uds=str(socket), retries=0),
-            base_url="http://sandbox",
-            timeout=httpx.Timeout(None, connect=10.0),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=20, keepalive_expiry=60),
-        )
-        self._clients[sandbox_id] = (socket, client)
-        return client
+        self._clients = service.clients
 
     async def drop(self, sandbox_id: str) -> None:
-        cached = self._clients.pop(sandbox_id, None)
-        if cached:
-            await cached[1].aclose()
+        await self._clients.drop(sandbox_id)
 
     async def close(self) -> None:
-        for sid in list(self._clients):
-            await self.drop(sid)
+        await self._clients.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, sandbox_id: str, port: int) -> None:
         rec, socket = self.service.envd_socket(sandbox_id)
@@ -77,7 +61,7 @@ class SandboxProxy:
         if port not in (ENVD_PORT, INTERPRETER_PORT):
             await _send_json(send, 502, f"No service is exposed on port {port} of sandbox {sandbox_id}")
             return
-        await self._forward(scope, receive, send, self._client(sandbox_id, socket))
+        await self._forward(scope, receive, send, self._clients.get(sandbox_id, socket))
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send, client: httpx.AsyncClient) -> None:
         body_done = asyncio.Event()

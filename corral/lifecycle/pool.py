@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+
 from corral.ids import new_access_token
 from corral.store import SandboxRecord, SandboxState
 
@@ -98,10 +99,10 @@ class WarmPool:
             return
         body = json.dumps({"process": {"cmd": "/bin/bash", "args": ["-l", "-c", "true"]}, "stdin": False}).encode()
         try:
-            async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=str(handle.envd_socket)),
-                                         base_url="http://envd", timeout=30) as c:
-                await c.post("/process.Process/Start", content=b"\0" + struct.pack(">I", len(body)) + body,
-                             headers={"Content-Type": "application/connect+json", "X-Access-Token": rec.envd_access_token or ""})
+            c = self.service.clients.get(rec.sandbox_id, handle.envd_socket)
+            await c.post("/process.Process/Start", content=b"\0" + struct.pack(">I", len(body)) + body,
+                         headers={"Content-Type": "application/connect+json", "X-Access-Token": rec.envd_access_token or ""},
+                         timeout=30)
         except httpx.HTTPError:
             log.warning("warming pooled sandbox %s failed", rec.sandbox_id)
 
@@ -118,10 +119,10 @@ class WarmPool:
                 continue
             token = new_access_token()
             try:
-                async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=str(handle.envd_socket)),
-                                             base_url="http://envd", timeout=10) as c:
-                    r = await c.post("/.corral/init", json={"accessToken": token, "envVars": p.env_vars},
-                                     headers={"X-Access-Token": rec.envd_access_token or ""})
+                # Through the sandbox's shared client: the connection stays open for the first command.
+                c = self.service.clients.get(sid, handle.envd_socket)
+                r = await c.post("/.corral/init", json={"accessToken": token, "envVars": p.env_vars},
+                                 headers={"X-Access-Token": rec.envd_access_token or ""}, timeout=10)
                 r.raise_for_status()
             except httpx.HTTPError:
                 log.exception("claiming pooled sandbox %s failed", sid)

@@ -20,6 +20,7 @@ from corral import ENVD_VERSION
 from corral.config import Settings
 from corral.ids import new_access_token, new_sandbox_id
 from corral.lifecycle.pool import WarmPool
+from corral.uds import SandboxClients
 from corral.lifecycle.uids import uid_base_for_slot
 from corral.policy import PolicyError, TemplateResources, resolve_limits, resolve_timeout
 from corral.runtime.base import ResourceUsage, SandboxHandle, SandboxSpec, Tier, TierError
@@ -66,6 +67,7 @@ class SandboxService:
         self._wake = asyncio.Event()
         self._reaper: asyncio.Task[None] | None = None
         self.pool: WarmPool | None = None
+        self.clients = SandboxClients()  # HTTP clients for sandbox daemons, shared by proxy and pool
         # Called with the sandbox id after a sandbox is gone, so per-sandbox state elsewhere
         # (proxy connections, metric baselines) is released with it.
         self.on_kill: list[Callable[[str], Awaitable[None] | None]] = []

@@ -1,0 +1,51 @@
+"""HTTP clients for sandbox sockets, one pooled client per sandbox.
+
+httpx builds a verifying SSL context for every transport it creates, which means reading the CA
+bundle: about 25 ms, paid on the first request to every new sandbox. Nothing on a unix socket
+speaks TLS, so these transports skip it. Clients are shared by everything that talks to a
+sandbox's daemon (the proxy, the warm pool's hand-over), so the connection the hand-over opens is
+the one the client's first command uses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+STREAM_TIMEOUT = httpx.Timeout(None, connect=10.0)
+
+
+def uds_client(socket: Path | str, *, timeout: httpx.Timeout | float = 10.0,
+               limits: httpx.Limits | None = None) -> httpx.AsyncClient:
+    transport = httpx.AsyncHTTPTransport(uds=str(socket), retries=0, verify=False,
+                                         limits=limits or httpx.Limits())
+    return httpx.AsyncClient(transport=transport, base_url="http://sandbox", timeout=timeout)
+
+
+class SandboxClients:
+    """Pooled clients keyed by sandbox id; a client is replaced if the socket path changes."""
+
+    def __init__(self) -> None:
+        self._clients: dict[str, tuple[Path, httpx.AsyncClient]] = {}
+
+    def get(self, sandbox_id: str, socket: Path) -> httpx.AsyncClient:
+        cached = self._clients.get(sandbox_id)
+        if cached and cached[0] == socket:
+            return cached[1]
+        client = uds_client(socket, timeout=STREAM_TIMEOUT, limits=httpx.Limits(
+            max_connections=200, max_keepalive_connections=20, keepalive_expiry=60))
+        self._clients[sandbox_id] = (socket, client)
+        return client
+
+    def __contains__(self, sandbox_id: str) -> bool:
+        return sandbox_id in self._clients
+
+    async def drop(self, sandbox_id: str) -> None:
+        cached = self._clients.pop(sandbox_id, None)
+        if cached:
+            await cached[1].aclose()
+
+    async def close(self) -> None:
+        for sid in list(self._clients):
+            await self.drop(sid)
