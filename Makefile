@@ -8,7 +8,9 @@ SHELL := /bin/bash
 # System packages corral needs at run time and to build templates. One list, checked with dpkg;
 # only the missing ones are installed.
 APT_PACKAGES := mmdebstrap e2fsprogs util-linux iproute2 libseccomp2 python3 python3-venv \
-                ca-certificates make curl
+                ca-certificates make curl nftables openssl \
+                python3-ipykernel python3-matplotlib python3-matplotlib-inline python3-pandas \
+                nodejs node-typescript
 
 VENV    := .venv
 PYTHON  := $(VENV)/bin/python
@@ -26,7 +28,7 @@ help:
 	@echo "make test       run the test suite"
 	@echo "make deps       install missing system packages ($(words $(APT_PACKAGES)) checked)"
 	@echo "make venv       create $(VENV)/ and install corral with its test dependencies"
-	@echo "make template   build the base sandbox template (skipped when current)"
+	@echo "make template   build the built-in templates, base and code-interpreter-v1 (skipped when current)"
 	@echo "make clean      remove $(DATA)/ and caches; make distclean also removes $(VENV)/"
 
 deps:
@@ -52,7 +54,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 template: deps venv
-	$(CORRAL) template build-base
+	$(CORRAL) template build-builtin
 
 run: deps venv template
 	@HOST=$(HOST) PORT=$(PORT) DATA=$(DATA) VENV=$(VENV) scripts/run.sh

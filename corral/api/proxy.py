@@ -8,6 +8,7 @@ flow both ways unbuffered, and a client that hangs up must cancel the upstream r
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from corral.api.routing import ENVD_PORT, INTERPRETER_PORT
 from corral.lifecycle import SandboxService
+from corral.store import SandboxRecord
 
 # envd routes the server uses to manage a sandbox (warm-pool hand-off); never reachable by clients.
 SERVER_ONLY_PREFIX = "/.corral/"
@@ -31,6 +33,16 @@ async def _send_json(send: Send, status: int, message: str) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+def _interpreter_authorized(scope: Scope, rec: SandboxRecord) -> bool:
+    ok = False
+    for name, value in scope["headers"]:
+        if name == b"x-access-token" and rec.envd_access_token:
+            ok |= hmac.compare_digest(value, rec.envd_access_token.encode())
+        elif name == b"e2b-traffic-access-token" and rec.traffic_access_token:
+            ok |= hmac.compare_digest(value, rec.traffic_access_token.encode())
+    return ok
 
 
 class SandboxProxy:
@@ -58,6 +70,11 @@ class SandboxProxy:
             await _send_json(send, 404, f"no route for {scope['path']}")
             return
         # The code interpreter lives inside envd; the daemon tells the two apart by the port header.
+        # envd checks its own token; interpreter calls are checked here, because the SDK sends the
+        # access token only on /execute and the traffic token on every call.
+        if port == INTERPRETER_PORT and not _interpreter_authorized(scope, rec):
+            await _send_json(send, 401, "unauthorized: a valid X-Access-Token or E2B-Traffic-Access-Token is required")
+            return
         if port not in (ENVD_PORT, INTERPRETER_PORT):
             await _send_json(send, 502, f"No service is exposed on port {port} of sandbox {sandbox_id}")
             return

@@ -62,7 +62,7 @@ def sandbox_doc(rec: SandboxRecord, domain: str | None) -> dict[str, Any]:
         "alias": rec.alias,
         "envdVersion": rec.envd_version,
         "envdAccessToken": rec.envd_access_token,
-        "trafficAccessToken": None,
+        "trafficAccessToken": rec.traffic_access_token,
         "domain": domain,
     }
 

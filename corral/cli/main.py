@@ -41,7 +41,9 @@ def env(api_key: str = typer.Option(None, "--api-key", envvar="E2B_API_KEY", hel
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns (not raises) the code of a typer.Exit.
+        rc = app(standalone_mode=False)
+        sys.exit(rc if isinstance(rc, int) else 0)
     except CliError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)

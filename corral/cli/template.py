@@ -20,6 +20,7 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from rich.table import Table
 
 from corral.templates import build as template_build
+from corral.templates.builtin import BUILTIN_RECIPES
 from corral.templates.names import TemplateNameError
 from corral.templates.store import ROOT_ENV, TemplateError, TemplateNotFound, TemplateStore
 
@@ -99,12 +100,34 @@ def build_base(
     store_dir: Optional[Path] = _STORE_OPTION,
 ) -> None:
     """Build the `base` template (Debian bookworm, minbase) with mmdebstrap."""
+    _build_recipes(["base"], force, store_dir)
+
+
+@app.command("build-builtin")
+def build_builtin(
+    names: list[str] = typer.Argument(None, help=f"Templates to build (default: all of {', '.join(BUILTIN_RECIPES)})."),
+    force: bool = typer.Option(False, "--force", help="Rebuild even if the recipe is unchanged."),
+    store_dir: Optional[Path] = _STORE_OPTION,
+) -> None:
+    """Build corral's built-in templates from Debian's packages (skipped when current)."""
+    _build_recipes(names or list(BUILTIN_RECIPES), force, store_dir)
+
+
+def _build_recipes(names: list[str], force: bool, store_dir: Optional[Path]) -> None:
+    unknown = [n for n in names if n not in BUILTIN_RECIPES]
+    if unknown:
+        _fail(f"no built-in template called {', '.join(unknown)} (built-in: {', '.join(BUILTIN_RECIPES)})")
     store = TemplateStore(store_dir)
+    for name in names:
+        _build_one(store, name, force)
+
+
+def _build_one(store: TemplateStore, name: str, force: bool) -> None:
     console = Console()
-    console.print(f"Building template [bold]base[/] in {store.root}", highlight=False, soft_wrap=True)
+    console.print(f"Building template [bold]{name}[/] in {store.root}", highlight=False, soft_wrap=True)
     try:
         with _PhaseDisplay(console) as display:
-            result = asyncio.run(template_build.build_template(store, force=force, on_phase=display))
+            result = asyncio.run(template_build.build_template(store, BUILTIN_RECIPES[name], force=force, on_phase=display))
     except template_build.BuildFailed as exc:
         err = Console(stderr=True)
         if exc.log_tail:
@@ -119,13 +142,13 @@ def build_base(
     info = result.info
     if result.skipped:
         console.print(
-            f"Template [bold]base[/] is up to date ({_human(info.size_bytes)}, built "
+            f"Template [bold]{name}[/] is up to date ({_human(info.size_bytes)}, built "
             f"{info.created_at}); use --force to rebuild.",
             highlight=False, soft_wrap=True,
         )
     else:
         console.print(
-            f"[green]Built[/] template [bold]base[/]: {_human(info.size_bytes)} in "
+            f"[green]Built[/] template [bold]{name}[/]: {_human(info.size_bytes)} in "
             f"{result.seconds:.1f}s -> {info.rootfs}",
             highlight=False, soft_wrap=True,
         )

@@ -99,6 +99,16 @@ def _pty_size(pty: Json | None) -> tuple[int, int] | None:
     return (cols or 80, rows or 24)
 
 
+INTERPRETER_PORT = b"49999"
+
+
+def _header(scope: dict[str, Any], name: bytes) -> bytes | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value
+    return None
+
+
 # Server-only: the proxy refuses every path under /.corral/, so only the host side (which holds
 # the socket) can reach it, and only with the token the daemon currently has.
 INIT_PATH = "/.corral/init"
@@ -107,8 +117,9 @@ INIT_PATH = "/.corral/init"
 class EnvdApp:
     def __init__(self, config: EnvdConfig) -> None:
         self.config = config
-        # Called after /.corral/init with the new env vars (the interpreter re-applies them).
+        # Called after /.corral/init with the new env vars.
         self.on_init: list[Callable[[dict[str, str]], None]] = []
+        self._interpreter: Any = None
         self.processes = ProcessManager(dict(config.env_vars))
         self._executor: UserExecutor | None = None
         self._watches: WatchRegistry | None = None
@@ -145,8 +156,30 @@ class EnvdApp:
             self._watches = WatchRegistry(self.executor)
         return self._watches
 
+    @property
+    def interpreter(self) -> Any:
+        """The code interpreter's ASGI app, made on first use (or at start, for warm kernels)."""
+        if self._interpreter is None:
+            from corral.interpreter.app import create_app as create_interpreter
+            from corral.interpreter.contexts import InterpreterConfig
+
+            self._interpreter = create_interpreter(InterpreterConfig(
+                env_vars=lambda: self.processes.env_vars,
+                default_user=self.config.default_user,
+                default_cwd=self.config.default_workdir,
+                default_languages=tuple(self.config.start_kernels),
+            ))
+        return self._interpreter
+
+    def start_kernels(self) -> None:
+        """Warm start: kernels listed in the config start now, in the daemon's loop."""
+        if self.config.start_kernels:
+            self.interpreter.state.interpreter.start_default_kernels()
+
     def close(self) -> None:
         """Kill what we started and release watchers (used on shutdown)."""
+        if self._interpreter is not None:
+            self._interpreter.state.interpreter.kill_all()
         self.processes.kill_all()
         if self._watches is not None:
             self._watches.close_all()
@@ -166,6 +199,11 @@ class EnvdApp:
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["type"] != "http":
+            return
+        if _header(scope, b"e2b-sandbox-port") == INTERPRETER_PORT:
+            # The code interpreter (E2B's port 49999). Its callers were authenticated by the
+            # server's proxy (access or traffic token); this socket is reachable only from there.
+            await self.interpreter(scope, receive, send)
             return
         req = Request(scope, receive, send)
         try:

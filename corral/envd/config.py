@@ -21,6 +21,9 @@ class EnvdConfig:
     envd_version: str = "0.6.4"
     # Largest accepted upload (decompressed bytes of all files in one POST /files); beyond -> 413.
     max_upload_bytes: int = 1 << 30
+    # Code-interpreter languages whose kernels start with the daemon (the first cell does not
+    # wait for a kernel start); empty: kernels start on first use.
+    start_kernels: list[str] = field(default_factory=list)
 
     def dumps(self) -> str:
         return json.dumps(asdict(self))

@@ -63,6 +63,9 @@ def preload() -> None:
         multipart, processes, reaper, users, watchers,
     )
 
+    import corral.interpreter
+
+    corral.interpreter.preload()
     # Codecs are looked up (imported) on first use.
     for name in ("utf-8", "latin-1", "ascii", "idna", "utf-16", "utf-32"):
         codecs.lookup(name)
@@ -109,6 +112,7 @@ def serve(sock: socket.socket, config: EnvdConfig) -> None:
         # File operations must keep working when the sandbox hits its pids limit, so their worker
         # threads exist from the start (the call does not wait for them).
         app.executor.prestart(2)
+        app.start_kernels()
         try:
             await server.serve(sockets=[sock])
         finally:

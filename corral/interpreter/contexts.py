@@ -84,6 +84,7 @@ class Context:
         self.user = user
         self.lock = asyncio.Lock()
         self.kernel: Kernel | None = None
+        self.kernel_env: dict[str, str] = {}
         self._starting: asyncio.Task[None] | None = None
         self.removed = False
 
@@ -108,6 +109,9 @@ class Context:
         return self.kernel
 
     async def _start(self) -> None:
+        # What the kernel's environment holds; sandbox env vars set later (a warm-pool hand-over)
+        # are added to each execution instead (see ContextManager.execute).
+        self.kernel_env = dict(self.manager.config.env_vars())
         kernel = _make_kernel(self.manager.config, self._spec())
         try:
             await kernel.start(self.manager.config.start_timeout)
@@ -269,7 +273,10 @@ class ContextManager:
         await ctx.shutdown()
 
     def execute(self, ctx: Context, code: str, env_vars: Mapping[str, str]) -> Execution:
-        return Execution(ctx, code, env_vars)
+        """Sandbox env vars that changed after the kernel started apply to every execution; the
+        request's own env_vars win over them."""
+        late = {k: v for k, v in self.config.env_vars().items() if ctx.kernel_env.get(k) != v}
+        return Execution(ctx, code, {**late, **env_vars})
 
     async def start_defaults(self) -> None:
         """Warm start: create and start each default language's context now."""

@@ -130,7 +130,8 @@ class WarmPool:
                 continue
             now = datetime.now(timezone.utc)
             claimed = self.service.store.update(
-                sid, state=SandboxState.RUNNING.value, envd_access_token=token, started_at=now,
+                sid, state=SandboxState.RUNNING.value, envd_access_token=token,
+                traffic_access_token=new_access_token(), started_at=now,
                 end_at=now + timedelta(seconds=timeout), metadata_=dict(p.metadata), alias=p.template,
                 on_timeout="pause" if p.auto_pause else "kill",
             )

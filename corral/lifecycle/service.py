@@ -48,6 +48,12 @@ class CreateParams:
 
 
 TRASH_PURGE_INTERVAL_S = 60.0
+def warm_kernels(rootfs: Path) -> tuple[str, ...]:
+    """Templates that ship Jupyter's Python kernel get it started with the sandbox, so the first
+    `run_code` does not wait about a second for it; others start kernels on first use."""
+    return ("python",) if (rootfs / "usr/lib/python3/dist-packages/ipykernel").is_dir() else ()
+
+
 _VISIBLE = {SandboxState.RUNNING.value, SandboxState.PAUSED.value}
 
 
@@ -168,6 +174,7 @@ class SandboxService:
         sandbox_id = new_sandbox_id()
         token = new_access_token()
         workdir = self.settings.sandboxes_dir / sandbox_id
+        rootfs = Path(template.rootfs)
         now = _now()
         async with self._slot_lock:
             used = self.store.used_slots()
@@ -178,13 +185,14 @@ class SandboxService:
                 end_at=now + timedelta(seconds=timeout), cpu_count=limits.cpu_count,
                 memory_mb=limits.memory_mb, disk_mb=limits.disk_mb, pids_max=limits.pids_max,
                 uid_slot=slot, workdir=str(workdir), envd_version=ENVD_VERSION,
-                envd_access_token=token, metadata_=metadata,
+                envd_access_token=token, traffic_access_token=new_access_token(), metadata_=metadata,
                 allow_internet_access=False, on_timeout="pause" if auto_pause else "kill",
             )
             self.store.add(rec)
         spec = SandboxSpec(
-            sandbox_id=sandbox_id, template=template.name, rootfs=Path(template.rootfs), workdir=workdir,
+            sandbox_id=sandbox_id, template=template.name, rootfs=rootfs, workdir=workdir,
             uid_base=uid_base_for_slot(slot), limits=limits, env_vars=env_vars, access_token=token,
+            start_kernels=warm_kernels(rootfs),
         )
         try:
             workdir.mkdir(parents=True, exist_ok=False, mode=0o700)

@@ -47,8 +47,13 @@ class SandboxRecord(Base):
     workdir: Mapped[str] = mapped_column(Text)
     envd_version: Mapped[str] = mapped_column(String(16))
     envd_access_token: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # Sent by the SDK on code-interpreter calls (and, for sandboxes without public traffic, on
+    # user ports); checked by the server's proxy.
+    traffic_access_token: Mapped[str | None] = mapped_column(String(128), nullable=True)
     metadata_: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
     allow_internet_access: Mapped[bool] = mapped_column(default=False)
+    # The sandbox's egress rules as E2B expresses them ({"allowOut": [...], "denyOut": [...]}).
+    network: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     on_timeout: Mapped[str] = mapped_column(String(8), default="kill")
 
 

@@ -52,3 +52,8 @@ def test_keys_create_ls_revoke(tmp_path):
     assert run("keys", "revoke", "ci", "--data-dir", d).returncode == 0
     r = run("keys", "revoke", "ci", "--data-dir", d)
     assert r.returncode == 1 and "no key" in r.stderr
+
+
+def test_subcommand_failures_exit_nonzero():
+    r = run("template", "build-builtin", "no-such-template")
+    assert r.returncode == 1 and "no built-in template" in r.stderr and "Traceback" not in r.stderr

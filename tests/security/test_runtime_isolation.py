@@ -218,3 +218,21 @@ async def test_devices_and_ptys(sandboxes: SandboxFactory) -> None:
     assert "rc=1" in out["stdout"]
     pty = await box.py("import os, pty\nm, s = pty.openpty()\nprint(os.ttyname(s))", uid=1000)
     assert pty["stdout"].startswith("/dev/pts/"), pty
+
+
+async def test_syscalls_ordinary_programs_need_are_allowed(sandboxes: SandboxFactory) -> None:
+    """The allowlist must not break real software: OpenSSL and Node.js abort at start without
+    getrandom, and Python's os.getrandom raises."""
+    box = await sandboxes.create()
+    code = (
+        "import os, ssl, hashlib, socket, select, time\n"
+        "assert len(os.getrandom(16)) == 16\n"
+        "assert len(ssl.RAND_bytes(16)) == 16\n"
+        "a, b = socket.socketpair(); a.send(b'x'); assert b.recv(1) == b'x'\n"
+        "ep = select.epoll(); ep.close()\n"
+        "os.statvfs('/'); os.sched_getaffinity(0); time.clock_gettime(time.CLOCK_MONOTONIC)\n"
+        "print('ok')\n"
+    )
+    for uid in (0, 1000):
+        out = await box.py(code, uid=uid)
+        assert out["rc"] == 0 and out["stdout"].strip() == "ok", (uid, out)

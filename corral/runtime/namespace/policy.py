@@ -118,6 +118,12 @@ ALLOWED_SYSCALLS: dict[str, tuple[str, ...]] = {
         "getsockname", "getpeername", "getsockopt", "setsockopt", "sendto", "recvfrom",
         "sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "socket",
     ),
+    # getrandom is how OpenSSL, Node.js and glibc seed themselves: without it node aborts at
+    # start. The rest are newer kernels' variants of calls allowed above (Docker allows them too).
+    "randomness and newer variants": (
+        "getrandom", "fchmodat2", "map_shadow_stack", "futex_wake", "futex_wait", "futex_requeue",
+        "cachestat",
+    ),
     "System V and POSIX IPC": (
         "shmget", "shmat", "shmdt", "shmctl", "semget", "semop", "semtimedop", "semctl",
         "msgget", "msgsnd", "msgrcv", "msgctl", "mq_open", "mq_unlink", "mq_timedsend",

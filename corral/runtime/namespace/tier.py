@@ -146,7 +146,8 @@ class NamespaceTier(Tier):
         workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(workdir, 0o700)
         config = EnvdConfig(sandbox_id=spec.sandbox_id, access_token=spec.access_token,
-                            env_vars=dict(spec.env_vars), default_user=spec.default_user)
+                            env_vars=dict(spec.env_vars), default_user=spec.default_user,
+                            start_kernels=list(spec.start_kernels))
         fd = os.open(workdir / CONFIG_FILE,
                      os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         try:
