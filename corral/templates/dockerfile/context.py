@@ -82,7 +82,9 @@ class BuildContext:
         if norm == ".." or norm.startswith("../"):
             raise ContextError(f"COPY source {pattern!r} is outside the build context")
         if _GLOB_CHARS & set(norm):
-            matches = [rel for rel in self._all_paths() if fnmatch.fnmatchcase(rel, norm)]
+            depth = norm.count("/")          # like Docker, a "*" never matches across a "/"
+            matches = [rel for rel in self._all_paths()
+                       if rel.count("/") == depth and fnmatch.fnmatchcase(rel, norm)]
             if not matches:
                 raise ContextError(f"COPY source {pattern!r} matches no file in the build context")
             return [self._source(rel) for rel in sorted(matches)]
