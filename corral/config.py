@@ -29,6 +29,10 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in value.split(",") if p.strip())
+
+
 def parse_pool(spec: str) -> dict[str, int]:
     """`"code-interpreter-v1=2,base=1"` -> {"code-interpreter-v1": 2, "base": 1}."""
     out: dict[str, int] = {}
@@ -65,6 +69,12 @@ class Settings:
     env_api_keys: tuple[str, ...] = ()
     # Public base domain for `{port}-{id}.{domain}` hosts, and what create responses report.
     domain: str | None = None
+    # Egress: whether sandboxes may be granted any (the ceiling), the private range their links
+    # come from (one per server on a host), CIDRs no sandbox may reach, and DNS upstreams.
+    egress: bool = True
+    network_pool: str = "10.201.0.0/16"
+    network_forbidden: tuple[str, ...] = ()
+    dns_upstreams: tuple[str, ...] = ()
     # Warm pools: template name -> number of pre-started sandboxes kept ready.
     pool: dict[str, int] = field(default_factory=dict)
 
@@ -80,6 +90,10 @@ class Settings:
             env_api_keys=tuple(k.strip() for k in os.environ.get("CORRAL_API_KEY", "").split(",") if k.strip()),
             domain=os.environ.get("CORRAL_DOMAIN") or None,
             pool=parse_pool(os.environ.get("CORRAL_POOL", DEFAULT_POOL)),
+            egress=os.environ.get("CORRAL_EGRESS", "on").lower() not in ("off", "0", "false", "no"),
+            network_pool=os.environ.get("CORRAL_NETWORK_POOL") or "10.201.0.0/16",
+            network_forbidden=_csv(os.environ.get("CORRAL_NETWORK_FORBIDDEN", "")),
+            dns_upstreams=_csv(os.environ.get("CORRAL_DNS_UPSTREAMS", "")),
         )
         for key, value in overrides.items():
             if value is not None:

@@ -43,7 +43,9 @@ def start_server(data_dir: Path, port: int | None = None, extra_env: dict[str, s
     port = port or _free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"server-{port}.log"
-    env = {**os.environ, "CORRAL_API_KEY": E2E_KEY, **(extra_env or {})}
+    # Servers in the host's network namespace never grant egress: a bug must not be able to send
+    # a test's traffic off this machine (egress is tested inside namespaces: tests/e2e/test_egress.py).
+    env = {**os.environ, "CORRAL_API_KEY": E2E_KEY, "CORRAL_EGRESS": "off", **(extra_env or {})}
     for k in ("E2B_API_KEY", "E2B_API_URL", "E2B_SANDBOX_URL", "E2B_DOMAIN"):
         env.pop(k, None)
     proc = subprocess.Popen(

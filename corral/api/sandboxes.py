@@ -69,7 +69,7 @@ async def create(request: Request) -> Response:
         raise ApiError(404, f"template '{body.template_id}' not found")
     params = CreateParams(
         template=body.template_id, timeout=body.timeout, metadata=body.metadata, env_vars=body.env_vars,
-        allow_internet_access=body.allow_internet_access, auto_pause=body.auto_pause,
+        allow_internet_access=body.allow_internet_access, network=body.network, auto_pause=body.auto_pause,
     )
     t0 = time.perf_counter()
     try:
@@ -245,6 +245,34 @@ async def list_v2(request: Request) -> Response:
     return JSONResponse([listed_doc(r) for r in page], headers=headers)
 
 
+async def update_network(request: Request) -> Response:
+    """E2B's `PUT /sandboxes/{id}/network`: replace the sandbox's egress rules at runtime."""
+    sid = request.path_params["sandbox_id"]
+    raw = await request.body()
+    try:
+        body = json.loads(raw or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ApiError(400, "request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "request body must be a JSON object")
+    try:
+        await _service(request).update_network(sid, body)
+    except NotFound:
+        raise _not_found(sid) from None
+    except PolicyError as exc:
+        raise ApiError(400, str(exc)) from None
+    return Response(status_code=204)
+
+
+async def network_audit(request: Request) -> Response:
+    """Per-sandbox egress audit: hosts contacted, bytes each way, denied attempts, names asked."""
+    sid = request.path_params["sandbox_id"]
+    try:
+        return JSONResponse(await _service(request).network_audit(sid))
+    except NotFound:
+        raise _not_found(sid) from None
+
+
 routes = [
     Route("/sandboxes", create, methods=["POST"]),
     Route("/v2/sandboxes", create, methods=["POST"]),
@@ -259,4 +287,6 @@ routes = [
     Route("/sandboxes/{sandbox_id}/connect", connect, methods=["POST"]),
     Route("/v2/sandboxes/{sandbox_id}/connect", connect, methods=["POST"]),
     Route("/sandboxes/{sandbox_id}/metrics", metrics, methods=["GET"]),
+    Route("/sandboxes/{sandbox_id}/network", update_network, methods=["PUT"]),
+    Route("/sandboxes/{sandbox_id}/network/audit", network_audit, methods=["GET"]),
 ]

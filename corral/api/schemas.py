@@ -92,4 +92,6 @@ def detail_doc(rec: SandboxRecord, domain: str | None) -> dict[str, Any]:
         domain=domain,
         lifecycle={"autoResume": False, "onTimeout": rec.on_timeout},
     )
+    if rec.network is not None:  # the SDK parses `network` as an object whenever the key is present
+        doc["network"] = rec.network
     return doc

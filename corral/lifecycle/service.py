@@ -11,6 +11,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -19,6 +20,7 @@ from pathlib import Path
 from corral import ENVD_VERSION
 from corral.config import Settings
 from corral.ids import new_access_token, new_sandbox_id
+from corral.lifecycle.egress import Egress, request_network
 from corral.lifecycle.pool import WarmPool
 from corral.uds import SandboxClients
 from corral.lifecycle.uids import uid_base_for_slot
@@ -44,6 +46,7 @@ class CreateParams:
     metadata: dict[str, str] = field(default_factory=dict)
     env_vars: dict[str, str] = field(default_factory=dict)
     allow_internet_access: bool | None = None
+    network: dict[str, Any] | None = None
     auto_pause: bool = False
 
 
@@ -74,6 +77,7 @@ class SandboxService:
         self._reaper: asyncio.Task[None] | None = None
         self.pool: WarmPool | None = None
         self.clients = SandboxClients()  # HTTP clients for sandbox daemons, shared by proxy and pool
+        self.egress = Egress(settings, self.clients)
         # Called with the sandbox id after a sandbox is gone, so per-sandbox state elsewhere
         # (proxy connections, metric baselines) is released with it.
         self.on_kill: list[Callable[[str], Awaitable[None] | None]] = []
@@ -95,6 +99,7 @@ class SandboxService:
     async def close(self) -> None:
         if self.pool is not None:
             await self.pool.close()
+        await self.egress.close()
         for task in (self._reaper, getattr(self, "_purger", None)):
             if task is not None:
                 task.cancel()
@@ -121,12 +126,17 @@ class SandboxService:
         for sid in await self.tier.leftovers():
             if sid not in live_ids:
                 await self._destroy_quietly(sid, self.settings.sandboxes_dir / sid)
+        await self.egress.recover(live_ids)
         if self.settings.sandboxes_dir.exists():
             for d in self.settings.sandboxes_dir.iterdir():
                 if d.name not in live_ids:
                     await self._destroy_quietly(d.name, d)
 
     async def _destroy_quietly(self, sandbox_id: str, workdir: Path) -> None:
+        try:
+            await self.egress.detach(sandbox_id)
+        except Exception:  # noqa: BLE001
+            log.exception("removing the network of %s failed", sandbox_id)
         try:
             await self.tier.destroy(sandbox_id, workdir)
         except Exception:  # noqa: BLE001
@@ -152,15 +162,41 @@ class SandboxService:
         timeout = resolve_timeout(p.timeout, self.settings.default_timeout_s, self.settings.ceilings)
         if any(not isinstance(v, str) for v in [*p.metadata.values(), *p.env_vars.values()]):
             raise PolicyError("metadata and envVars values must be strings")
+        egress = self.egress.resolve(p.allow_internet_access, p.network, template)
+        rec = None
         if self.pool is not None:
-            claimed = await self.pool.claim(template.name, p, timeout)
-            if claimed is not None:
-                self._wake.set()
-                return claimed
-        rec = await self.start_sandbox(template, env_vars=dict(p.env_vars), pooled=False, alias=p.template,
-                                       timeout=timeout, metadata=dict(p.metadata), auto_pause=p.auto_pause)
+            rec = await self.pool.claim(template.name, p, timeout)
+        if rec is None:
+            rec = await self.start_sandbox(template, env_vars=dict(p.env_vars), pooled=False, alias=p.template,
+                                           timeout=timeout, metadata=dict(p.metadata), auto_pause=p.auto_pause)
+        if egress.grants_egress:
+            handle = self._handles[rec.sandbox_id]
+            try:
+                await self.egress.attach(rec.sandbox_id, egress, handle.init_pid, handle.envd_socket,
+                                         rec.envd_access_token)
+            except BaseException:
+                await self.kill(rec.sandbox_id, reason="network attach failed")
+                raise
+        rec = self.store.update(rec.sandbox_id, allow_internet_access=egress.internet,
+                                network=request_network(p.allow_internet_access, p.network))
+        assert rec is not None
         self._wake.set()
         return rec
+
+    async def update_network(self, sandbox_id: str, body: dict[str, Any]) -> None:
+        async with self._lock(sandbox_id):
+            rec = self.get(sandbox_id)
+            handle = self._handles.get(sandbox_id)
+            if handle is None:
+                raise NotFound(sandbox_id)
+            policy = await self.egress.update(sandbox_id, body, handle.init_pid, handle.envd_socket,
+                                              rec.envd_access_token)
+            self.store.update(sandbox_id, allow_internet_access=policy.internet,
+                              network={k: v for k, v in body.items() if k in ("allowOut", "denyOut")})
+
+    async def network_audit(self, sandbox_id: str) -> dict[str, Any]:
+        self.get(sandbox_id)
+        return await self.egress.audit(sandbox_id)
 
     async def start_sandbox(self, template, *, env_vars: dict[str, str], pooled: bool, alias: str,  # type: ignore[no-untyped-def]
                             timeout: int, metadata: dict[str, str], auto_pause: bool = False) -> SandboxRecord:

@@ -211,3 +211,30 @@ async def test_kill_releases_per_sandbox_server_state(app, client):
     assert (await client.delete(f"/sandboxes/{sid}")).status_code == 204
     assert sid not in app.proxy._clients and sid not in app.state.meter._last
     assert sid not in app.state.service._locks and app.state.service.handle(sid) is None
+
+
+async def test_bad_network_rules_are_400_and_nothing_starts(client, tier):
+    before = set(tier.running)
+    for network in ({"denyOut": ["example.com"]}, {"allowOut": ["http://x.test/"]}, {"allowOut": "x.test"},
+                    {"bogus": []}, {"allowOut": ["*"]}):
+        r = await client.post("/v2/sandboxes", json={"templateID": "base", "network": network})
+        assert r.status_code == 400 and r.json()["message"], (network, r.text)
+    assert set(tier.running) == before
+
+
+async def test_offline_by_default_and_no_network_attached(client):
+    sid = (await _create(client))["sandboxID"]
+    info = (await client.get(f"/sandboxes/{sid}")).json()
+    assert info["allowInternetAccess"] is False
+    audit = (await client.get(f"/sandboxes/{sid}/network/audit")).json()
+    assert audit == {"sandboxID": sid, "attached": False}
+
+
+async def test_network_update_validation(client):
+    sid = (await _create(client))["sandboxID"]
+    assert (await client.put(f"/sandboxes/{sid}/network", json={"denyOut": ["a.test"]})).status_code == 400
+    assert (await client.put(f"/sandboxes/{sid}/network", json={"rules": {"a.test": {}}})).status_code == 400
+    assert (await client.put(f"/sandboxes/{sid}/network", content=b"[")).status_code == 400
+    assert (await client.put("/sandboxes/nope/network", json={})).status_code == 404
+    # Taking everything away from a sandbox that had nothing needs no network machinery.
+    assert (await client.put(f"/sandboxes/{sid}/network", json={"allow_internet_access": False})).status_code == 204

@@ -158,3 +158,11 @@ def test_wrong_api_key_is_rejected_everywhere(sdk, sbx: Sandbox) -> None:  # typ
     with pytest.raises(AuthenticationException):
         Sandbox.kill(sbx.sandbox_id, api_key=WRONG_KEY)
     assert sbx.is_running() is True
+
+
+def test_test_servers_refuse_egress(sdk) -> None:  # type: ignore[no-untyped-def]
+    """The suite's own guard (tests/conftest.py): the host-namespace test server has no egress."""
+    from e2b.exceptions import SandboxException
+
+    with pytest.raises(SandboxException, match="egress is disabled"):
+        Sandbox.create(allow_internet_access=True)

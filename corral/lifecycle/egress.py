@@ -1,0 +1,163 @@
+"""Network egress for sandboxes: one policy per sandbox, enforced by `corral.network`.
+
+Where a policy comes from: a create request's E2B fields (`allow_internet_access`, `network`)
+narrow the template's `e2b.toml` network settings, and both are capped by the server's ceiling;
+without either, a sandbox has no network at all (the product spec's default). The network
+machinery (forwarding, the global nftables table, the DNS resolver) starts only when a sandbox
+first needs it, or at start-up when a previous run left attachments to re-adopt or remove.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from corral.config import Settings
+from corral.network import NO_EGRESS, EgressPolicy, NetworkManager, NetworkPolicyError, from_e2b, from_spec, narrow
+from corral.network import system_resolvers
+from corral.policy import PolicyError
+from corral.uds import SandboxClients
+
+log = logging.getLogger("corral.egress")
+
+# E2B update fields we cannot honour; refused rather than silently ignored.
+_UNSUPPORTED = ("egressProxy", "egress_proxy", "rules")
+# Accepted and ignored: the resolver intercepts every DNS query, whatever server is asked.
+_IGNORED = ("dnsServers", "dns_servers")
+
+
+def request_network(allow_internet_access: bool | None, network: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What to remember of a request's network fields (E2B's shape), for get_info."""
+    if allow_internet_access is None and not network:
+        return None
+    return {k: v for k, v in (network or {}).items() if k not in _IGNORED}
+
+
+class Egress:
+    def __init__(self, settings: Settings, clients: SandboxClients) -> None:
+        self.settings = settings
+        self.clients = clients
+        self.ceiling = EgressPolicy(internet=settings.egress)
+        self._net: NetworkManager | None = None
+        self._started = False
+
+    @property
+    def state_dir(self) -> Path:
+        return self.settings.data_dir / "network"
+
+    def _manager(self) -> NetworkManager:
+        if self._net is None:
+            self._net = NetworkManager(
+                self.state_dir,
+                upstream_resolvers=list(self.settings.dns_upstreams) or system_resolvers(),
+                pool=self.settings.network_pool,
+                forbidden=list(self.settings.network_forbidden),
+            )
+        return self._net
+
+    async def _ensure_started(self) -> NetworkManager:
+        net = self._manager()
+        if not self._started:
+            await net.start()
+            self._started = True
+        return net
+
+    # --- policy --------------------------------------------------------------------------------
+
+    def resolve(self, allow_internet_access: bool | None, network: dict[str, Any] | None, template: Any) -> EgressPolicy:
+        """The policy of a new sandbox; bad input raises PolicyError with the offending entry."""
+        try:
+            tmpl = self._template_policy(template)
+            if allow_internet_access is not None or network:
+                policy = from_e2b(allow_internet_access, _egress_fields(network))
+                if tmpl is not None:
+                    policy = narrow(policy, tmpl)
+            else:
+                policy = tmpl or NO_EGRESS
+            return self._cap(policy)
+        except NetworkPolicyError as exc:
+            raise PolicyError(str(exc)) from None
+
+    def _cap(self, policy: EgressPolicy) -> EgressPolicy:
+        capped = narrow(policy, self.ceiling)
+        if policy.grants_egress and not capped.grants_egress:
+            raise PolicyError("network egress is disabled on this server (CORRAL_EGRESS=off)")
+        return capped
+
+    @staticmethod
+    def _template_policy(template: Any) -> EgressPolicy | None:
+        net = getattr(template, "network", None)
+        if not net:
+            return None
+        return from_spec(bool(net.get("internet_access", False)), net.get("allowed_hosts") or None)
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def attach(self, sandbox_id: str, policy: EgressPolicy, init_pid: int, socket: Path,
+                     access_token: str | None) -> None:
+        if not policy.grants_egress:
+            return
+        net = await self._ensure_started()
+        att = await net.ensure(sandbox_id, policy, init_pid=init_pid)
+        if att is not None:
+            await self._write_resolv_conf(sandbox_id, socket, access_token, str(att.nameserver))
+
+    async def update(self, sandbox_id: str, body: dict[str, Any], init_pid: int, socket: Path,
+                     access_token: str | None) -> EgressPolicy:
+        """PUT /sandboxes/{id}/network: replace the sandbox's egress rules."""
+        for key in _UNSUPPORTED:
+            if body.get(key):
+                raise PolicyError(f"network.{key} is not supported by corral")
+        allow = body.get("allow_internet_access", body.get("allowInternetAccess"))
+        try:
+            policy = self._cap(from_e2b(allow if allow is not None else False, _egress_fields(body)))
+        except NetworkPolicyError as exc:
+            raise PolicyError(str(exc)) from None
+        if self._net is None and not policy.grants_egress:
+            return policy
+        net = await self._ensure_started()
+        attached = sandbox_id in net.attached()
+        att = await net.ensure(sandbox_id, policy, init_pid=init_pid)
+        if att is not None and not attached:
+            await self._write_resolv_conf(sandbox_id, socket, access_token, str(att.nameserver))
+        return policy
+
+    async def detach(self, sandbox_id: str) -> None:
+        if self._net is not None and self._started:
+            await self._net.detach(sandbox_id)
+
+    async def audit(self, sandbox_id: str) -> dict[str, Any]:
+        if self._net is None or not self._started or sandbox_id not in self._net.attached():
+            return {"sandboxID": sandbox_id, "attached": False}
+        report = await self._net.audit(sandbox_id)
+        return {"sandboxID": sandbox_id, "attached": True, **report}
+
+    async def recover(self, live_ids: set[str]) -> None:
+        """Re-adopt the attachments of live sandboxes, remove every other one."""
+        if not any((self.state_dir / "sandboxes").glob("*.json")):
+            return
+        net = await self._ensure_started()
+        for sid in (await net.leftovers()) | (net.attached() - live_ids):
+            log.info("removing the network of sandbox %s (no longer live)", sid)
+            await net.detach(sid)
+
+    async def close(self) -> None:
+        if self._net is not None and self._started:
+            await self._net.close()
+
+    async def _write_resolv_conf(self, sandbox_id: str, socket: Path, token: str | None, nameserver: str) -> None:
+        """Through envd, as the sandbox's root: the host never writes into a sandbox's tree."""
+        client = self.clients.get(sandbox_id, socket)
+        resp = await client.post(
+            "/files", params={"path": "/etc/resolv.conf", "username": "root"},
+            content=f"nameserver {nameserver}\n".encode(),
+            headers={"Content-Type": "application/octet-stream", "X-Access-Token": token or ""}, timeout=10,
+        )
+        if resp.status_code != 200:
+            log.warning("could not write resolv.conf in %s: %s %s", sandbox_id, resp.status_code, resp.text[:200])
+
+
+def _egress_fields(network: dict[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (network or {}).items() if k not in _IGNORED + _UNSUPPORTED
+            and k not in ("allow_internet_access", "allowInternetAccess")}
