@@ -21,6 +21,7 @@ from rich.table import Table
 
 from corral.templates import build as template_build
 from corral.templates.builtin import BUILTIN_RECIPES
+from corral.cli.template_build import build as build_from_dockerfile
 from corral.templates.names import TemplateNameError
 from corral.templates.store import ROOT_ENV, TemplateError, TemplateNotFound, TemplateStore
 
@@ -152,6 +153,9 @@ def _build_one(store: TemplateStore, name: str, force: bool) -> None:
             f"{result.seconds:.1f}s -> {info.rootfs}",
             highlight=False, soft_wrap=True,
         )
+
+
+app.command("build")(build_from_dockerfile)
 
 
 @app.command("ls")

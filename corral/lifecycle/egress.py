@@ -65,10 +65,11 @@ class Egress:
 
     # --- policy --------------------------------------------------------------------------------
 
-    def resolve(self, allow_internet_access: bool | None, network: dict[str, Any] | None, template: Any) -> EgressPolicy:
+    def resolve(self, allow_internet_access: bool | None, network: dict[str, Any] | None,
+                template_network: dict[str, Any] | None) -> EgressPolicy:
         """The policy of a new sandbox; bad input raises PolicyError with the offending entry."""
         try:
-            tmpl = self._template_policy(template)
+            tmpl = self._template_policy(template_network)
             if allow_internet_access is not None or network:
                 policy = from_e2b(allow_internet_access, _egress_fields(network))
                 if tmpl is not None:
@@ -86,8 +87,8 @@ class Egress:
         return capped
 
     @staticmethod
-    def _template_policy(template: Any) -> EgressPolicy | None:
-        net = getattr(template, "network", None)
+    def _template_policy(net: dict[str, Any] | None) -> EgressPolicy | None:
+        """A template's `[template.network]` (from its e2b.toml): the most its sandboxes get."""
         if not net:
             return None
         return from_spec(bool(net.get("internet_access", False)), net.get("allowed_hosts") or None)

@@ -11,9 +11,7 @@ sandboxes rather than trusting them.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import struct
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
@@ -21,10 +19,13 @@ import httpx
 
 
 from corral.ids import new_access_token
+from corral.lifecycle import envd_calls
+from corral.lifecycle.images import image_config, sandbox_env
 from corral.store import SandboxRecord, SandboxState
 
 if TYPE_CHECKING:
     from corral.lifecycle.service import CreateParams, SandboxService
+
 
 log = logging.getLogger("corral.pool")
 
@@ -97,12 +98,9 @@ class WarmPool:
         handle = self.service.handle(rec.sandbox_id)
         if handle is None:
             return
-        body = json.dumps({"process": {"cmd": "/bin/bash", "args": ["-l", "-c", "true"]}, "stdin": False}).encode()
         try:
-            c = self.service.clients.get(rec.sandbox_id, handle.envd_socket)
-            await c.post("/process.Process/Start", content=b"\0" + struct.pack(">I", len(body)) + body,
-                         headers={"Content-Type": "application/connect+json", "X-Access-Token": rec.envd_access_token or ""},
-                         timeout=30)
+            await envd_calls.run(self.service.clients.get(rec.sandbox_id, handle.envd_socket),
+                                 rec.envd_access_token, "true", timeout_s=30)
         except httpx.HTTPError:
             log.warning("warming pooled sandbox %s failed", rec.sandbox_id)
 
@@ -121,10 +119,11 @@ class WarmPool:
             try:
                 # Through the sandbox's shared client: the connection stays open for the first command.
                 c = self.service.clients.get(sid, handle.envd_socket)
-                r = await c.post("/.corral/init", json={"accessToken": token, "envVars": p.env_vars},
+                env = sandbox_env(image_config(self.service._template(template)), dict(p.env_vars))
+                r = await c.post("/.corral/init", json={"accessToken": token, "envVars": env},
                                  headers={"X-Access-Token": rec.envd_access_token or ""}, timeout=10)
                 r.raise_for_status()
-            except httpx.HTTPError:
+            except (httpx.HTTPError, LookupError, ValueError):
                 log.exception("claiming pooled sandbox %s failed", sid)
                 await self.service.kill(sid, reason="pooled sandbox unhealthy")
                 continue

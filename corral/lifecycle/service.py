@@ -20,7 +20,9 @@ from pathlib import Path
 from corral import ENVD_VERSION
 from corral.config import Settings
 from corral.ids import new_access_token, new_sandbox_id
+from corral.lifecycle import envd_calls
 from corral.lifecycle.egress import Egress, request_network
+from corral.lifecycle.images import default_user, image_config, sandbox_env, warm_kernels
 from corral.lifecycle.pool import WarmPool
 from corral.uds import SandboxClients
 from corral.lifecycle.uids import uid_base_for_slot
@@ -51,10 +53,7 @@ class CreateParams:
 
 
 TRASH_PURGE_INTERVAL_S = 60.0
-def warm_kernels(rootfs: Path) -> tuple[str, ...]:
-    """Templates that ship Jupyter's Python kernel get it started with the sandbox, so the first
-    `run_code` does not wait about a second for it; others start kernels on first use."""
-    return ("python",) if (rootfs / "usr/lib/python3/dist-packages/ipykernel").is_dir() else ()
+READY_TIMEOUT_S = 120.0
 
 
 _VISIBLE = {SandboxState.RUNNING.value, SandboxState.PAUSED.value}
@@ -162,7 +161,8 @@ class SandboxService:
         timeout = resolve_timeout(p.timeout, self.settings.default_timeout_s, self.settings.ceilings)
         if any(not isinstance(v, str) for v in [*p.metadata.values(), *p.env_vars.values()]):
             raise PolicyError("metadata and envVars values must be strings")
-        egress = self.egress.resolve(p.allow_internet_access, p.network, template)
+        image = image_config(template)
+        egress = self.egress.resolve(p.allow_internet_access, p.network, image.network if image else None)
         rec = None
         if self.pool is not None:
             rec = await self.pool.claim(template.name, p, timeout)
@@ -225,10 +225,12 @@ class SandboxService:
                 allow_internet_access=False, on_timeout="pause" if auto_pause else "kill",
             )
             self.store.add(rec)
+        image = image_config(template)
         spec = SandboxSpec(
             sandbox_id=sandbox_id, template=template.name, rootfs=rootfs, workdir=workdir,
-            uid_base=uid_base_for_slot(slot), limits=limits, env_vars=env_vars, access_token=token,
-            start_kernels=warm_kernels(rootfs),
+            uid_base=uid_base_for_slot(slot), limits=limits, env_vars=sandbox_env(image, env_vars),
+            access_token=token, start_kernels=warm_kernels(rootfs), default_user=default_user(image),
+            default_workdir=image.workdir if image and image.workdir not in ("", "/") else None,
         )
         try:
             workdir.mkdir(parents=True, exist_ok=False, mode=0o700)
@@ -238,10 +240,37 @@ class SandboxService:
             self.store.update(sandbox_id, state=SandboxState.KILLED.value, killed_at=_now(), kill_reason="failed to start")
             raise
         self._handles[sandbox_id] = handle
+        if image is not None and (image.start_cmd or image.ready_cmd):
+            try:
+                await self._start_and_wait_ready(sandbox_id, handle, token, image, spec.default_user)
+            except BaseException:
+                await self._destroy_quietly(sandbox_id, workdir)
+                self._handles.pop(sandbox_id, None)
+                self.store.update(sandbox_id, state=SandboxState.KILLED.value, killed_at=_now(), kill_reason="not ready")
+                raise
         state = SandboxState.POOLED if pooled else SandboxState.RUNNING
         updated = self.store.update(sandbox_id, state=state.value)
         assert updated is not None
         return updated
+
+    async def _start_and_wait_ready(self, sandbox_id: str, handle: SandboxHandle, token: str,
+                                    image: Any, user: str) -> None:
+        """A template's start command runs in the background; its ready command is retried until
+        it succeeds, so a sandbox is handed out only once its service answers."""
+        client = self.clients.get(sandbox_id, handle.envd_socket)
+        if image.start_cmd:
+            await envd_calls.start_background(client, token, image.start_cmd, user=user, tag="start-cmd")
+        if image.ready_cmd:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + READY_TIMEOUT_S
+            while True:
+                done = await envd_calls.run(client, token, image.ready_cmd, user=user, timeout_s=30)
+                if done.exit_code == 0:
+                    return
+                if loop.time() > deadline:
+                    raise TierError(f"the template's ready command did not succeed within {READY_TIMEOUT_S:.0f}s: "
+                                    f"{done.output.strip()[-300:]}")
+                await asyncio.sleep(0.2)
 
     def get(self, sandbox_id: str) -> SandboxRecord:
         rec = self.store.get_live(sandbox_id)

@@ -38,6 +38,7 @@ class SandboxSpec:
     env_vars: dict[str, str] = field(default_factory=dict)
     access_token: str | None = None
     default_user: str = "user"
+    default_workdir: str | None = None   # None: the default user's home
     # Code-interpreter kernels envd starts with the sandbox (warm start), e.g. ("python",).
     start_kernels: tuple[str, ...] = ()
 

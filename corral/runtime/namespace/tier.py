@@ -147,6 +147,7 @@ class NamespaceTier(Tier):
         os.chmod(workdir, 0o700)
         config = EnvdConfig(sandbox_id=spec.sandbox_id, access_token=spec.access_token,
                             env_vars=dict(spec.env_vars), default_user=spec.default_user,
+                            default_workdir=spec.default_workdir,
                             start_kernels=list(spec.start_kernels))
         fd = os.open(workdir / CONFIG_FILE,
                      os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
