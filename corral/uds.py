@@ -42,9 +42,9 @@ class SandboxClients:
         return sandbox_id in self._clients
 
     async def drop(self, sandbox_id: str) -> None:
-        cached = self._clients.pop(sandbox_id, None)
-        if cached:
-            await cached[1].aclose()
+        """Close the sandbox's clients, its per-port ones (keyed `<id>:<port>`) included."""
+        for key in [k for k in self._clients if k == sandbox_id or k.startswith(sandbox_id + ":")]:
+            await self._clients.pop(key)[1].aclose()
 
     async def close(self) -> None:
         for sid in list(self._clients):

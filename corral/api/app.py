@@ -51,6 +51,14 @@ class Corral:
         self.state = rest.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            target = sandbox_target(dict(scope["headers"]))
+            if target is None:
+                await receive()
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            await self.proxy.websocket(scope, receive, send, *target)
+            return
         if scope["type"] == "http":
             headers = dict(scope["headers"])
             target = sandbox_target(headers)

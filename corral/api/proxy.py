@@ -16,11 +16,13 @@ import httpx
 from starlette.types import Message, Receive, Scope, Send
 
 from corral.api.routing import ENVD_PORT, INTERPRETER_PORT
+from corral.api.websocket import relay_websocket
 from corral.lifecycle import SandboxService
 from corral.store import SandboxRecord
 
 # envd routes the server uses to manage a sandbox (warm-pool hand-off); never reachable by clients.
 SERVER_ONLY_PREFIX = "/.corral/"
+PORTS_SOCKET = "ports.sock"  # beside envd.sock: the daemon's raw tunnels to the sandbox's TCP ports
 
 _HOP_BY_HOP = {
     b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailers",
@@ -33,6 +35,16 @@ async def _send_json(send: Send, status: int, message: str) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+def _token_matches(scope: Scope, header: bytes, expected: str | None) -> bool:
+    if not expected:
+        return False
+    ok = False
+    for name, value in scope["headers"]:
+        if name == header:
+            ok |= hmac.compare_digest(value, expected.encode())
+    return ok
 
 
 def _interpreter_authorized(scope: Scope, rec: SandboxRecord) -> bool:
@@ -75,12 +87,35 @@ class SandboxProxy:
         if port == INTERPRETER_PORT and not _interpreter_authorized(scope, rec):
             await _send_json(send, 401, "unauthorized: a valid X-Access-Token or E2B-Traffic-Access-Token is required")
             return
-        if port not in (ENVD_PORT, INTERPRETER_PORT):
-            await _send_json(send, 502, f"No service is exposed on port {port} of sandbox {sandbox_id}")
+        if port in (ENVD_PORT, INTERPRETER_PORT):
+            await self._forward(scope, receive, send, self._clients.get(sandbox_id, socket))
             return
-        await self._forward(scope, receive, send, self._clients.get(sandbox_id, socket))
+        # A user's own service inside the sandbox: tunnelled through the daemon's ports socket.
+        if not 0 < port < 65536:
+            await _send_json(send, 400, f"invalid sandbox port {port}")
+            return
+        if not rec.public_traffic and not _token_matches(scope, b"e2b-traffic-access-token", rec.traffic_access_token):
+            await _send_json(send, 401, "unauthorized: this sandbox's ports need its E2B-Traffic-Access-Token")
+            return
+        client = self._clients.get(f"{sandbox_id}:{port}", socket.parent / PORTS_SOCKET)
+        await self._forward(scope, receive, send, client, port=port)
 
-    async def _forward(self, scope: Scope, receive: Receive, send: Send, client: httpx.AsyncClient) -> None:
+    async def websocket(self, scope: Scope, receive: Receive, send: Send, sandbox_id: str, port: int) -> None:
+        """WebSocket to a user's port: the upgrade goes through the ports tunnel, then frames are
+        relayed both ways."""
+        rec, socket = self.service.envd_socket(sandbox_id)
+        ok = rec is not None and socket is not None and rec.state == "running" and 0 < port < 65536 \
+            and port not in (ENVD_PORT, INTERPRETER_PORT)
+        if ok and not rec.public_traffic:  # type: ignore[union-attr]
+            ok = _token_matches(scope, b"e2b-traffic-access-token", rec.traffic_access_token)  # type: ignore[union-attr]
+        await receive()  # websocket.connect
+        if not ok:
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        await relay_websocket(scope, receive, send, str(socket.parent / PORTS_SOCKET), port)  # type: ignore[union-attr]
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, client: httpx.AsyncClient,
+                       port: int | None = None) -> None:
         body_done = asyncio.Event()
         disconnected = asyncio.Event()
 
@@ -99,6 +134,12 @@ class SandboxProxy:
                     return
 
         headers = [(k, v) for k, v in scope["headers"] if k not in _HOP_BY_HOP]
+        if port is not None:
+            # A user's service sees the Host the client used; the tunnel needs the port header
+            # even when the port came from the host name.
+            headers = [(k, v) for k, v in headers if k != b"e2b-sandbox-port"]
+            headers += [(b"e2b-sandbox-port", str(port).encode())]
+            headers += [(k, v) for k, v in scope["headers"] if k == b"host"]
         has_body = any(k == b"content-length" and v != b"0" for k, v in scope["headers"]) or any(
             k == b"transfer-encoding" for k, _ in scope["headers"])
         path = scope.get("raw_path") or scope["path"].encode()

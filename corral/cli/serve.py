@@ -47,6 +47,6 @@ def serve(
     typer.echo(f"corral listening on http://{settings.host}:{settings.port} (data dir {settings.data_dir})")
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level=log_level.lower(), lifespan="on",
-        http="httptools", loop="uvloop", timeout_keep_alive=300, access_log=log_level.lower() == "debug",
+        http="httptools", loop="uvloop", ws="websockets", timeout_keep_alive=300, access_log=log_level.lower() == "debug",
     )
     uvicorn.Server(config).run()

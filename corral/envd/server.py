@@ -60,7 +60,7 @@ def preload() -> None:
 
     from corral.envd import (  # noqa: F401
         app, auth, connect, creds, entries, exitstatus, files_http, filesystem, httpio, inotify,
-        multipart, processes, reaper, users, watchers,
+        multipart, ports, processes, reaper, users, watchers,
     )
 
     import corral.interpreter
@@ -88,9 +88,9 @@ def _prctl(option: int, value: int) -> None:
         raise OSError(ctypes.get_errno(), "prctl failed")
 
 
-def serve(sock: socket.socket, config: EnvdConfig) -> None:
+def serve(sock: socket.socket, config: EnvdConfig, ports_sock: socket.socket | None = None) -> None:
     """Serve the envd app on `sock` until SIGTERM; reaps every child, including orphans."""
-    from corral.envd import reaper
+    from corral.envd import ports, reaper
     from corral.envd.app import create_app
 
     # Sandbox processes (even as sandbox root) must not read our memory (token) via /proc.
@@ -113,6 +113,8 @@ def serve(sock: socket.socket, config: EnvdConfig) -> None:
         # threads exist from the start (the call does not wait for them).
         app.executor.prestart(2)
         app.start_kernels()
+        if ports_sock is not None:
+            await ports.serve(ports_sock)
         try:
             await server.serve(sockets=[sock])
         finally:

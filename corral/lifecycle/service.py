@@ -163,6 +163,9 @@ class SandboxService:
             raise PolicyError("metadata and envVars values must be strings")
         image = image_config(template)
         egress = self.egress.resolve(p.allow_internet_access, p.network, image.network if image else None)
+        public = (p.network or {}).get("allowPublicTraffic", (p.network or {}).get("allow_public_traffic", True))
+        if not isinstance(public, bool):
+            raise PolicyError("network.allowPublicTraffic: expected true or false")
         rec = None
         if self.pool is not None:
             rec = await self.pool.claim(template.name, p, timeout)
@@ -177,7 +180,7 @@ class SandboxService:
             except BaseException:
                 await self.kill(rec.sandbox_id, reason="network attach failed")
                 raise
-        rec = self.store.update(rec.sandbox_id, allow_internet_access=egress.internet,
+        rec = self.store.update(rec.sandbox_id, allow_internet_access=egress.internet, public_traffic=public,
                                 network=request_network(p.allow_internet_access, p.network))
         assert rec is not None
         self._wake.set()

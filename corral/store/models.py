@@ -52,6 +52,8 @@ class SandboxRecord(Base):
     traffic_access_token: Mapped[str | None] = mapped_column(String(128), nullable=True)
     metadata_: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
     allow_internet_access: Mapped[bool] = mapped_column(default=False)
+    # False: requests to the sandbox's own ports need the traffic token (E2B's allowPublicTraffic).
+    public_traffic: Mapped[bool] = mapped_column(default=True)
     # The sandbox's egress rules as E2B expresses them ({"allowOut": [...], "denyOut": [...]}).
     network: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     on_timeout: Mapped[str] = mapped_column(String(8), default="kill")

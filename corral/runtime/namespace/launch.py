@@ -32,7 +32,7 @@ from corral.runtime.namespace import capabilities, disk, policy, rootfs, userns
 from corral.runtime.namespace import syscalls as sc
 from corral.runtime.namespace.cgroups import CgroupManager
 from corral.runtime.base import Limits
-from corral.runtime.namespace.request import CONFIG_FILE, SOCKET_FILE, SpawnRequest
+from corral.runtime.namespace.request import CONFIG_FILE, PORTS_SOCKET_FILE, SOCKET_FILE, SpawnRequest
 
 SANDBOX_NAMESPACES = (sc.CLONE_NEWNS | sc.CLONE_NEWPID | sc.CLONE_NEWNET | sc.CLONE_NEWUTS
                       | sc.CLONE_NEWIPC | sc.CLONE_NEWCGROUP)
@@ -41,7 +41,7 @@ SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
 
 # What the init does once it is sandboxed: serve envd, or exec a program (tests, debugging).
-Serve = Callable[[socket.socket, Any], None]  # corral.envd.server.serve(sock, EnvdConfig)
+Serve = Callable[..., None]  # corral.envd.server.serve(sock, EnvdConfig, ports_sock)
 
 
 def _send(ctl: socket.socket, msg: dict[str, Any]) -> None:
@@ -99,6 +99,25 @@ def _close_fds_except(keep: set[int]) -> None:
     os.closerange(last + 1, 1 << 20)
 
 
+def _bind_unix(workdir: str, name: str) -> socket.socket:
+    """A listening socket at workdir/name: a host path the sandbox never sees, bound before the
+    pivot. Bound by a relative name: a socket path is limited to 107 bytes, a data dir is not."""
+    try:
+        os.unlink(os.path.join(workdir, name))
+    except FileNotFoundError:
+        pass
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)
+    try:
+        os.chdir(workdir)
+        sock.bind(name)
+    finally:
+        os.umask(old_umask)
+        os.chdir("/")
+    sock.listen(512)
+    return sock
+
+
 def _bring_up_loopback() -> None:
     import fcntl
     import struct
@@ -141,21 +160,8 @@ def _sandbox_init(req: SpawnRequest, ctl: socket.socket, userns_fd: int, ready_w
             config = json.load(f)
         os.unlink(config_path)
 
-        sock_path = os.path.join(req.workdir, SOCKET_FILE)
-        try:
-            os.unlink(sock_path)
-        except FileNotFoundError:
-            pass
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old_umask = os.umask(0o177)
-        try:
-            # Bound by a relative name: a socket path is limited to 107 bytes, a data dir is not.
-            os.chdir(req.workdir)
-            listener.bind(SOCKET_FILE)
-        finally:
-            os.umask(old_umask)
-            os.chdir("/")
-        listener.listen(512)
+        listener = _bind_unix(req.workdir, SOCKET_FILE)
+        ports_listener = _bind_unix(req.workdir, PORTS_SOCKET_FILE)
 
         _write_sysctls()
         _bring_up_loopback()
@@ -164,7 +170,7 @@ def _sandbox_init(req: SpawnRequest, ctl: socket.socket, userns_fd: int, ready_w
         rootfs.pivot(new_root)
         rootfs.populate(req.sandbox_id, req.uid_base, req.memory_mb)
 
-        keep = {listener.fileno(), ready_w, userns_fd}
+        keep = {listener.fileno(), ports_listener.fileno(), ready_w, userns_fd}
         _close_fds_except(keep)
         null = os.open("/dev/null", os.O_RDWR)
         for fd in (0, 1, 2):
@@ -205,7 +211,7 @@ def _sandbox_init(req: SpawnRequest, ctl: socket.socket, userns_fd: int, ready_w
         elif serve is not None:
             from corral.envd.config import EnvdConfig
 
-            serve(listener, EnvdConfig(**config))
+            serve(listener, EnvdConfig(**config), ports_listener)
         else:
             code = 2
     except BaseException:  # noqa: BLE001

@@ -18,6 +18,7 @@ MAX_UID = 2**32 - 2           # (uid_t)-1 is "no uid"
 
 CONFIG_FILE = "envd-config.json"
 SOCKET_FILE = "envd.sock"
+PORTS_SOCKET_FILE = "ports.sock"  # raw tunnels to the sandbox's own TCP ports (exposed ports)
 LAYER_DIR = "layer"           # mount point of the writable ext4 layer (private mount ns)
 LOWER_DIR = "lower"           # mount point of the idmapped template
 ROOT_DIR = "root"             # mount point of the overlay, pivoted into
