@@ -13,6 +13,7 @@ from corral.cli.errors import CliError
 from corral.cli.keys import create_key
 from corral.config import Settings, parse_pool
 from corral.store import Store
+from corral.tls import DEFAULT_DOMAIN, TlsError, ensure_certificates
 
 
 def serve(
@@ -21,6 +22,7 @@ def serve(
     data_dir: Path = typer.Option(None, "--data-dir", help="Where sandbox records and writable layers live (default .data)."),
     template_dir: Path = typer.Option(None, "--template-dir", help="Template store (default /var/lib/corral/templates)."),
     domain: str = typer.Option(None, help="Public domain for {port}-{id}.{domain} sandbox hosts."),
+    tls: bool = typer.Option(False, "--tls", help="Serve HTTPS with a local CA and a certificate for *.DOMAIN (default domain e2b.localhost)."),
     pool: str = typer.Option(None, help="Warm pools, e.g. 'code-interpreter-v1=2,base=1' (default: $CORRAL_POOL)."),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
@@ -33,6 +35,16 @@ def serve(
     except ValueError as exc:
         raise CliError(str(exc)) from None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ssl_args: dict[str, str] = {}
+    if tls:
+        base_domain = (settings.domain or DEFAULT_DOMAIN).split(":")[0]
+        try:
+            files = ensure_certificates(settings.data_dir / "tls", base_domain)
+        except TlsError as exc:
+            raise CliError(str(exc)) from None
+        ssl_args = {"ssl_certfile": str(files.cert), "ssl_keyfile": str(files.key)}
+        # What the SDK is told in create responses: it builds https://{port}-{id}.{domain} from it.
+        settings.domain = base_domain if settings.port == 443 else f"{base_domain}:{settings.port}"
     store = Store(settings.db_path)
     if not settings.env_api_keys and not store.keys():
         key = create_key(store, "first-run")
@@ -44,9 +56,14 @@ def serve(
     from corral.api import create_app
 
     app = create_app(settings)
-    typer.echo(f"corral listening on http://{settings.host}:{settings.port} (data dir {settings.data_dir})")
+    if tls:
+        typer.echo(f"corral listening on https://{settings.host}:{settings.port} (data dir {settings.data_dir})")
+        typer.echo(f"  export E2B_DOMAIN={settings.domain}\n  export SSL_CERT_FILE={files.ca_cert}")
+    else:
+        typer.echo(f"corral listening on http://{settings.host}:{settings.port} (data dir {settings.data_dir})")
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level=log_level.lower(), lifespan="on",
-        http="httptools", loop="uvloop", ws="websockets", timeout_keep_alive=300, access_log=log_level.lower() == "debug",
+        http="httptools", loop="uvloop", ws="websockets", timeout_keep_alive=300,
+        access_log=log_level.lower() == "debug", **ssl_args,
     )
     uvicorn.Server(config).run()
