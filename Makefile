@@ -21,7 +21,7 @@ PORT    ?= 3000
 DATA    ?= .data
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv template run test clean distclean
+.PHONY: help deps venv template spec-templates run test clean distclean
 
 help:
 	@echo "make run        start a corral server on http://$(HOST):$(PORT) and run examples/demo.py against it"
@@ -29,6 +29,7 @@ help:
 	@echo "make deps       install missing system packages ($(words $(APT_PACKAGES)) checked)"
 	@echo "make venv       create $(VENV)/ and install corral with its test dependencies"
 	@echo "make template   build the built-in templates, base and code-interpreter-v1 (skipped when current)"
+	@echo "make spec-templates  build the product spec's templates in templates/ (cached per step)"
 	@echo "make clean      remove $(DATA)/ and caches; make distclean also removes $(VENV)/"
 
 deps:
@@ -60,7 +61,12 @@ run: deps venv template
 	@HOST=$(HOST) PORT=$(PORT) DATA=$(DATA) VENV=$(VENV) scripts/run.sh
 
 # pytest's exit 5 ("no tests ran") is a failure here, not a pass.
-test: deps venv template
+# The product spec's templates (templates/*), built from their Dockerfiles; RUN steps reach the
+# package registries only. One retry: a registry hiccup should not fail a whole set-up.
+spec-templates: template
+	@CORRAL=$(CORRAL) templates/build-all.sh || { echo "spec-templates: retrying once"; CORRAL=$(CORRAL) templates/build-all.sh; }
+
+test: deps venv template spec-templates
 	@$(PYTHON) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc = 5 ]; then echo "error: no tests ran" >&2; exit 1; fi; exit $$rc
 

@@ -74,9 +74,10 @@ class Egress:
                 policy = from_e2b(allow_internet_access, _egress_fields(network))
                 if tmpl is not None:
                     policy = narrow(policy, tmpl)
-            else:
-                policy = tmpl or NO_EGRESS
-            return self._cap(policy)
+                return self._cap(policy)
+            # A template's own defaults are narrowed to what the server allows, without an error:
+            # the client asked for nothing.
+            return narrow(tmpl or NO_EGRESS, self.ceiling)
         except NetworkPolicyError as exc:
             raise PolicyError(str(exc)) from None
 
