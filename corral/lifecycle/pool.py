@@ -50,14 +50,16 @@ class WarmPool:
             self._refill(name)
 
     async def close(self) -> None:
+        """Stop filling and kill every pooled sandbox, including one a cancelled fill had just
+        started: the store, not the ready lists, says which sandboxes are pooled."""
         self._closed = True
         for task in self._filling.values():
             task.cancel()
         await asyncio.gather(*self._filling.values(), return_exceptions=True)
         for ids in self._ready.values():
-            for sid in ids:
-                await self.service.kill(sid, reason="pool closed")
             ids.clear()
+        for rec in self.service.store.live([SandboxState.POOLED]):
+            await self.service.kill(rec.sandbox_id, reason="pool closed")
 
     def ready(self, template: str) -> int:
         return len(self._ready.get(template, []))
