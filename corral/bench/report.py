@@ -21,10 +21,14 @@ from corral.bench.stats import Summary
 TARGET_CREATE_TO_FIRST_P50_MS = 50.0
 TARGET_COMMAND_P50_MS = 10.0
 TARGET_IDLE_MB = 10.0
+TARGET_RUN_CODE_P50_MS = 5.0
+TARGET_RUN_CODE_RATIO = 3.0
+TARGET_FIRST_RUN_CODE_MS = 200.0
 
 FLOOR_SPAWN = "spawn"
 FLOOR_HTTP_HEALTH = "http_health"
 FLOOR_HTTP_BARE = "http_bare"
+FLOOR_KERNEL = "kernel_direct"   # run_code's own floor: the same cell on a kernel driven directly
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,10 @@ class BenchReport:
         return spawn.p50_ms + http.p50_ms
 
     def ratio(self, summary: Summary) -> float | None:
+        """p50 over the floor; run_code rows are compared with the direct kernel round trip."""
+        kernel = self.floors.get(FLOOR_KERNEL)
+        if summary.name.startswith("run_code") and kernel is not None:
+            return summary.p50_ms / kernel.p50_ms if kernel.p50_ms else None
         floor = self.floor_ms
         return summary.p50_ms / floor if floor else None
 
@@ -80,9 +88,20 @@ class BenchReport:
         if self.idle is not None and self.idle.alive_at_measurement != self.idle.sandboxes:
             # sandboxes that died before the measurement make any per-sandbox figure a lie
             idle_checks = [Check(c.name, c.target + " (all alive)", c.measured, c.unit, False) for c in idle_checks]
+        interp: list[Check] = []
+        if "run_code" in self.results:
+            kernel = self.floors.get(FLOOR_KERNEL)
+            interp = [
+                check("run_code('1+1')", TARGET_RUN_CODE_P50_MS, p50("run_code"), "ms", "p50"),
+                check("run_code('1+1') vs direct kernel", TARGET_RUN_CODE_RATIO,
+                      p50("run_code") / kernel.p50_ms if kernel and p50("run_code") else None, "x",
+                      "p50 ratio to direct jupyter_client"),
+                check("create -> first run_code", TARGET_FIRST_RUN_CODE_MS, p50("first_run_code"), "ms", "p50"),
+            ]
         return [
             check("create -> first command", TARGET_CREATE_TO_FIRST_P50_MS, p50("create_to_first_command"), "ms", "p50"),
             check("commands.run('true')", TARGET_COMMAND_P50_MS, p50("command"), "ms", "p50"),
+            *interp,
             *idle_checks,
         ]
 

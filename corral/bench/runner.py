@@ -15,10 +15,10 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from corral.config import DEFAULT_POOL
-from corral.bench import density, floor, latency
+from corral.bench import density, floor, interpreter, latency
 from corral.bench.machine import describe_machine
 from corral.bench.memory import listener_pid
-from corral.bench.report import FLOOR_HTTP_BARE, FLOOR_HTTP_HEALTH, FLOOR_SPAWN, BenchReport
+from corral.bench.report import FLOOR_HTTP_BARE, FLOOR_HTTP_HEALTH, FLOOR_KERNEL, FLOOR_SPAWN, BenchReport
 from corral.bench.server import LocalServer
 from corral.bench.target import Target
 
@@ -49,6 +49,7 @@ class BenchConfig:
     idle_concurrency: int = 4
     settle_s: float = 2.0
     pause_s: float = 0.0            # between lifecycle iterations (lets a warm pool refill)
+    interpreter: bool = True        # code-interpreter rows (needs the code-interpreter-v1 template)
 
     def validate(self) -> None:
         if self.iterations < 1:
@@ -111,6 +112,14 @@ def _run(config: BenchConfig, target: Target, server_pid: int | None, label: str
     report.results["first_command"] = life.first_command
     report.results["command"] = latency.measure_command(target, n, tick=progress.phase("commands.run('true')", n))
     report.results["kill"] = life.kill
+
+    if config.interpreter:
+        report.floors[FLOOR_KERNEL] = interpreter.measure_direct_kernel(
+            n, tick=progress.phase("floor: direct jupyter_client 1+1", n))
+        report.results["run_code"] = interpreter.measure_run_code(target, n, tick=progress.phase("run_code('1+1')", n))
+        first_n = max(3, n // 5)
+        report.results["first_run_code"] = interpreter.measure_first_run_code(
+            target, first_n, pause_s=max(config.pause_s, 1.0), tick=progress.phase("create -> first run_code", first_n))
 
     if config.idle:
         report.idle = density.measure_idle(

@@ -55,6 +55,7 @@ def bench(
     idle: int = typer.Option(50, "--idle", help="Idle sandboxes for the memory measurement (0 skips it; try 500)."),
     template: str = typer.Option("base", "--template", help="Template every benchmark sandbox is created from."),
     concurrency: int = typer.Option(4, "--concurrency", help="Parallel creates/kills while starting the idle fleet."),
+    interpreter: bool = typer.Option(True, "--interpreter/--no-interpreter", help="Also measure run_code (needs the code-interpreter-v1 template)."),
     pause_ms: int = typer.Option(0, "--pause-ms", help="Pause between create iterations, untimed (lets the server's warm pool refill; 0 = back to back)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON instead of tables."),
     as_markdown: bool = typer.Option(False, "--markdown", help="Print a docs/BENCHMARKS.md section instead of tables."),
@@ -70,7 +71,8 @@ def bench(
     if url is not None and not api_key:
         api_key = os.environ.get("E2B_API_KEY") or ""
     config = BenchConfig(url=url, api_key=api_key or None, template=template, iterations=iterations,
-                         idle=idle, idle_concurrency=concurrency, pause_s=pause_ms / 1000)
+                         idle=idle, idle_concurrency=concurrency, pause_s=pause_ms / 1000,
+                         interpreter=interpreter)
     try:
         config.validate()
     except ValueError as exc:
