@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -37,3 +39,23 @@ def kill(sandbox_ids: list[str] = typer.Argument(..., help="Sandbox ids to kill.
             typer.echo(f"killed {sid}")
     if missing:
         raise CliError(f"not found: {', '.join(missing)}")
+
+
+@app.command("audit")
+def audit(sandbox_id: str = typer.Argument(..., help="The sandbox whose egress to show."),
+          as_json: bool = typer.Option(False, "--json", help="Print the raw audit document.")) -> None:
+    """Show a sandbox's egress: hosts contacted, bytes each way, denied attempts."""
+    resp = request("GET", f"/sandboxes/{sandbox_id}/network/audit")
+    if resp.status_code == 404:
+        raise CliError(f"sandbox {sandbox_id} not found")
+    doc = resp.json()
+    if as_json:
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    if not doc.get("attached"):
+        typer.echo(f"{sandbox_id}: no network (offline)")
+        return
+    console = Console()
+    console.print(f"[bold]{sandbox_id}[/] egress audit", highlight=False)
+    console.print(json.dumps({k: v for k, v in doc.items() if k not in ("sandboxID", "attached")}, indent=2),
+                  highlight=False, soft_wrap=True)

@@ -25,6 +25,15 @@ log = logging.getLogger("corral.egress")
 _UNSUPPORTED = ("egressProxy", "egress_proxy", "rules")
 # Accepted and ignored: the resolver intercepts every DNS query, whatever server is asked.
 _IGNORED = ("dnsServers", "dns_servers")
+# corral's extension: bytes (both directions) the sandbox may exchange before egress is cut.
+_BUDGET_KEYS = ("egressBudgetBytes", "egress_budget_bytes")
+
+
+def _budget(network: dict[str, Any] | None) -> Any:
+    for key in _BUDGET_KEYS:
+        if network and key in network:
+            return network[key]
+    return None
 
 
 def request_network(allow_internet_access: bool | None, network: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -71,7 +80,7 @@ class Egress:
         try:
             tmpl = self._template_policy(template_network)
             if allow_internet_access is not None or network:
-                policy = from_e2b(allow_internet_access, _egress_fields(network))
+                policy = from_e2b(allow_internet_access, _egress_fields(network), byte_budget=_budget(network))
                 if tmpl is not None:
                     policy = narrow(policy, tmpl)
                 return self._cap(policy)
@@ -113,7 +122,8 @@ class Egress:
                 raise PolicyError(f"network.{key} is not supported by corral")
         allow = body.get("allow_internet_access", body.get("allowInternetAccess"))
         try:
-            policy = self._cap(from_e2b(allow if allow is not None else False, _egress_fields(body)))
+            policy = self._cap(from_e2b(allow if allow is not None else False, _egress_fields(body),
+                                        byte_budget=_budget(body)))
         except NetworkPolicyError as exc:
             raise PolicyError(str(exc)) from None
         if self._net is None and not policy.grants_egress:
@@ -161,5 +171,5 @@ class Egress:
 
 
 def _egress_fields(network: dict[str, Any] | None) -> dict[str, Any]:
-    return {k: v for k, v in (network or {}).items() if k not in _IGNORED + _UNSUPPORTED
+    return {k: v for k, v in (network or {}).items() if k not in _IGNORED + _UNSUPPORTED + _BUDGET_KEYS
             and k not in ("allow_internet_access", "allowInternetAccess")}

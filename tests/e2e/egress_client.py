@@ -62,6 +62,18 @@ def main() -> None:
     out["updated"] = {k: probe(allowed, k) for k in ("api_http", "other_http")}
     out["audit"] = httpx.get(f"{URL}/sandboxes/{allowed.sandbox_id}/network/audit",
                              headers={"X-API-Key": os.environ["E2B_API_KEY"]}).json()
+    # corral's byte budget (an extension the SDK has no field for: created through the REST API).
+    created = httpx.post(f"{URL}/v2/sandboxes", headers={"X-API-Key": os.environ["E2B_API_KEY"]}, json={
+        "templateID": "base", "timeout": 300,
+        "network": {"allowOut": ["api.themoviedb.test"], "egressBudgetBytes": 50_000}}).json()
+    budgeted = Sandbox.connect(created["sandboxID"])
+    bulk = "import socket; s = socket.create_connection(('api.themoviedb.test', 7001), timeout=4); s.sendall(b'x'); n = 0\nwhile True:\n    d = s.recv(65536)\n    if not d: break\n    n += len(d)\nprint(n)"
+    budgeted.files.write("/tmp/bulk.py", bulk)
+    out["budget_first"] = budgeted.commands.run("timeout 10 python3 /tmp/bulk.py 2>/dev/null || echo fail", timeout=30).stdout.strip()
+    out["budget_after"] = probe(budgeted, "api_http")
+    out["budget_audit"] = httpx.get(f"{URL}/sandboxes/{budgeted.sandbox_id}/network/audit",
+                                    headers={"X-API-Key": os.environ["E2B_API_KEY"]}).json().get("budget")
+    budgeted.kill()
     neighbour = Sandbox.create(timeout=300, allow_internet_access=True)
     out["internet"] = {k: probe(neighbour, k) for k in ("raw_ip", "metadata", "host", "api_http")}
     for sbx in (offline, allowed, neighbour):

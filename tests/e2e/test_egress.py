@@ -7,6 +7,7 @@ internet namespace with no route anywhere. No packet can leave the machine, what
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -29,8 +30,6 @@ PORT = 3090
 def results(tmp_path: Path):  # type: ignore[no-untyped-def]
     if not CAN_NET:
         pytest.skip("needs root, ip, nft, nsenter and openssl")
-    import asyncio
-
     loop = asyncio.new_event_loop()
     net = loop.run_until_complete(build_internet(make_tls_context(tmp_path)))
     # The fake internet's servers are asyncio servers: keep the loop serving while the test runs.
@@ -62,6 +61,10 @@ def results(tmp_path: Path):  # type: ignore[no-untyped-def]
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
         loop.run_until_complete(net.close())
+        pending = asyncio.all_tasks(loop)  # connection handlers of the fake internet
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         loop.close()
     # Nothing of the sandboxes' networks is left in the world namespace (it is gone with the test).
     assert not any((data / "network" / "sandboxes").glob("*.json"))
@@ -83,6 +86,10 @@ def test_sdk_network_rules_are_enforced_end_to_end(results) -> None:  # type: ig
     text = json.dumps(audit)
     assert OTHER_IP in text and "api.themoviedb.test" in text       # allowed traffic is recorded
     assert RAW_IP in text or METADATA_IP in text                     # and denied attempts too
+    # The byte budget cuts egress once spent: the 200 kB download stops short, later requests fail.
+    assert r["budget_first"] == "fail" or int(r["budget_first"]) < 200_000
+    assert r["budget_after"] == "fail"
+    assert r["budget_audit"]["exhausted"] is True and r["budget_audit"]["limit"] == 50_000
     inet = r["internet"]
     assert inet["raw_ip"] == "200" and inet["api_http"] == "200"      # internet on: public addresses
     assert inet["metadata"] == "fail" and inet["host"] == "fail"      # never the metadata service or host
