@@ -5,6 +5,7 @@ A host marker file is planted first, so "not found" really means "not reachable"
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,8 +113,11 @@ def test_list_of_root_is_the_sandboxes_root(sbx: Sandbox) -> None:
     via_api = sorted(e.name for e in sbx.files.list("/.."))
     via_ls = sorted(run(sbx, "ls -A /", user="root").stdout.split())
     assert via_api == via_ls
-    repo_top = Path(__file__).resolve().parts[1]  # e.g. "work"
-    assert repo_top not in via_api
+    # Everything at the sandbox's top level comes from its template, nothing from the host's /.
+    from corral.templates import TemplateStore
+
+    template_top = set(os.listdir(TemplateStore().get(sbx.get_info().template_id).rootfs))
+    assert set(via_api) <= template_top, set(via_api) - template_top
 
 
 def test_symlink_swap_race_stays_inside(sbx: Sandbox, host_file: Path) -> None:
