@@ -27,7 +27,7 @@ from pathlib import Path
 from corral.templates.info import INFO_FILE, ROOTFS_DIR, TemplateCorrupt, TemplateInfo
 from corral.templates.names import TemplateNameError, check_name
 from corral.templates.marker import read_marker, write_marker
-from corral.templates.trees import RetireStamp, TreeBusy, in_use, remove_tree
+from corral.templates.trees import RetireStamp, TreeBusy, in_use, process_alive, remove_tree
 
 DEFAULT_ROOT = Path("/var/lib/corral/templates")
 ROOT_ENV = "CORRAL_TEMPLATE_DIR"
@@ -253,7 +253,7 @@ class TemplateStore:
         """Delete `.build-*` directories whose builder process is gone (killed mid-build)."""
         for entry in self._root.glob(_BUILD_PREFIX + "*"):
             pid_text = entry.name.rsplit("-", 2)[-2] if entry.name.count("-") >= 3 else ""
-            if pid_text.isdigit() and _alive(int(pid_text)):
+            if pid_text.isdigit() and process_alive(int(pid_text)):
                 continue
             with contextlib.suppress(TreeBusy, OSError):
                 remove_tree(entry)
@@ -322,16 +322,6 @@ class Stage:
         if not self.rootfs.is_dir() or self.rootfs.is_symlink():
             raise TemplateError(f"nothing to publish: {self.rootfs} is not a directory")
         return self.store._publish(self, info)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 _RENAME_EXCHANGE = 2

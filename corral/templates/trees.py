@@ -224,3 +224,14 @@ def disk_usage(path: Path) -> int:
             with os.scandir(current) as it:
                 stack.extend(e.path for e in it)
     return total
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process exists (a build directory named after its builder's pid is still in use)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

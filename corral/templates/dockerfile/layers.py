@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from corral.templates.trees import remove_tree
+from corral.templates.trees import process_alive, remove_tree
 
 LAYERS_DIR = ".layers"
 META_FILE = "layer.json"
@@ -119,17 +119,9 @@ class LayerCache:
         for entry in self.root.glob(_TMP + "*"):
             fields = entry.name.split("-")
             pid = fields[-2] if len(fields) >= 4 else ""
-            if pid.isdigit() and _alive(int(pid)):
+            if pid.isdigit() and process_alive(int(pid)):
                 continue
             with contextlib.suppress(OSError, RuntimeError):
                 remove_tree(entry)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
