@@ -100,11 +100,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     stop_server(srv)
 
 
-@pytest.fixture
-def e2b_env(server: Server, monkeypatch: pytest.MonkeyPatch) -> Server:
-    """Point the unmodified official SDK at the test server, exactly as a user would."""
-    for k, v in server.env().items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("E2B_DOMAIN", raising=False)
-    monkeypatch.delenv("E2B_DEBUG", raising=False)
-    return server
+@pytest.fixture(scope="module")
+def sdk(server: Server) -> Iterator[Server]:
+    """Point the unmodified official SDK at the test server for a whole module, exactly as a
+    user's shell would: through its environment variables."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in server.env().items():
+            mp.setenv(key, value)
+        mp.delenv("E2B_DOMAIN", raising=False)
+        mp.delenv("E2B_DEBUG", raising=False)
+        yield server

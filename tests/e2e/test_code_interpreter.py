@@ -21,15 +21,10 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def sbx(server) -> Iterator[Sandbox]:  # type: ignore[no-untyped-def]
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in server.env().items():
-            mp.setenv(key, value)
-        mp.delenv("E2B_DOMAIN", raising=False)
-        mp.delenv("E2B_DEBUG", raising=False)
-        sandbox = Sandbox.create(envs={"SANDBOX_LEVEL": "from-create"}, timeout=900)
-        yield sandbox
-        sandbox.kill()
+def sbx(sdk) -> Iterator[Sandbox]:  # type: ignore[no-untyped-def]
+    sandbox = Sandbox.create(envs={"SANDBOX_LEVEL": "from-create"}, timeout=900)
+    yield sandbox
+    sandbox.kill()
 
 
 def test_default_template_is_the_code_interpreter(sbx: Sandbox) -> None:

@@ -20,17 +20,6 @@ WRONG_KEY = "e2b_" + "0" * 40
 
 
 @pytest.fixture(scope="module")
-def sdk(server) -> Iterator[object]:  # type: ignore[no-untyped-def]
-    """Point the SDK at the test server for the whole module, exactly as a user's shell would."""
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in server.env().items():
-            mp.setenv(key, value)
-        mp.delenv("E2B_DOMAIN", raising=False)
-        mp.delenv("E2B_DEBUG", raising=False)
-        yield server
-
-
-@pytest.fixture(scope="module")
 def run_tag() -> str:
     """Metadata value unique to this test run, so list filters never match other tests' sandboxes."""
     return uuid.uuid4().hex[:12]

@@ -19,17 +19,6 @@ Runner = Callable[..., CommandResult]
 
 
 @pytest.fixture(scope="module")
-def sdk(server) -> Iterator[object]:  # type: ignore[no-untyped-def]
-    """The SDK configured from the environment, as a user would, for a whole module."""
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in server.env().items():
-            mp.setenv(key, value)
-        mp.delenv("E2B_DOMAIN", raising=False)
-        mp.delenv("E2B_DEBUG", raising=False)
-        yield server
-
-
-@pytest.fixture(scope="module")
 def sbx(sdk) -> Iterator[Sandbox]:  # type: ignore[no-untyped-def]
     sandbox = Sandbox.create(timeout=900, metadata={"suite": "security"})
     yield sandbox
