@@ -30,9 +30,14 @@ def test_bench_against_a_running_server_measures_everything_and_leaves_nothing(s
     report = run_benchmark(BenchConfig(url=server.url, api_key=server.api_key, iterations=2, idle=2, settle_s=0),
                            Recorder())
 
-    assert set(report.floors) == {"spawn", "http_bare", "http_health"}
-    assert set(report.results) == {"create", "create_to_first_command", "first_command", "command", "kill"}
-    assert all(s.n == 2 for s in [*report.floors.values(), *report.results.values()])
+    assert set(report.floors) == {"spawn", "http_bare", "http_health", "kernel_direct"}
+    assert set(report.results) == {"create", "create_to_first_command", "first_command", "command", "kill",
+                                   "run_code", "first_run_code"}
+    assert report.results["first_run_code"].n == 3  # at least 3 samples, whatever N
+    assert all(s.n == 2 for k, s in [*report.floors.items(), *report.results.items()] if k != "first_run_code")
+    # run_code is compared with the direct kernel round trip, not the process + HTTP floor
+    assert report.ratio(report.results["run_code"]) == pytest.approx(
+        report.results["run_code"].p50_ms / report.floors["kernel_direct"].p50_ms)
     assert report.floor_ms is not None and report.floor_ms > 0
     create = report.results["create"]
     assert report.results["create_to_first_command"].min_ms >= create.min_ms
@@ -49,7 +54,7 @@ def test_bench_against_a_running_server_measures_everything_and_leaves_nothing(s
         assert ticks.count(description) == total, description
     assert set(target.list_ids()) == before
     data = json.loads(report.to_json())
-    assert [c["met"] is not None for c in data["checks"]] == [True, True, True, True]
+    assert [c["met"] is not None for c in data["checks"]] == [True] * 7
     assert "| idle density | value |" in render_markdown(report, "corral bench")
 
 
