@@ -26,6 +26,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.root]
 CAN_NET = os.geteuid() == 0 and all(shutil.which(t) for t in ("ip", "nft", "nsenter", "openssl"))
 PORT = 3090
 
+KILL_ALL = """
+import sys, httpx
+url, key = sys.argv[1], sys.argv[2]
+for s in httpx.get(url + "/v2/sandboxes", headers={"X-API-Key": key}, timeout=10).json():
+    httpx.delete(url + "/sandboxes/" + s["sandboxID"], headers={"X-API-Key": key}, timeout=30)
+"""
+
+
 @pytest.fixture
 def results(tmp_path: Path):  # type: ignore[no-untyped-def]
     if not CAN_NET:
@@ -56,6 +64,10 @@ def results(tmp_path: Path):  # type: ignore[no-untyped-def]
         assert done.returncode == 0, done.stderr[-3000:] + (tmp_path / "server.log").read_text()[-3000:]
         yield json.loads(done.stdout.strip().splitlines()[-1])
     finally:
+        # A stopped server leaves its sandboxes running (for re-adoption); if the client failed
+        # half-way, kill what it made, from inside the namespace where the server listens.
+        subprocess.run([*enter, sys.executable, "-c", KILL_ALL, f"http://127.0.0.1:{PORT}", E2E_KEY],
+                       env=env, cwd=REPO, capture_output=True, timeout=120)
         server.terminate()
         server.wait(timeout=60)
         loop.call_soon_threadsafe(loop.stop)

@@ -53,7 +53,6 @@ def test_sdk_over_tls_with_e2b_domain(tmp_path: Path) -> None:
     server = subprocess.Popen([sys.executable, "-m", "corral.cli.main", "serve", "--tls", "--port", str(port),
                                "--data-dir", str(data)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
     ca = data / "tls" / "ca.pem"
-    sandbox_id = ""
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -71,7 +70,6 @@ def test_sdk_over_tls_with_e2b_domain(tmp_path: Path) -> None:
         done = subprocess.run([sys.executable, "-c", CLIENT], env=cenv, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-3000:] + (tmp_path / "server.log").read_text()[-2000:]
         out = json.loads(done.stdout.strip().splitlines()[-1])
-        sandbox_id = out["id"]
         assert out["run"] == "over-tls\n" and out["file"] == "tls file"
         assert out["host"] == f"8080-{out['id']}.e2b.localhost:{port}"
         # get_host's form works over TLS: connect to the server, name the sandbox host in SNI and Host.
@@ -91,8 +89,14 @@ def test_sdk_over_tls_with_e2b_domain(tmp_path: Path) -> None:
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"https://127.0.0.1:{port}/health", timeout=5)
     finally:
-        if sandbox_id:  # a stopped server leaves sandboxes running for re-adoption: kill ours first
-            httpx.delete(f"https://127.0.0.1:{port}/sandboxes/{sandbox_id}", headers={"X-API-Key": E2E_KEY},
-                         verify=ssl.create_default_context(cafile=str(ca)))
+        # A stopped server leaves its sandboxes running (for re-adoption): kill whatever the client
+        # made, even if it failed half-way.
+        if ca.exists():
+            ctx, hdr = ssl.create_default_context(cafile=str(ca)), {"X-API-Key": E2E_KEY}
+            try:
+                for s in httpx.get(f"https://127.0.0.1:{port}/v2/sandboxes", headers=hdr, verify=ctx).json():
+                    httpx.delete(f"https://127.0.0.1:{port}/sandboxes/{s['sandboxID']}", headers=hdr, verify=ctx)
+            except httpx.HTTPError:
+                pass
         server.terminate()
         server.wait(timeout=60)
