@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-from pathlib import Path
 
 import httpx
 from starlette.types import Message, Receive, Scope, Send

@@ -201,7 +201,7 @@ def render_markdown(report: BenchReport, command: str) -> str:
     if report.idle is not None:
         lines += ["", "| idle density | value |", "|---|---:|"]
         lines += [f"| {name} | {value} |" for name, value in _idle_rows(report.idle)]
-        lines += [f"", *[f"- note: {note}" for note in report.idle.notes]]
+        lines += ["", *[f"- note: {note}" for note in report.idle.notes]]
     lines += ["", "| target | goal | measured | verdict |", "|---|---|---:|---|"]
     lines += [f"| {c.name} | {c.target} | {_fmt(c.measured)} {c.unit} | {c.verdict()} |" for c in report.checks()]
     return "\n".join(lines) + "\n"

@@ -52,7 +52,7 @@ def _sets(t: SandboxTable) -> list[str]:
     out = []
     for name, nets in t.set_elements().items():
         elems = _elements(nets)
-        body = f"type ipv4_addr; flags interval; auto-merge;" + (f" elements = {{ {elems} }};" if elems else "")
+        body = "type ipv4_addr; flags interval; auto-merge;" + (f" elements = {{ {elems} }};" if elems else "")
         out.append(f"  set {name} {{ {body} }}")
     out += [
         f"  set pinned {{ type ipv4_addr; size 65535; flags dynamic,timeout; timeout {t.pin_idle}s; }}",

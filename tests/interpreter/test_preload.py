@@ -54,7 +54,6 @@ async def test_the_import_lock_blocks_imports(lock: bool) -> None:
 @needs_kernel_python
 async def test_kernels_die_with_a_killed_daemon() -> None:
     """Outside a pid namespace nothing else would end them: they carry a parent-death signal."""
-    import os
     import signal
 
     it = start_interpreter()

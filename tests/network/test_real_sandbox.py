@@ -52,7 +52,7 @@ async def test_real_sandbox_behind_the_manager(manager: NetworkManager, internet
         assert out["api"] == "hi"
         assert out["raw"] != "hi" and out["other"] != "hi" and out["host"] != "hi"
         # the sandbox's root owns no part of its network namespace: it cannot loosen anything
-        for cmd in ("ip route del default", f"ip addr add 10.9.9.9/32 dev eth0", "ip link set eth0 down",
+        for cmd in ("ip route del default", "ip addr add 10.9.9.9/32 dev eth0", "ip link set eth0 down",
                     "ip route add 198.18.0.0/15 dev eth0"):
             r = await box.sh(cmd)
             assert "Operation not permitted" in (r.get("stderr", "") + r.get("stdout", "")), (cmd, r)

@@ -4,7 +4,6 @@ step names itself; a sandbox runs from the result. RUN steps here need no networ
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from pathlib import Path
@@ -16,7 +15,7 @@ from corral.runtime.namespace import NamespaceTier
 from corral.templates import TemplateStore
 from corral.templates.dockerfile import StepFailed, build_dockerfile, load, load_image_config
 from corral.templates.dockerfile.sandbox import BuildSandboxes, StepLimits
-from corral.templates.info import TemplateInfo, utc_now
+from corral.templates.info import TemplateInfo
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 
