@@ -67,6 +67,7 @@ spec-templates: template
 	@CORRAL=$(CORRAL) templates/build-all.sh || { echo "spec-templates: retrying once"; CORRAL=$(CORRAL) templates/build-all.sh; }
 
 test: deps venv template spec-templates
+	$(PYTHON) -m ruff check corral tests
 	@$(PYTHON) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc = 5 ]; then echo "error: no tests ran" >&2; exit 1; fi; exit $$rc
 
