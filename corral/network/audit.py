@@ -46,8 +46,40 @@ class DnsLog:
         return {"names": self.names, "dropped_names": self.dropped_names}
 
 
+class ProxyLog:
+    """What the egress proxy decided, per (address, port, protocol, name, reason): bounded like DnsLog."""
+
+    def __init__(self, data: dict[str, Any] | None = None) -> None:
+        data = data or {}
+        self.entries: dict[tuple[str, int, str, str, str], int] = {}
+        for e in data.get("entries") or []:
+            self.entries[(e["ip"], int(e["port"]), e["protocol"] or "", e["name"] or "", e["reason"])] = int(e["count"])
+        self.dropped = int(data.get("dropped", 0))
+        self.dirty = False
+
+    def note(self, ip: IPv4Address, port: int, protocol: str | None, name: str | None, reason: str) -> None:
+        key = (str(ip), port, protocol or "", name or "", reason)
+        if key not in self.entries and len(self.entries) >= MAX_NAMES:
+            self.dropped += 1
+            return
+        self.entries[key] = self.entries.get(key, 0) + 1
+        self.dirty = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {"entries": [{"ip": ip, "port": port, "protocol": proto or None, "name": name or None,
+                             "reason": reason, "count": n}
+                            for (ip, port, proto, name, reason), n in self.entries.items()],
+                "dropped": self.dropped}
+
+    def report(self) -> dict[str, Any]:
+        rows = self.to_json()["entries"]
+        return {"allowed": [{k: v for k, v in r.items() if k != "reason"} for r in rows if not r["reason"]],
+                "denied": [r for r in rows if r["reason"]],
+                "not_recorded": self.dropped}
+
+
 def build_report(sandbox_id: str, address: str, gateway: str, policy: dict[str, Any],
-                 table: dict[str, Any], dns: DnsLog) -> dict[str, Any]:
+                 table: dict[str, Any], dns: DnsLog, proxy: ProxyLog | None = None) -> dict[str, Any]:
     counters = table["counters"]
     sets = table["sets"]
 
@@ -89,4 +121,5 @@ def build_report(sandbox_id: str, address: str, gateway: str, policy: dict[str, 
         "dns_names_not_recorded": dns.dropped_names,
         "pinned": [{"ip": str(e["value"]), "expires_in": e.get("expires")} for e in sets.get("pinned", [])],
         "budget": budget,
+        "names_checked": (proxy or ProxyLog()).report(),
     }

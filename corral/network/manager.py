@@ -27,11 +27,12 @@ from typing import Any
 from . import commands
 from .addressing import (HOST_PREFIX, SANDBOX_IFNAME, Slot, SlotAllocator, check_sandbox_id, host_ifname,
                          peer_ifname, sandbox_from_table, table_name)
-from .audit import DnsLog, build_report
+from .audit import DnsLog, ProxyLog, build_report
 from .netns import arun_in_netns, read_sysctl, write_sysctl
 from .nftables import (GLOBAL_TABLE, SandboxTable, parse_table_json, render_global, render_pin, render_table,
                        render_update)
 from .policy import FLOOR_RANGES, EgressPolicy, NetworkPolicyError
+from .proxy import EgressProxy
 from .resolver import Resolver
 from .state import SandboxRecord, StateDir
 
@@ -64,10 +65,12 @@ def _parse_upstream(text: str) -> tuple[str, int]:
 class NetworkManager:
     def __init__(self, state_dir: str | os.PathLike[str], *, upstream_resolvers: Sequence[str],
                  pool: str = "10.201.0.0/16", netns: str | None = None, forbidden: Sequence[str] = (),
-                 pin_min_seconds: int = 120, pin_idle_seconds: int = 600, dns_timeout: float = 2.0) -> None:
+                 pin_min_seconds: int = 120, pin_idle_seconds: int = 600, dns_timeout: float = 2.0,
+                 proxy_port: int = 15443) -> None:
         """`netns`: path of the network namespace to build the host side in (None = this
         process's own, i.e. the host). `forbidden`: extra CIDRs no policy may ever reach (the
-        operator's LAN, for instance). The pool must not be shared with another server."""
+        operator's LAN, for instance). The pool must not be shared with another server.
+        `proxy_port`: where the SNI/Host-checking egress proxy listens on each sandbox's gateway."""
         self.state = StateDir(state_dir)
         self.netns = netns
         self.pool = IPv4Network(pool)
@@ -78,11 +81,17 @@ class NetworkManager:
         self.instance = hashlib.sha256(str(Path(state_dir).resolve()).encode()).hexdigest()[:8]
         self._records: dict[str, SandboxRecord] = {}
         self._dns: dict[str, DnsLog] = {}
+        self._proxy_logs: dict[str, ProxyLog] = {}
         self._pins: dict[str, dict[IPv4Address, tuple[float, set[str]]]] = {}   # addr -> (expiry, names)
         self._locks: dict[str, asyncio.Lock] = {}
         self._flusher: asyncio.Task[None] | None = None
         self.resolver = Resolver(netns=netns, upstreams=upstreams, policy_for=self._policy_of,
                                  log_for=self._dns_log, pinner=self._pin, floor=self.floor, timeout=dns_timeout)
+        if not 0 < proxy_port < 65536:
+            raise ValueError(f"proxy_port {proxy_port}: expected a TCP port")
+        self.proxy_port = proxy_port
+        self.proxy = EgressProxy(netns=netns, port=proxy_port, policy_for=self._policy_of, is_pinned=self._is_pinned,
+                                 log_for=self._proxy_log, floor=self.floor)
 
     # ------------------------------------------------------------------------------ lifecycle
 
@@ -111,6 +120,8 @@ class NetworkManager:
                 slot = Slot(self.pool, rec.slot)
                 try:
                     await self.resolver.listen(rec.sandbox_id, slot.gateway, slot.address)
+                    await self.proxy.listen(rec.sandbox_id, slot.gateway, slot.address)
+                    await self._readopt_pins(rec.sandbox_id)
                     log.info("network: re-adopted sandbox %s", rec.sandbox_id)
                     continue
                 except OSError:
@@ -126,6 +137,7 @@ class NetworkManager:
             self._flusher.cancel()
             self._flusher = None
         await self.resolver.close()
+        await self.proxy.close()
         self._flush_dns()
 
     @property
@@ -191,12 +203,14 @@ class NetworkManager:
             f"route add default via {slot.gateway} dev {SANDBOX_IFNAME}",
         ], netns=rec.netns)
         await self.resolver.listen(sid, slot.gateway, slot.address)
+        await self.proxy.listen(sid, slot.gateway, slot.address)
 
     def _table(self, rec: SandboxRecord, slot: Slot | None = None) -> SandboxTable:
         slot = slot or Slot(self.pool, rec.slot)
         return SandboxTable(rec.sandbox_id, table_name(rec.sandbox_id), host_ifname(rec.sandbox_id), slot,
                             rec.policy, self.floor, self.pin_idle,
-                            comment=f"corral sandbox {rec.sandbox_id} instance {self.instance}")
+                            comment=f"corral sandbox {rec.sandbox_id} instance {self.instance}",
+                            proxy_port=self.proxy_port)
 
     async def ensure(self, sandbox_id: str, policy: EgressPolicy, *, netns_path: str | None = None,
                      init_pid: int | None = None) -> Attachment | None:
@@ -237,6 +251,7 @@ class NetworkManager:
             await commands.nft_apply(render_update(self._table(rec), had_budget=had_budget, budget_used=used,
                                                    drop_pins=drop), netns=self.netns)
             self.state.save(rec)
+            self.proxy.revalidate(sandbox_id)
 
     async def detach(self, sandbox_id: str) -> None:
         """Remove everything of the sandbox's network; safe to call twice or for unknown ids."""
@@ -254,12 +269,14 @@ class NetworkManager:
 
     async def _remove(self, sandbox_id: str, slot: int | None) -> None:
         await self.resolver.unlisten(sandbox_id)
+        await self.proxy.unlisten(sandbox_id)
         await commands.run(["nft", "delete", "table", "inet", table_name(sandbox_id)], netns=self.netns, check=False)
         await commands.run(["ip", "link", "delete", host_ifname(sandbox_id)], netns=self.netns, check=False)
         self.state.remove(sandbox_id)
         if slot is not None:
             self.allocator.release(slot)
         self._dns.pop(sandbox_id, None)
+        self._proxy_logs.pop(sandbox_id, None)
         self._pins.pop(sandbox_id, None)
 
     async def leftovers(self) -> set[str]:
@@ -299,7 +316,7 @@ class NetworkManager:
         objs = await commands.nft_json(["list", "table", "inet", table_name(sandbox_id)], netns=self.netns)
         slot = Slot(self.pool, rec.slot)
         return build_report(sandbox_id, str(slot.address), str(slot.gateway), rec.policy.to_json(),
-                            parse_table_json(objs), self._dns_log(sandbox_id))
+                            parse_table_json(objs), self._dns_log(sandbox_id), self._proxy_log(sandbox_id))
 
     # ------------------------------------------------------------------------------ internals
 
@@ -320,6 +337,25 @@ class NetworkManager:
 
     def _dns_log(self, sandbox_id: str) -> DnsLog:
         return self._dns.setdefault(sandbox_id, DnsLog())
+
+    def _proxy_log(self, sandbox_id: str) -> ProxyLog:
+        return self._proxy_logs.setdefault(sandbox_id, ProxyLog())
+
+    def _is_pinned(self, sandbox_id: str, addr: IPv4Address) -> bool:
+        return bool(self._pins.get(sandbox_id, {}).get(addr, (0.0, set()))[1])
+
+    async def _readopt_pins(self, sandbox_id: str) -> None:
+        """After a restart the kernel still holds the pins; recover which allowed names made them
+        (from the saved DNS record) so the proxy's "pinned for an allowed name" check holds."""
+        policy, dns = self._policy_of(sandbox_id), self._dns_log(sandbox_id)
+        if policy is None:
+            return
+        expiry = time.monotonic() + self.pin_min
+        pins = self._pins.setdefault(sandbox_id, {})
+        for addr in await self._live_pins(sandbox_id):
+            names = {n for n in dns.names_for(str(addr)) if policy.pins_name(n)}
+            if names:
+                pins[addr] = (expiry, names)
 
     async def _tables(self) -> dict[str, str]:
         objs = await commands.nft_json(["list", "tables", "inet"], netns=self.netns)

@@ -23,8 +23,9 @@ from .policy import GUARDED_RANGES, EgressPolicy
 GLOBAL_TABLE = "corral"
 REJECT = "reject with icmpx admin-prohibited"
 POLICY_SETS = ("floor", "guarded", "guarded_allow", "open_allow", "deny_nets")
-_CHAINS = ("forward_hook", "input_hook", "dns_redirect", "egress", "permit", "exhausted", "refuse",
-           "ingress", "local_in")
+_CHAINS = ("forward_hook", "input_hook", "output_hook", "dns_redirect", "egress", "permit", "exhausted", "refuse",
+           "ingress", "local_in", "proxied_out", "proxied_in")
+PROXIED_PORTS = "{ 80, 443 }"
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class SandboxTable:
     floor: tuple[IPv4Network, ...]
     pin_idle: int = 600          # seconds a pinned address stays without traffic
     comment: str = ""
+    proxy_port: int = 0          # the egress proxy's port on the gateway (0: no name checks)
 
     def set_elements(self) -> dict[str, tuple[IPv4Network, ...]]:
         p = self.policy
@@ -84,21 +86,40 @@ def _chains(t: SandboxTable) -> list[str]:
     ingress = ['ct state established,related quota name "budget" drop'] if budget else []
     ingress += ['ct state established,related add @in_srcs { ip saddr } counter name "bytes_in" accept', "drop"]
     record_denial = "meta l4proto { tcp, udp } add @denials { ip daddr . meta l4proto . th dport }"
+    port = t.proxy_port
+    prerouting = [f'iifname "{h}" udp dport 53 dnat ip to {gw}:53']
+    local_in = ["meta nfproto ipv6 drop", f"ip saddr {addr} ip daddr {gw} udp dport 53 accept"]
+    output: list[str] = []
+    if port:
+        if t.policy.checks_names:
+            # HTTP(S) to a pinned address goes through the proxy, which checks SNI/Host; CIDR
+            # rules need no name and keep the direct path. Only the first packet of a
+            # connection sees this chain, so a policy update re-routes new connections only.
+            prerouting.insert(0, f'iifname "{h}" ip saddr {addr} tcp dport {PROXIED_PORTS} ip daddr @pinned '
+                                 f'ip daddr != @open_allow ip daddr != @guarded_allow dnat ip to {gw}:{port}')
+        # proxied traffic is local to the host: count it and apply the budget on this leg
+        local_in.append(f"ip saddr {addr} ip daddr {gw} tcp dport {port} ct status dnat goto proxied_out")
+        output.append(f'oifname "{h}" ip saddr {gw} tcp sport {port} ct status dnat goto proxied_in')
+    local_in += [record_denial, 'counter name "denied" ' + REJECT]
+    proxied_out = (['quota name "budget" goto exhausted'] if budget else []) + [
+        "add @out_dests { ct original ip daddr }", 'counter name "bytes_out" accept']
+    proxied_in = (['quota name "budget" drop'] if budget else []) + [
+        "add @in_srcs { ct original ip daddr }", 'counter name "bytes_in" accept']
     chains: dict[str, tuple[str | None, list[str]]] = {
         "forward_hook": ("type filter hook forward priority filter; policy accept;",
                          [f'iifname "{h}" jump egress', f'oifname "{h}" jump ingress']),
         "input_hook": ("type filter hook input priority filter; policy accept;",
                        [f'iifname "{h}" jump local_in']),
-        "dns_redirect": ("type nat hook prerouting priority dstnat; policy accept;",
-                         [f'iifname "{h}" udp dport 53 dnat ip to {gw}:53']),
+        "output_hook": ("type filter hook output priority filter; policy accept;", output),
+        "dns_redirect": ("type nat hook prerouting priority dstnat; policy accept;", prerouting),
         "egress": (None, egress),
         "permit": (None, permit),
         "exhausted": (None, ['counter name "over_budget" ' + REJECT]),
         "refuse": (None, [record_denial, 'counter name "denied" ' + REJECT]),
         "ingress": (None, ingress),
-        "local_in": (None, ["meta nfproto ipv6 drop",
-                            f"ip saddr {addr} ip daddr {gw} udp dport 53 accept",
-                            record_denial, 'counter name "denied" ' + REJECT]),
+        "local_in": (None, local_in),
+        "proxied_out": (None, proxied_out),
+        "proxied_in": (None, proxied_in),
     }
     out = []
     for name in _CHAINS:

@@ -102,6 +102,11 @@ class EgressPolicy:
         return any(rule.matches(qname) for rule in self.allow_domains)
 
     @property
+    def checks_names(self) -> bool:
+        """Domain-based without open internet: HTTP(S) to pinned addresses must name an allowed site."""
+        return bool(self.allow_domains) and not self.internet
+
+    @property
     def guarded_allows(self) -> tuple[IPv4Network, ...]:
         return tuple(n for n in self.allow_nets if _inside_guarded(n))
 

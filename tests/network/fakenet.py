@@ -24,7 +24,7 @@ from pathlib import Path
 
 from corral.network.netns import make_socket
 
-API_IP = "198.18.1.10"      # api.themoviedb.test
+API_IP = "198.18.1.10"      # api.themoviedb.test and cdn-other.test (a shared address, as on a CDN)
 OTHER_IP = "198.18.1.20"    # other.test
 RAW_IP = "198.18.1.30"      # no name
 LAN_IP = "192.168.77.2"     # a "private network" host
@@ -126,9 +126,10 @@ class FakeDns(asyncio.DatagramProtocol):
 
 async def _http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
-        await reader.readuntil(b"\r\n\r\n")
+        head = await reader.readuntil(b"\r\n\r\n")
         local = writer.get_extra_info("sockname")[0]
-        writer.write(f"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nhello from {local}".encode())
+        body = b"x" * BULK_BYTES if head.startswith(b"GET /bulk ") else f"hello from {local}".encode()
+        writer.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n" + body)
         await writer.drain()
     except (OSError, asyncio.IncompleteReadError):
         pass
@@ -207,6 +208,7 @@ async def build_internet(tls: ssl.SSLContext) -> FakeInternet:
     world, inet = f"crtw{tag}", f"crti{tag}"
     dns = FakeDns({
         "api.themoviedb.test": [API_IP],
+        "cdn-other.test": [API_IP],
         "other.test": [OTHER_IP],
         "alias.themoviedb.test": "CNAME:api.themoviedb.test",
         "loop.rebind.test": ["127.0.0.1"],
@@ -277,8 +279,8 @@ async def exchange(netns: str, ip: str, port: int, payload: bytes = b"ping", *, 
         writer.close()
 
 
-async def http_get(netns: str, ip: str, port: int = 80, host: str = "x", tls: bool = False) -> str:
-    data = await exchange(netns, ip, port, f"GET / HTTP/1.0\r\nHost: {host}\r\n\r\n".encode(),
+async def http_get(netns: str, ip: str, port: int = 80, host: str = "x", tls: bool = False, path: str = "/") -> str:
+    data = await exchange(netns, ip, port, f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode(),
                           tls_name=host if tls else None, read_all=True)
     return data.decode()
 

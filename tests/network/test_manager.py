@@ -42,7 +42,7 @@ async def test_allowed_domain_works_on_any_port_while_others_fail(manager: Netwo
     # before the name is resolved its address is not reachable
     assert not await connects(sbx, API_IP, 7000)
     assert await resolve(sbx, "api.themoviedb.test", str(att.nameserver)) == (0, [API_IP])
-    assert "hello from " + API_IP in await http_get(sbx, API_IP, 80)
+    assert "hello from " + API_IP in await http_get(sbx, API_IP, 80, host="api.themoviedb.test")
     assert "hello from " + API_IP in await http_get(sbx, API_IP, 443, host="api.themoviedb.test", tls=True)
     assert await exchange(sbx, API_IP, 7000, b"echo me") == b"echo me"
     # another name, and raw addresses, stay closed
