@@ -135,6 +135,10 @@ class EgressProxy:
             await self._decide_and_forward(sid, conn, port, reader, writer)
         except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError):
             pass
+        except asyncio.CancelledError:
+            # cut by revalidate() or unlisten(): this task is the connection's top level, and
+            # asyncio's server logs an error for a handler task that ends cancelled
+            pass
         finally:
             lst.conns.pop(task, None)
             writer.close()
@@ -165,6 +169,8 @@ class EgressProxy:
                 reason = "name not allowed"
             elif not self.is_pinned(sid, dst):
                 reason = "address not pinned for an allowed name"
+            if not reason and await asyncio.to_thread(run_in_netns, self.netns, lambda: _is_local(dst)):
+                reason = "destination is an address of the host"
             if reason:
                 audit.note(dst, port, kind, conn.name, reason)
                 if kind == HTTP:
@@ -190,23 +196,29 @@ class EgressProxy:
             raise
 
 
-def _upstream_socket(dst: IPv4Address) -> socket.socket:
-    """A socket for the proxy's own connection, refusing destinations that are this host.
+def _is_local(dst: IPv4Address) -> bool:
+    """Whether `dst` is an address of this host (binding to it succeeds exactly then).
 
     The proxy connects from the host, where the host's own addresses are reachable: a pinned
     name resolving to one of them must not become a way into host services (the input hook
-    refuses them for forwarded traffic). Binding to the address succeeds exactly when it is local.
+    refuses them for forwarded traffic).
     """
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         probe.bind((str(dst), 0))
     except OSError as exc:
-        if exc.errno != errno.EADDRNOTAVAIL:
-            raise
-    else:
-        raise ConnectionRefusedError(errno.ECONNREFUSED, f"{dst} is an address of the host")
+        if exc.errno == errno.EADDRNOTAVAIL:
+            return False
+        raise
     finally:
         probe.close()
+    return True
+
+
+def _upstream_socket(dst: IPv4Address) -> socket.socket:
+    """The proxy's own connection (checked again here: CIDR-allowed destinations skip the name step)."""
+    if _is_local(dst):
+        raise ConnectionRefusedError(errno.ECONNREFUSED, f"{dst} is an address of the host")
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     s.setblocking(False)
     return s

@@ -16,8 +16,9 @@ from .conftest import CAN_NET
 POOL = IPv4Network("10.201.0.0/16")
 
 
-def table(policy) -> SandboxTable:
-    return SandboxTable("abc", "corral-abc", "crh0123456789ab", Slot(POOL, 1), policy, FLOOR_RANGES + (POOL,))
+def table(policy, proxy_port: int = 15443) -> SandboxTable:
+    return SandboxTable("abc", "corral-abc", "crh0123456789ab", Slot(POOL, 1), policy, FLOOR_RANGES + (POOL,),
+                        proxy_port=proxy_port)
 
 
 def egress_rules(text: str) -> list[str]:
@@ -61,12 +62,28 @@ def test_parse_table_json() -> None:
     assert got["sets"]["denials"][0]["value"] == ["5.6.7.8", "tcp", 80]
 
 
+def test_http_s_to_pinned_addresses_goes_through_the_proxy_only_for_domain_policies() -> None:
+    redirect = ('iifname "crh0123456789ab" ip saddr 10.201.0.6 tcp dport { 80, 443 } ip daddr @pinned '
+                'ip daddr != @open_allow ip daddr != @guarded_allow dnat ip to 10.201.0.5:15443')
+    assert redirect in render_table(table(from_e2b(False, {"allowOut": ["a.test", "1.2.3.4"]})))
+    for policy in (from_e2b(True, {"allowOut": ["a.test"]}), from_e2b(False, {"allowOut": ["1.2.3.4"]})):
+        assert "dnat ip to 10.201.0.5:15443" not in render_table(table(policy))
+    assert "15443" not in render_table(table(from_e2b(False, {"allowOut": ["a.test"]}), proxy_port=0))
+    # proxied bytes are accounted (and budgeted) on the sandbox<->proxy leg; only redirected
+    # connections may reach the proxy port
+    text = render_table(table(from_e2b(False, {"allowOut": ["a.test"]}, byte_budget=10)))
+    assert "ip saddr 10.201.0.6 ip daddr 10.201.0.5 tcp dport 15443 ct status dnat goto proxied_out" in text
+    assert 'oifname "crh0123456789ab" ip saddr 10.201.0.5 tcp sport 15443 ct status dnat goto proxied_in' in text
+    proxied_in = text.split("chain proxied_in {")[1].split("\n  }")[0]
+    assert 'quota name "budget" drop' in proxied_in and "add @in_srcs { ct original ip daddr }" in proxied_in
+
+
 @pytest.mark.root
 @pytest.mark.skipif(not CAN_NET, reason="needs root and nft")
 def test_nft_accepts_the_rendered_rules() -> None:
     t = table(from_e2b(True, {"allowOut": ["10.5.0.0/16", "1.2.3.4", "a.test"], "denyOut": ["8.8.8.0/24"]},
                        byte_budget=5000))
-    t2 = table(from_e2b(False, {"allowOut": ["b.test"]}))
+    t2 = table(from_e2b(False, {"allowOut": ["b.test"]}, byte_budget=100))
     script = (render_global(POOL, "crh") + render_table(t)
               + render_update(t2, had_budget=True, budget_used=10, drop_pins=[]))
     # check mode inside a private netns: validated by the kernel, applied nowhere
