@@ -26,6 +26,7 @@ POLICY_SETS = ("floor", "guarded", "guarded_allow", "open_allow", "deny_nets")
 _CHAINS = ("forward_hook", "input_hook", "output_hook", "dns_redirect", "egress", "permit", "exhausted", "refuse",
            "ingress", "local_in", "proxied_out", "proxied_in")
 PROXIED_PORTS = "{ 80, 443 }"
+_OUTPUT_HOOK = "type filter hook output priority filter; policy accept;"
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,8 @@ def _chains(t: SandboxTable) -> list[str]:
         output.append(f'oifname "{h}" ip saddr {gw} tcp sport {port} ct status dnat goto proxied_in')
     local_in += [record_denial, 'counter name "denied" ' + REJECT]
     proxied_out = (['quota name "budget" goto exhausted'] if budget else []) + [
+        # traffic keeps a pin alive, as on the forward path (never re-adds a removed one)
+        "ct original ip daddr @pinned update @pinned { ct original ip daddr }",
         "add @out_dests { ct original ip daddr }", 'counter name "bytes_out" accept']
     proxied_in = (['quota name "budget" drop'] if budget else []) + [
         "add @in_srcs { ct original ip daddr }", 'counter name "bytes_in" accept']
@@ -110,7 +113,7 @@ def _chains(t: SandboxTable) -> list[str]:
                          [f'iifname "{h}" jump egress', f'oifname "{h}" jump ingress']),
         "input_hook": ("type filter hook input priority filter; policy accept;",
                        [f'iifname "{h}" jump local_in']),
-        "output_hook": ("type filter hook output priority filter; policy accept;", output),
+        "output_hook": (_OUTPUT_HOOK, output),
         "dns_redirect": ("type nat hook prerouting priority dstnat; policy accept;", prerouting),
         "egress": (None, egress),
         "permit": (None, permit),
@@ -148,7 +151,11 @@ def render_table(t: SandboxTable) -> str:
 def render_update(t: SandboxTable, *, had_budget: bool, budget_used: int, drop_pins: Iterable[IPv4Address]) -> str:
     """New rules for an existing table, keeping its counters, pinned addresses and budget use."""
     tn = t.table
-    lines = [f"flush chain inet {tn} {c}" for c in _CHAINS]
+    # chains added after the first release: created (a no-op when present) so that a table made by
+    # an older version, re-adopted after an upgrade, can be updated too
+    lines = [f"add chain inet {tn} output_hook {{ {_OUTPUT_HOOK} }}",
+             f"add chain inet {tn} proxied_out", f"add chain inet {tn} proxied_in"]
+    lines += [f"flush chain inet {tn} {c}" for c in _CHAINS]
     if had_budget:
         lines.append(f"delete quota inet {tn} budget")
     for name, nets in t.set_elements().items():

@@ -93,3 +93,17 @@ def test_nft_accepts_the_rendered_rules() -> None:
     assert subprocess.run(["unshare", "--net", "nft", "-c", "-f", "-"], input=bad, text=True,
                           capture_output=True).returncode != 0
     assert IPv4Address("10.201.0.6") == t.slot.address
+
+
+@pytest.mark.root
+@pytest.mark.skipif(not CAN_NET, reason="needs root and nft")
+def test_an_update_adds_the_proxy_chains_to_a_table_from_before_them() -> None:
+    old = table(from_e2b(False, {"allowOut": ["a.test"]}), proxy_port=0)
+    legacy = render_table(old) + "".join(f"delete chain inet corral-abc {c}\n"
+                                         for c in ("output_hook", "proxied_out", "proxied_in"))
+    new = table(from_e2b(False, {"allowOut": ["a.test"]}, byte_budget=100))
+    script = legacy + render_update(new, had_budget=False, budget_used=0, drop_pins=[])
+    script += render_update(new, had_budget=True, budget_used=5, drop_pins=[])   # and again, now present
+    out = subprocess.run(["unshare", "--net", "sh", "-c", "nft -f - && nft list table inet corral-abc"],
+                         input=script, text=True, check=True, capture_output=True).stdout
+    assert "hook output" in out and "chain proxied_in" in out and "dnat ip to 10.201.0.5:15443" in out

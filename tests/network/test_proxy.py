@@ -192,3 +192,18 @@ async def test_names_are_still_checked_after_a_restart(internet: FakeInternet, t
     finally:
         await m2.shutdown()
     assert not await connects(sbx, API_IP, 443)
+
+
+async def test_proxied_traffic_keeps_its_pin_alive(internet: FakeInternet, tmp_path) -> None:
+    from .conftest import new_manager
+    m = new_manager(internet, tmp_path / "net", pin_idle_seconds=3000)    # pins start at ~150 s
+    await m.start()
+    try:
+        sbx, _ = await domain_sandbox(m, internet, "pin1")
+        [before] = (await m.audit("pin1"))["pinned"]
+        assert before["expires_in"] < 1000
+        assert "hello from " + API_IP in await http_get(sbx, API_IP, 443, host="api.themoviedb.test", tls=True)
+        [after] = (await m.audit("pin1"))["pinned"]
+        assert after["ip"] == API_IP and after["expires_in"] > 1000        # refreshed to pin_idle
+    finally:
+        await m.shutdown()
