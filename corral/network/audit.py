@@ -53,7 +53,13 @@ class ProxyLog:
         data = data or {}
         self.entries: dict[tuple[str, int, str, str, str], int] = {}
         for e in data.get("entries") or []:
-            self.entries[(e["ip"], int(e["port"]), e["protocol"] or "", e["name"] or "", e["reason"])] = int(e["count"])
+            try:
+                key = (str(e["ip"]), int(e["port"]), str(e["protocol"] or ""), str(e["name"] or ""), str(e["reason"]))
+                self.entries[key] = int(e["count"])
+            except (KeyError, TypeError, ValueError):
+                continue     # a damaged entry of a state file must not stop re-adoption
+            if len(self.entries) >= MAX_NAMES:
+                break
         self.dropped = int(data.get("dropped", 0))
         self.dirty = False
 

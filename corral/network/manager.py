@@ -117,6 +117,7 @@ class NetworkManager:
             if complete:
                 self._records[rec.sandbox_id] = rec
                 self._dns[rec.sandbox_id] = DnsLog(rec.dns)
+                self._proxy_logs[rec.sandbox_id] = ProxyLog(rec.checked)
                 slot = Slot(self.pool, rec.slot)
                 try:
                     await self.resolver.listen(rec.sandbox_id, slot.gateway, slot.address)
@@ -400,12 +401,17 @@ class NetworkManager:
         await commands.nft_apply(script, netns=self.netns)
 
     def _flush_dns(self) -> None:
-        for sid, dlog in list(self._dns.items()):
+        """Save the DNS and name-check records that changed (they are the audit's memory)."""
+        for sid in set(self._dns) | set(self._proxy_logs):
             rec = self._records.get(sid)
-            if rec is not None and dlog.dirty:
-                rec.dns = dlog.to_json()
-                dlog.dirty = False
-                self.state.save(rec)
+            dlog, plog = self._dns.get(sid), self._proxy_logs.get(sid)
+            if rec is None or not ((dlog and dlog.dirty) or (plog and plog.dirty)):
+                continue
+            if dlog is not None:
+                rec.dns, dlog.dirty = dlog.to_json(), False
+            if plog is not None:
+                rec.checked, plog.dirty = plog.to_json(), False
+            self.state.save(rec)
 
     async def _flush_loop(self) -> None:
         while True:

@@ -25,16 +25,19 @@ class SandboxRecord:
     policy: EgressPolicy
     status: str = "attaching"          # attaching -> attached
     dns: dict[str, Any] = field(default_factory=dict)   # audit of names asked, see audit.DnsLog
+    checked: dict[str, Any] = field(default_factory=dict)   # SNI/Host decisions, see audit.ProxyLog
 
     def to_json(self) -> dict[str, Any]:
         return {"sandbox_id": self.sandbox_id, "slot": self.slot, "netns": self.netns,
-                "policy": self.policy.to_json(), "status": self.status, "dns": self.dns}
+                "policy": self.policy.to_json(), "status": self.status, "dns": self.dns,
+                "checked": self.checked}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SandboxRecord:
         return cls(sandbox_id=check_sandbox_id(data["sandbox_id"]), slot=int(data["slot"]),
                    netns=str(data["netns"]), policy=EgressPolicy.from_json(data["policy"]),
-                   status=str(data.get("status", "attaching")), dns=dict(data.get("dns") or {}))
+                   status=str(data.get("status", "attaching")), dns=dict(data.get("dns") or {}),
+                   checked=dict(data.get("checked") or {}))
 
 
 class StateDir:

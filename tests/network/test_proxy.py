@@ -189,6 +189,13 @@ async def test_names_are_still_checked_after_a_restart(internet: FakeInternet, t
         # no new DNS query: the pin from before the restart, and the names that made it, are re-adopted
         assert "hello from " + API_IP in await http_get(sbx, API_IP, 443, host="api.themoviedb.test", tls=True)
         assert (await http_get(sbx, API_IP, 80, host="cdn-other.test")).startswith("HTTP/1.1 403 ")
+        await m2.close()                   # and once more: the record of decisions survives too
+        m3 = new_manager(internet, tmp_path / "net")
+        await m3.start()
+        m2 = m3
+        checked = (await m3.audit("rst1"))["names_checked"]
+        assert [d["name"] for d in checked["denied"]] == ["cdn-other.test"]
+        assert [a["name"] for a in checked["allowed"]] == ["api.themoviedb.test"]
     finally:
         await m2.shutdown()
     assert not await connects(sbx, API_IP, 443)
@@ -207,3 +214,17 @@ async def test_proxied_traffic_keeps_its_pin_alive(internet: FakeInternet, tmp_p
         assert after["ip"] == API_IP and after["expires_in"] > 1000        # refreshed to pin_idle
     finally:
         await m.shutdown()
+
+
+def test_the_decision_record_is_bounded_and_tolerates_damage() -> None:
+    from ipaddress import IPv4Address
+
+    from corral.network.audit import MAX_NAMES, ProxyLog
+    plog = ProxyLog()
+    for i in range(MAX_NAMES + 10):
+        plog.note(IPv4Address(API_IP), 443, "tls", f"n{i}.test", "name not allowed")
+    plog.note(IPv4Address(API_IP), 443, "tls", "n0.test", "name not allowed")     # known: still counted
+    assert len(plog.entries) == MAX_NAMES and plog.dropped == 10
+    assert plog.entries[(API_IP, 443, "tls", "n0.test", "name not allowed")] == 2
+    again = ProxyLog({"entries": [{"ip": "1.2.3.4"}, None, *plog.to_json()["entries"][:3]], "dropped": 1})
+    assert len(again.entries) == 3 and again.report()["not_recorded"] == 1
