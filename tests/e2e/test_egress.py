@@ -75,7 +75,8 @@ def results(tmp_path: Path):  # type: ignore[no-untyped-def]
         pending = asyncio.all_tasks(loop)  # connection handlers of the fake internet
         for task in pending:
             task.cancel()
-        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        if pending:  # gather() of nothing would look for a current loop, and there is none here
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         loop.close()
     # Nothing of the sandboxes' networks is left in the world namespace (it is gone with the test).
     assert not any((data / "network" / "sandboxes").glob("*.json"))
