@@ -43,11 +43,8 @@ else:
     sock.bind(uds)
 sock.listen(64)
 if lock:
-    import importlib.machinery as m
-    sys.path.clear()
-    sys.meta_path[:] = [f for f in sys.meta_path if f in (m.BuiltinImporter, m.FrozenImporter)]
-    sys.path_importer_cache.clear()
-    sys.path_hooks.clear()
+    from tests.import_lock import lock_imports
+    lock_imports()
 server.serve(sock, config)
 """
 

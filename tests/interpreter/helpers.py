@@ -37,11 +37,8 @@ sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 sock.bind(uds)
 sock.listen(64)
 if lock:
-    import importlib.machinery as m
-    sys.path.clear()
-    sys.meta_path[:] = [f for f in sys.meta_path if f in (m.BuiltinImporter, m.FrozenImporter)]
-    sys.path_importer_cache.clear()
-    sys.path_hooks.clear()
+    from tests.import_lock import lock_imports
+    lock_imports()
 ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # child subreaper, like envd's serve()
 reaper.REAP_ALL = True
 srv = server._Server(server._uvicorn_config(app))
