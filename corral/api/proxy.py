@@ -47,13 +47,8 @@ def _token_matches(scope: Scope, header: bytes, expected: str | None) -> bool:
 
 
 def _interpreter_authorized(scope: Scope, rec: SandboxRecord) -> bool:
-    ok = False
-    for name, value in scope["headers"]:
-        if name == b"x-access-token" and rec.envd_access_token:
-            ok |= hmac.compare_digest(value, rec.envd_access_token.encode())
-        elif name == b"e2b-traffic-access-token" and rec.traffic_access_token:
-            ok |= hmac.compare_digest(value, rec.traffic_access_token.encode())
-    return ok
+    return (_token_matches(scope, b"x-access-token", rec.envd_access_token)
+            | _token_matches(scope, b"e2b-traffic-access-token", rec.traffic_access_token))
 
 
 class SandboxProxy:

@@ -20,7 +20,7 @@ import httpx
 
 from corral.ids import new_access_token
 from corral.lifecycle import envd_calls
-from corral.lifecycle.images import image_config, sandbox_env
+from corral.lifecycle.images import image_config
 from corral.store import SandboxRecord, SandboxState
 
 if TYPE_CHECKING:
@@ -76,9 +76,9 @@ class WarmPool:
         failures = 0
         while not self._closed and len(self._ready[template]) < self.sizes[template]:
             try:
-                tmpl = self.service._template(template)
+                tmpl = self.service.template(template)
                 rec = await self.service.start_sandbox(
-                    tmpl, env_vars={}, pooled=True, alias=template,
+                    tmpl, image_config(tmpl), env_vars={}, pooled=True, alias=template,
                     timeout=int(POOLED_LIFETIME.total_seconds()), metadata={},
                 )
             except asyncio.CancelledError:
@@ -106,8 +106,9 @@ class WarmPool:
         except httpx.HTTPError:
             log.warning("warming pooled sandbox %s failed", rec.sandbox_id)
 
-    async def claim(self, template: str, p: "CreateParams", timeout: int) -> SandboxRecord | None:
-        """Hand a pooled sandbox to a client, or None when the pool for `template` is empty."""
+    async def claim(self, template: str, p: "CreateParams", timeout: int, env: dict[str, str]) -> SandboxRecord | None:
+        """Hand a pooled sandbox to a client, or None when the pool for `template` is empty.
+        `env` is the sandbox's whole environment: the template's ENV under the client's envVars."""
         ids = self._ready.get(template)
         while ids:
             sid = ids.pop(0)
@@ -121,7 +122,6 @@ class WarmPool:
             try:
                 # Through the sandbox's shared client: the connection stays open for the first command.
                 c = self.service.clients.get(sid, handle.envd_socket)
-                env = sandbox_env(image_config(self.service._template(template)), dict(p.env_vars))
                 r = await c.post("/.corral/init", json={"accessToken": token, "envVars": env},
                                  headers={"X-Access-Token": rec.envd_access_token or ""}, timeout=10)
                 r.raise_for_status()

@@ -148,7 +148,7 @@ class SandboxService:
     def _lock(self, sandbox_id: str) -> asyncio.Lock:
         return self._locks.setdefault(sandbox_id, asyncio.Lock())
 
-    def _template(self, name: str):  # type: ignore[no-untyped-def]
+    def template(self, name: str):  # type: ignore[no-untyped-def]
         try:
             return self.templates.get(name)
         except LookupError:
@@ -157,7 +157,7 @@ class SandboxService:
             raise PolicyError(str(exc)) from None
 
     async def create(self, p: CreateParams) -> SandboxRecord:
-        template = self._template(p.template)
+        template = self.template(p.template)
         timeout = resolve_timeout(p.timeout, self.settings.default_timeout_s, self.settings.ceilings)
         if any(not isinstance(v, str) for v in [*p.metadata.values(), *p.env_vars.values()]):
             raise PolicyError("metadata and envVars values must be strings")
@@ -168,9 +168,9 @@ class SandboxService:
             raise PolicyError("network.allowPublicTraffic: expected true or false")
         rec = None
         if self.pool is not None:
-            rec = await self.pool.claim(template.name, p, timeout)
+            rec = await self.pool.claim(template.name, p, timeout, sandbox_env(image, dict(p.env_vars)))
         if rec is None:
-            rec = await self.start_sandbox(template, env_vars=dict(p.env_vars), pooled=False, alias=p.template,
+            rec = await self.start_sandbox(template, image, env_vars=dict(p.env_vars), pooled=False, alias=p.template,
                                            timeout=timeout, metadata=dict(p.metadata), auto_pause=p.auto_pause)
         if egress.grants_egress:
             handle = self._handles[rec.sandbox_id]
@@ -201,7 +201,7 @@ class SandboxService:
         self.get(sandbox_id)
         return await self.egress.audit(sandbox_id)
 
-    async def start_sandbox(self, template, *, env_vars: dict[str, str], pooled: bool, alias: str,  # type: ignore[no-untyped-def]
+    async def start_sandbox(self, template, image, *, env_vars: dict[str, str], pooled: bool, alias: str,  # type: ignore[no-untyped-def]
                             timeout: int, metadata: dict[str, str], auto_pause: bool = False) -> SandboxRecord:
         """Start one sandbox from `template`: a client's (running) or a warm pool's (pooled)."""
         resources = TemplateResources(
@@ -228,7 +228,6 @@ class SandboxService:
                 allow_internet_access=False, on_timeout="pause" if auto_pause else "kill",
             )
             self.store.add(rec)
-        image = image_config(template)
         spec = SandboxSpec(
             sandbox_id=sandbox_id, template=template.name, rootfs=rootfs, workdir=workdir,
             uid_base=uid_base_for_slot(slot), limits=limits, env_vars=sandbox_env(image, env_vars),
