@@ -41,7 +41,7 @@ deps:
 	if [ -z "$$missing" ]; then echo "deps: all $(words $(APT_PACKAGES)) system packages present"; \
 	else echo "deps: installing$$missing"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
-	  apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; fi
+	  apt-get -o DPkg::Lock::Timeout=900 update -q && apt-get -o DPkg::Lock::Timeout=900 install -y -q --no-install-recommends $$missing; fi
 
 venv: $(STAMP)
 
