@@ -86,3 +86,11 @@ async def start_background(client: httpx.AsyncClient, token: str | None, cmd: st
             buf += chunk
             if any("start" in m.get("event", {}) for _f, m in _frames(buf)):
                 return
+
+
+async def hand_over(client: httpx.AsyncClient, pool_token: str | None, token: str, env: dict[str, str]) -> None:
+    """Give a pooled sandbox its client: envd's server-only init swaps in the new access token
+    and the client's environment."""
+    r = await client.post("/.corral/init", json={"accessToken": token, "envVars": env},
+                          headers={"X-Access-Token": pool_token or ""}, timeout=10)
+    r.raise_for_status()

@@ -176,15 +176,15 @@ async def test_templates_listing(client):
 async def test_restart_cleans_up_what_it_cannot_adopt(tmp_path, tier):
     from corral.api import create_app
     from corral.config import Settings
-    from tests.api.conftest import Templates
+    from tests.api.conftest import make_templates
 
     settings = Settings(data_dir=tmp_path / "d", env_api_keys=(API_KEY,))
-    app1 = create_app(settings, tier=tier, templates_store=Templates(tmp_path))
+    app1 = create_app(settings, tier=tier, templates_store=make_templates(tmp_path))
     await app1.state.service.start()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app1), base_url="http://t", headers={"X-API-Key": API_KEY}) as c:
         sid = (await _create(c))["sandboxID"]
     await app1.state.service.close()
-    app2 = create_app(settings, tier=tier, templates_store=Templates(tmp_path))
+    app2 = create_app(settings, tier=tier, templates_store=make_templates(tmp_path))
     await app2.state.service.start()  # MemoryTier.adopt says "gone": the row must be closed
     try:
         assert sid in tier.destroyed
@@ -210,7 +210,7 @@ async def test_kill_releases_per_sandbox_server_state(app, client):
     assert sid in app.proxy._clients and sid in app.state.meter._last
     assert (await client.delete(f"/sandboxes/{sid}")).status_code == 204
     assert sid not in app.proxy._clients and sid not in app.state.meter._last
-    assert sid not in app.state.service._locks and app.state.service.handle(sid) is None
+    assert sid not in app.state.service.parts.locks and app.state.service.handle(sid) is None
 
 
 async def test_bad_network_rules_are_400_and_nothing_starts(client, tier):
