@@ -11,7 +11,7 @@ import os
 import socket
 
 from corral.envd import users
-from corral.envd.config import EnvdConfig
+from corral.wire.handoff import EnvdConfig
 from corral.envd.server import preload, serve
 
 
@@ -21,8 +21,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", required=True, help="EnvdConfig JSON file")
     parser.add_argument("--etc-root", default=None, help="directory holding passwd/group (default /etc)")
     args = parser.parse_args(argv)
-    with open(args.config, encoding="utf-8") as fh:
-        config = EnvdConfig.loads(fh.read())
+    with open(args.config, "rb") as fh:
+        config = EnvdConfig.from_bytes(fh.read())
     if args.etc_root:
         users.ETC_ROOT = args.etc_root
     preload()

@@ -15,7 +15,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 from corral.envd import filesystem as fs
 from corral.envd.auth import UNAUTHORIZED_MESSAGE, basic_username, signature_valid, token_matches
-from corral.envd.config import EnvdConfig
+from corral.wire.handoff import EnvdConfig
 from corral.envd.connect import (
     FLAG_END_STREAM,
     MAX_MESSAGE_BYTES,

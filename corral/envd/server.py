@@ -16,7 +16,7 @@ from typing import Any
 
 import uvicorn
 
-from corral.envd.config import EnvdConfig
+from corral.wire.handoff import EnvdConfig
 
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from tests.envd.helpers import REPO, Sandbox, make_sandbox
+from tests.envd.helpers import REPO, Sandbox, make_sandbox, scratch_root
 
 LAUNCHER = r"""
 import asyncio, ctypes, json, signal, socket, sys
@@ -76,7 +76,7 @@ class Interpreter:
 
 
 def start_interpreter(*, lock_imports: bool = False, **config: Any) -> Interpreter:
-    base = Path(tempfile.mkdtemp(prefix="interp", dir="/tmp"))
+    base = Path(tempfile.mkdtemp(prefix="interp", dir=scratch_root()))
     os.chmod(base, 0o755)
     sandbox = make_sandbox(base)
     uds = str(base / "interpreter.sock")

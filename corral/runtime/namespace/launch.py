@@ -209,7 +209,7 @@ def _sandbox_init(req: SpawnRequest, ctl: socket.socket, userns_fd: int, ready_w
             os.set_inheritable(listener.fileno(), True)
             os.execve(req.init_argv[0], req.init_argv, env)
         elif serve is not None:
-            from corral.envd.config import EnvdConfig
+            from corral.wire.handoff import EnvdConfig
 
             serve(listener, EnvdConfig(**config), ports_listener)
         else:

@@ -8,7 +8,7 @@ import shutil
 import time
 from pathlib import Path
 
-from corral.envd.config import EnvdConfig
+from corral.wire.handoff import EnvdConfig
 from corral.runtime.base import (
     ResourceUsage, SandboxHandle, SandboxSpec, Tier, TierError,
 )
@@ -152,7 +152,7 @@ class NamespaceTier(Tier):
         fd = os.open(workdir / CONFIG_FILE,
                      os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         try:
-            os.write(fd, config.dumps().encode())
+            os.write(fd, config.to_bytes())
         finally:
             os.close(fd)
         msg = {**req.to_json(), "golden_image": str(golden)}
