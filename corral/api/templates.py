@@ -9,8 +9,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from corral import ENVD_VERSION
 from corral.templates import TemplateInfo, TemplateStore
+from corral.wire import ENVD_VERSION
 
 
 def _iso(value: str) -> str:

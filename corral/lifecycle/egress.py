@@ -20,6 +20,7 @@ from corral.network import NO_EGRESS, EgressPolicy, NetworkManager, NetworkPolic
 from corral.network import system_resolvers
 from corral.runtime.base import SandboxHandle
 from corral.uds import SandboxClients
+from corral.wire.client import EnvdClient, EnvdError
 
 log = logging.getLogger("corral.egress")
 
@@ -130,12 +131,10 @@ class Egress:
 
     async def _write_resolv_conf(self, sandbox_id: str, socket: Path, token: str | None, nameserver: str) -> None:
         """Through envd, as the sandbox's root: the host never writes into a sandbox's tree."""
-        client = self.clients.get(sandbox_id, socket)
-        resp = await client.post(
-            "/files", params={"path": "/etc/resolv.conf", "username": "root"},
-            content=f"nameserver {nameserver}\n".encode(),
-            headers={"Content-Type": "application/octet-stream", "X-Access-Token": token or ""}, timeout=10,
-        )
-        if resp.status_code != 200:
-            log.warning("could not write resolv.conf in %s: %s %s", sandbox_id, resp.status_code, resp.text[:200])
-
+        envd = EnvdClient(self.clients.get(sandbox_id, socket), token)
+        try:
+            await envd.write_file("/etc/resolv.conf", f"nameserver {nameserver}\n".encode(), user="root")
+        except EnvdError as exc:
+            if exc.status_code is None:   # envd is gone: the attach fails and the sandbox with it
+                raise
+            log.warning("could not write resolv.conf in %s: %s", sandbox_id, exc.message)

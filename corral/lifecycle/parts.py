@@ -17,6 +17,7 @@ from corral.runtime.base import SandboxHandle, Tier
 from corral.store import SandboxRecord, SandboxState, Store
 from corral.templates import TemplateStore
 from corral.uds import SandboxClients
+from corral.wire.client import EnvdClient
 
 # The states a client can see; `starting` and `pooled` sandboxes are invisible to the API.
 VISIBLE = frozenset({SandboxState.RUNNING.value, SandboxState.PAUSED.value})
@@ -41,6 +42,11 @@ class Parts:
 
     def lock(self, sandbox_id: str) -> asyncio.Lock:
         return self.locks.setdefault(sandbox_id, asyncio.Lock())
+
+    def envd(self, sandbox_id: str, handle: SandboxHandle, access_token: str | None) -> EnvdClient:
+        """The host's client for this sandbox's envd, over the sandbox's shared connection pool
+        (so a hand-over's connection is the one the client's first command reuses)."""
+        return EnvdClient(self.clients.get(sandbox_id, handle.envd_socket), access_token)
 
     def visible(self, sandbox_id: str) -> SandboxRecord:
         """The record of a sandbox a client may see, or SandboxNotFound."""

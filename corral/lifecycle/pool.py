@@ -3,7 +3,7 @@
 Start-up work that cannot be made fast (a Jupyter kernel importing numpy and pandas takes about a
 second) is done ahead of time. A pooled sandbox runs with an access token only the server knows
 and no client env vars; claiming it swaps in the client's token and env vars through envd's
-server-only init route, over the host-side socket. A pooled sandbox is invisible to the API (not
+server-only hand-over route, over the host-side socket. A pooled sandbox is invisible to the API (not
 listed, not proxied) until it is claimed, and a claimed one stays invisible (`starting`) until
 the starter has attached its network. A restarted server discards pooled sandboxes rather than
 trusting them.
@@ -17,15 +17,13 @@ import asyncio
 import logging
 from datetime import timedelta
 
-import httpx
-
 from corral.ids import new_access_token
-from corral.lifecycle import envd_calls
 from corral.lifecycle.images import image_config
 from corral.lifecycle.parts import Parts, now
 from corral.lifecycle.starter import Starter, StartPlan
 from corral.lifecycle.teardown import Teardown
 from corral.store import SandboxRecord, SandboxState
+from corral.wire.client import EnvdError, login_shell
 
 log = logging.getLogger("corral.pool")
 
@@ -104,9 +102,8 @@ class WarmPool:
         if handle is None:
             return
         try:
-            await envd_calls.run(self.parts.clients.get(rec.sandbox_id, handle.envd_socket),
-                                 rec.envd_access_token, "true", timeout_s=30)
-        except httpx.HTTPError:
+            await self.parts.envd(rec.sandbox_id, handle, rec.envd_access_token).run(login_shell("true"), timeout=30)
+        except EnvdError:
             log.warning("warming pooled sandbox %s failed", rec.sandbox_id)
 
     def _fits(self, rec: SandboxRecord, plan: StartPlan) -> bool:
@@ -135,9 +132,8 @@ class WarmPool:
             token = new_access_token()
             try:
                 # Through the sandbox's shared client: the connection stays open for the first command.
-                await envd_calls.hand_over(parts.clients.get(sid, handle.envd_socket), rec.envd_access_token,
-                                           token, plan.env)
-            except (httpx.HTTPError, LookupError, ValueError):
+                await parts.envd(sid, handle, rec.envd_access_token).hand_over(token, plan.env)
+            except EnvdError:
                 log.exception("claiming pooled sandbox %s failed", sid)
                 await self.teardown.kill(sid, reason="pooled sandbox unhealthy")
                 continue

@@ -19,9 +19,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 
-from corral import ENVD_VERSION
 from corral.ids import new_access_token, new_sandbox_id
-from corral.lifecycle import envd_calls
 from corral.lifecycle.errors import StartFailed
 from corral.lifecycle.images import default_user, image_config, sandbox_env, warm_kernels
 from corral.lifecycle.limits import resolve_limits, resolve_timeout
@@ -33,7 +31,9 @@ from corral.network import EgressPolicy
 from corral.runtime.base import Limits, SandboxHandle, SandboxSpec, TierError
 from corral.store import SandboxRecord, SandboxState
 from corral.templates import TemplateInfo
+from corral.wire import ENVD_VERSION
 from corral.templates.dockerfile.image import ImageConfig
+from corral.wire.client import EnvdError, login_shell
 
 READY_TIMEOUT_S = 120.0
 
@@ -131,20 +131,23 @@ class Starter:
                                     image: ImageConfig, user: str) -> None:
         """A template's start command runs in the background; its ready command is retried until
         it succeeds, so a sandbox is handed out only once its service answers."""
-        client = self.parts.clients.get(sandbox_id, handle.envd_socket)
-        if image.start_cmd:
-            await envd_calls.start_background(client, token, image.start_cmd, user=user, tag="start-cmd")
-        if image.ready_cmd:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + READY_TIMEOUT_S
-            while True:
-                done = await envd_calls.run(client, token, image.ready_cmd, user=user, timeout_s=30)
-                if done.exit_code == 0:
-                    return
-                if loop.time() > deadline:
-                    raise StartFailed(f"sandbox failed to start: the template's ready command did not succeed "
-                                      f"within {READY_TIMEOUT_S:.0f}s: {done.output.strip()[-300:]}")
-                await asyncio.sleep(0.2)
+        envd = self.parts.envd(sandbox_id, handle, token)
+        try:
+            if image.start_cmd:
+                await envd.start(login_shell(image.start_cmd), user=user, tag="start-cmd")
+            if image.ready_cmd:
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + READY_TIMEOUT_S
+                while True:
+                    done = await envd.run(login_shell(image.ready_cmd), user=user, timeout=30)
+                    if done.exit_code == 0:
+                        return
+                    if loop.time() > deadline:
+                        raise StartFailed(f"sandbox failed to start: the template's ready command did not succeed "
+                                          f"within {READY_TIMEOUT_S:.0f}s: {done.text.strip()[-300:]}")
+                    await asyncio.sleep(0.2)
+        except EnvdError as exc:
+            raise StartFailed(f"sandbox failed to start: {exc.message}") from None
 
     # --- network → running ---------------------------------------------------------------------
 
