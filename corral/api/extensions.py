@@ -22,16 +22,18 @@ from corral.lifecycle import ResourceRequest
 METADATA_PREFIX = "corral."
 
 
-def _positive_int(where: str, value: Any) -> int:
-    if isinstance(value, str):
-        text = value.strip()
-        if not text.isdecimal():
-            raise InvalidRequest(f"{where}: expected a positive whole number, got {value!r}")
-        value = int(text)
-    if isinstance(value, bool) or not isinstance(value, int):
+def _whole_number_text(where: str, value: str) -> int:
+    """A metadata value (always a string): decimal digits only."""
+    text = value.strip()
+    if not text.isdecimal() or int(text) <= 0:
         raise InvalidRequest(f"{where}: expected a positive whole number, got {value!r}")
-    if value <= 0:
-        raise InvalidRequest(f"{where}: expected a positive whole number, got {value}")
+    return int(text)
+
+
+def _whole_number_json(where: str, value: Any) -> int:
+    """A JSON value in the body's `corral` object: a number, not a string or a boolean."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidRequest(f"{where}: expected a positive whole number, got {value!r}")
     return value
 
 
@@ -39,12 +41,13 @@ def _positive_int(where: str, value: Any) -> int:
 class Extension:
     name: str                                   # metadata key suffix: corral.<name>
     body_key: str                               # key in the body's `corral` object
-    parse: Callable[[str, Any], Any]            # (where, raw value) -> typed value
+    from_text: Callable[[str, str], Any]        # (where, metadata string) -> typed value
+    from_json: Callable[[str, Any], Any]        # (where, JSON value) -> typed value
 
 
 EXTENSIONS = (
-    Extension("cpu_count", "cpuCount", _positive_int),
-    Extension("memory_mb", "memoryMB", _positive_int),
+    Extension("cpu_count", "cpuCount", _whole_number_text, _whole_number_json),
+    Extension("memory_mb", "memoryMB", _whole_number_text, _whole_number_json),
 )
 
 
@@ -60,8 +63,8 @@ def parse_extensions(metadata: dict[str, str], body: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for ext in EXTENSIONS:
         key = METADATA_PREFIX + ext.name
-        from_meta = ext.parse(f"metadata.{key}", metadata[key]) if key in metadata else None
-        from_body = ext.parse(f"corral.{ext.body_key}", body[ext.body_key]) if ext.body_key in body else None
+        from_meta = ext.from_text(f"metadata.{key}", metadata[key]) if key in metadata else None
+        from_body = ext.from_json(f"corral.{ext.body_key}", body[ext.body_key]) if ext.body_key in body else None
         if from_meta is not None and from_body is not None and from_meta != from_body:
             raise InvalidRequest(f"{key}: metadata says {from_meta}, corral.{ext.body_key} says {from_body}")
         value = from_meta if from_meta is not None else from_body

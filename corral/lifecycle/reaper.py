@@ -31,17 +31,23 @@ class Reaper:
         self.teardown = teardown
         self.control = control
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
 
     def start(self) -> None:
+        self._closed = False
         self._task = asyncio.create_task(self._forever(), name="corral-reaper")
 
     async def close(self) -> None:
+        # The flag, not only the cancel: Python 3.11's wait_for can swallow a cancellation that
+        # arrives as its wait completes, and the loop must end anyway.
+        self._closed = True
         if self._task is not None:
             self._task.cancel()
+            self.parts.wake.set()
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _forever(self) -> None:
-        while True:
+        while not self._closed:
             try:
                 wait = await self.once()
             except asyncio.CancelledError:

@@ -238,3 +238,32 @@ async def test_network_update_validation(client):
     assert (await client.put("/sandboxes/nope/network", json={})).status_code == 404
     # Taking everything away from a sandbox that had nothing needs no network machinery.
     assert (await client.put(f"/sandboxes/{sid}/network", json={"allow_internet_access": False})).status_code == 204
+
+
+async def test_corral_extensions_narrow_cpu_and_memory(client, tier):
+    doc = await _create(client, metadata={"corral.cpu_count": "1", "corral.memory_mb": "256", "k": "v"})
+    limits = tier.running[doc["sandboxID"]].limits
+    assert (limits.cpu_count, limits.memory_mb) == (1, 256)
+    info = (await client.get(f"/sandboxes/{doc['sandboxID']}")).json()
+    assert (info["cpuCount"], info["memoryMB"]) == (1, 256)
+    assert info["metadata"]["corral.cpu_count"] == "1"       # metadata stays what the client sent
+    raw = await _create(client, corral={"cpuCount": 1, "memoryMB": 512})
+    assert tier.running[raw["sandboxID"]].limits.memory_mb == 512
+
+
+async def test_corral_extensions_that_widen_or_are_not_numbers_are_400s(client, tier):
+    before = set(tier.running)
+    cases = [
+        ({"metadata": {"corral.cpu_count": "3"}}, "template's 2 CPUs"),
+        ({"templateID": "big", "metadata": {"corral.cpu_count": "9"}}, "server's ceiling of 8 CPUs"),
+        ({"metadata": {"corral.memory_mb": "lots"}}, "positive whole number"),
+        ({"metadata": {"corral.cpu_count": "0"}}, "positive whole number"),
+        ({"corral": {"cpuCount": "2"}}, "positive whole number"),
+        ({"corral": {"cpuCount": True}}, "positive whole number"),
+        ({"corral": {"gpus": 1}}, "unknown field 'gpus'"),
+        ({"metadata": {"corral.cpu_count": "1"}, "corral": {"cpuCount": 2}}, "metadata says 1"),
+    ]
+    for extra, says in cases:
+        r = await client.post("/v2/sandboxes", json={"templateID": "base", **extra})
+        assert r.status_code == 400 and says in r.json()["message"], (extra, r.text)
+    assert set(tier.running) == before
