@@ -10,7 +10,7 @@ import argparse
 import os
 import socket
 
-from corral.envd import users
+from corral.guest import users
 from corral.wire.handoff import EnvdConfig
 from corral.envd.server import preload, serve
 

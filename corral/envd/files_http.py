@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from corral.envd.creds import UserExecutor
 from corral.envd.httpio import BodyTooLarge, Request
 from corral.envd.multipart import MultipartError, MultipartParser, PartData, PartEnd, PartStart, parse_header_params
-from corral.envd.users import User, resolve_path
+from corral.guest.users import User, resolve_path
 
 READ_CHUNK = 256 * 1024
 DECOMPRESS_CHUNK = 1024 * 1024

@@ -19,8 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from corral.envd.connect import ConnectError
-from corral.envd.users import User, lookup_user
+from corral.wire.framing import ConnectError
+from corral.guest.users import User, lookup_user
 from corral.interpreter import events
 from corral.interpreter.events import Event
 from corral.interpreter.jupyter import python_kernel, r_kernel

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from corral.envd.users import User
+from corral.guest.users import User
 from corral.interpreter.events import Event
 
 Emit = Callable[[Event], None]

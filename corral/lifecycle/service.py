@@ -28,6 +28,7 @@ from corral.uds import SandboxClients
 from corral.lifecycle.uids import uid_base_for_slot
 from corral.policy import PolicyError, TemplateResources, resolve_limits, resolve_timeout
 from corral.runtime.base import ResourceUsage, SandboxHandle, SandboxSpec, Tier, TierError
+from corral.wire.handoff import EnvdConfig
 from corral.store import SandboxRecord, SandboxState, Store
 
 log = logging.getLogger("corral.lifecycle")
@@ -228,11 +229,14 @@ class SandboxService:
                 allow_internet_access=False, on_timeout="pause" if auto_pause else "kill",
             )
             self.store.add(rec)
+        handoff = EnvdConfig(
+            sandbox_id=sandbox_id, env_vars=sandbox_env(image, env_vars), access_token=token,
+            start_kernels=list(warm_kernels(rootfs)), default_user=default_user(image),
+            default_workdir=image.workdir if image and image.workdir not in ("", "/") else None,
+        )
         spec = SandboxSpec(
             sandbox_id=sandbox_id, template=template.name, rootfs=rootfs, workdir=workdir,
-            uid_base=uid_base_for_slot(slot), limits=limits, env_vars=sandbox_env(image, env_vars),
-            access_token=token, start_kernels=warm_kernels(rootfs), default_user=default_user(image),
-            default_workdir=image.workdir if image and image.workdir not in ("", "/") else None,
+            uid_base=uid_base_for_slot(slot), limits=limits, payload_config=handoff.to_bytes(),
         )
         try:
             workdir.mkdir(parents=True, exist_ok=False, mode=0o700)

@@ -27,6 +27,7 @@ from corral.runtime.base import Limits, SandboxSpec
 from corral.runtime.namespace import NamespaceTier, disk
 from corral.templates.dockerfile.overlay_diff import SCRATCH_DIR
 from corral.wire.client import EnvdClient, EnvdError
+from corral.wire.handoff import EnvdConfig
 
 BUILD_CGROUP_GROUP = "corral-build"
 # Build sandboxes take host uids below the server's range (corral.lifecycle.uids starts at 2**30)
@@ -95,7 +96,8 @@ class BuildSandboxes:
         uid_base = self._uid_base()
         spec = SandboxSpec(sid, "build", lower, workdir, uid_base,
                            Limits(self.limits.cpu_count, self.limits.memory_mb, self.limits.disk_mb,
-                                  self.limits.pids_max), default_user="root")
+                                  self.limits.pids_max),
+                           payload_config=EnvdConfig(sandbox_id=sid, default_user="root").to_bytes())
         started = time.monotonic()
         kept_image = self.work_dir / f"{sid}.img"
         handle = await self.tier.create(spec)
