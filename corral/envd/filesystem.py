@@ -13,7 +13,8 @@ import shutil
 import stat
 from typing import Any
 
-from corral.envd.connect import ConnectError, from_os_error
+from corral.envd.connect import from_os_error
+from corral.wire.framing import ConnectError
 from corral.envd.entries import entry_info
 from corral.guest.users import NameCache
 

@@ -19,7 +19,8 @@ import termios
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
-from corral.envd.connect import ConnectError, encode_bytes
+from corral.envd.connect import encode_bytes
+from corral.wire.framing import ConnectError
 from corral.guest import exitstatus
 from corral.guest.output import OutputReader
 from corral.guest.reaper import reaper_for

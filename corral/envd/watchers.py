@@ -12,7 +12,8 @@ import secrets
 import stat
 from typing import Any
 
-from corral.envd.connect import ConnectError, from_os_error
+from corral.envd.connect import from_os_error
+from corral.wire.framing import ConnectError
 from corral.envd.creds import UserExecutor
 from corral.envd.entries import entry_info
 from corral.envd.inotify import DirWatcher

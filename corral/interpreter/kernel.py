@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from corral.errors import CorralError
 from corral.guest.users import User
 from corral.interpreter.events import Event
 
@@ -19,7 +20,7 @@ Emit = Callable[[Event], None]
 EnvGetter = Callable[[], Mapping[str, str]]
 
 
-class KernelDied(RuntimeError):
+class KernelDied(CorralError, RuntimeError):
     """The kernel process ended while it was starting or running a cell."""
 
 

@@ -66,8 +66,8 @@ class SandboxSpec:
 class SandboxHandle:
     sandbox_id: str
     tier: str                  # "namespace" | "gvisor" | "microvm"
-    envd_socket: Path          # unix socket (host path) where envd's HTTP server listens
-    init_pid: int              # host pid of the sandbox's init (envd), 0 if not known
+    envd_socket: Path          # unix socket (host path) the payload (envd) serves on
+    init_pid: int              # host pid of the sandbox's init (the payload), 0 if not known
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ class Tier(abc.ABC):
 
     @abc.abstractmethod
     async def create(self, spec: SandboxSpec) -> SandboxHandle:
-        """Start a sandbox; return once its envd socket accepts connections."""
+        """Start a sandbox; return once its payload's socket accepts connections."""
 
     @abc.abstractmethod
     async def destroy(self, sandbox_id: str, workdir: Path) -> None:

@@ -1,7 +1,8 @@
 """The spawn request the tier sends to the spawner: plain data, validated, never a secret.
 
-Secrets (the envd access token, env vars) travel through a 0600 file in the workdir instead,
-so the long-lived spawner — forked into every sandbox — never has them in its memory.
+Secrets (the payload's configuration bytes: for envd, the access token and env vars) travel
+through a 0600 file in the workdir instead, so the long-lived spawner — forked into every
+sandbox — never has them in its memory.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class SpawnRequest:
     disk_mb: int
     pids_max: int
     golden_image: str
-    init_argv: list[str] = field(default_factory=list)   # empty: serve envd in-process
+    init_argv: list[str] = field(default_factory=list)   # empty: run the payload in-process
     req: int = 0
 
     def validate(self) -> None:

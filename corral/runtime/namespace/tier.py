@@ -178,7 +178,7 @@ class NamespaceTier(Tier):
         return SandboxHandle(spec.sandbox_id, self.name, self._socket_path(spec.sandbox_id, workdir), pid)
 
     def _socket_path(self, sandbox_id: str, workdir: Path) -> Path:
-        """A connectable name for the sandbox's envd socket. AF_UNIX paths are limited to 107
+        """A connectable name for the sandbox's payload socket. AF_UNIX paths are limited to 107
         bytes, so under a deep data dir we connect through /proc/self/fd/<dir fd>/ instead."""
         path = workdir / SOCKET_FILE
         if len(os.fsencode(path)) < MAX_SOCKET_PATH:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from corral.errors import CorralError
 from corral.runtime.base import Limits, SandboxSpec
 from corral.runtime.namespace import NamespaceTier, disk
 from corral.templates.dockerfile.overlay_diff import SCRATCH_DIR
@@ -43,8 +44,8 @@ Output = Callable[[str, bytes], None]    # (stream name, bytes)
 _counter = itertools.count()
 
 
-class BuildSandboxError(RuntimeError):
-    pass
+class BuildSandboxError(CorralError, RuntimeError):
+    """A build step's sandbox could not be prepared or its changes not taken out."""
 
 
 @dataclass(frozen=True)
