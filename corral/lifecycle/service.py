@@ -248,7 +248,7 @@ class SandboxService:
         self._handles[sandbox_id] = handle
         if image is not None and (image.start_cmd or image.ready_cmd):
             try:
-                await self._start_and_wait_ready(sandbox_id, handle, token, image, spec.default_user)
+                await self._start_and_wait_ready(sandbox_id, handle, token, image, handoff.default_user)
             except BaseException:
                 await self._destroy_quietly(sandbox_id, workdir)
                 self._handles.pop(sandbox_id, None)
