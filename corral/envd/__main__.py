@@ -1,7 +1,8 @@
 """Development entry: `python -m corral.envd --uds PATH --config FILE.json [--etc-root DIR]`.
 
-In production the runtime calls `server.serve()` in a forked, pivoted child; this entry binds
-the socket itself so the daemon can be run and tested on a plain host.
+In production the runtime calls `server.serve_handoff()` (its payload, named in
+`corral.wire.constants.ENVD_PAYLOAD`) in a forked, pivoted child; this entry binds the socket
+itself so the daemon can be run and tested on a plain host.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 import os
 import socket
 
-from corral.envd import users
+from corral.guest import users
 from corral.wire.handoff import EnvdConfig
 from corral.envd.server import preload, serve
 
@@ -18,7 +19,7 @@ from corral.envd.server import preload, serve
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m corral.envd")
     parser.add_argument("--uds", required=True, help="unix socket path to listen on")
-    parser.add_argument("--config", required=True, help="EnvdConfig JSON file")
+    parser.add_argument("--config", required=True, help="hand-off file (corral.wire.handoff.EnvdConfig as JSON)")
     parser.add_argument("--etc-root", default=None, help="directory holding passwd/group (default /etc)")
     args = parser.parse_args(argv)
     with open(args.config, "rb") as fh:

@@ -1,7 +1,7 @@
 """The receiving side of Connect calls in envd: lenient protobuf-JSON decoding, errno mapping.
 
 Framing (envelopes, error codes, `ConnectError`) is shared with the host's client and lives in
-`corral.wire.framing`; it is re-exported here for envd's modules. What stays here is what only a
+`corral.wire.framing`. What stays here is what only a
 server of these RPCs needs: decoding protobuf-JSON scalars leniently (the SDK may send int64 as
 strings, enums as names or numbers, bytes with or without base64 padding), mapping an errno to
 a Connect code, and the `Connect-Timeout-Ms` header.
@@ -14,22 +14,7 @@ import binascii
 import errno as _errno
 from typing import Any, Mapping
 
-from corral.wire.framing import (  # noqa: F401 - re-exported for envd's modules
-    FLAG_COMPRESSED,
-    FLAG_END_STREAM,
-    FLAG_MESSAGE,
-    HTTP_STATUS,
-    MAX_MESSAGE_BYTES,
-    STREAM_CONTENT_TYPE,
-    UNARY_CONTENT_TYPE,
-    ConnectError,
-    EnvelopeReader,
-    dumps,
-    end_stream_envelope,
-    envelope,
-    loads_message,
-    message_envelope,
-)
+from corral.wire.framing import ConnectError
 
 
 def from_os_error(err: OSError, what: str = "") -> ConnectError:

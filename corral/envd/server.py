@@ -4,6 +4,10 @@ The runtime forks the daemon from a zygote and pivots it into the sandbox root, 
 the host's Python library is out of reach.  `preload()` therefore imports everything the
 daemon could otherwise import lazily; the test suite proves it by serving with imports
 disabled.  `serve()` then runs uvicorn on the already-listening socket until SIGTERM.
+
+This is also where the in-sandbox side is assembled: envd itself knows no interpreter; `serve()`
+hands it the code interpreter's app for E2B's interpreter port. The runtime names
+`serve_handoff` (and `preload`) as its payload by import path (`corral.wire.constants`).
 """
 
 from __future__ import annotations
@@ -12,11 +16,16 @@ import asyncio
 import ctypes
 import signal
 import socket
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
+from corral.wire.constants import INTERPRETER_PORT
 from corral.wire.handoff import EnvdConfig
+
+if TYPE_CHECKING:
+    from corral.envd.app import EnvdApp
 
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
@@ -59,9 +68,10 @@ def preload() -> None:
     import h11, h11._readers, h11._writers  # noqa: E401,F401
 
     from corral.envd import (  # noqa: F401
-        app, auth, connect, creds, entries, exitstatus, files_http, filesystem, httpio, inotify,
-        multipart, ports, processes, reaper, users, watchers,
+        app, auth, connect, creds, entries, files_http, files_route, filesystem, filesystem_rpc,
+        handover, httpio, inotify, multipart, ports, process_rpc, processes, rpc, watchers,
     )
+    from corral.guest import exitstatus, output, reaper, spawn, users  # noqa: F401
 
     import corral.interpreter
 
@@ -88,10 +98,59 @@ def _prctl(option: int, value: int) -> None:
         raise OSError(ctypes.get_errno(), "prctl failed")
 
 
+class LazyApp:
+    """An ASGI app made on first use: an idle sandbox that never runs code pays nothing for it."""
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self._factory = factory
+        self.app: Any = None
+
+    def get(self) -> Any:
+        if self.app is None:
+            self.app = self._factory()
+        return self.app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.get()(scope, receive, send)
+
+
+def _hosted_interpreter(app: "EnvdApp", config: EnvdConfig) -> LazyApp:
+    """The code interpreter, sharing envd's env vars (they change at the pool hand-over)."""
+    from corral.interpreter.app import create_app as create_interpreter
+    from corral.interpreter.contexts import InterpreterConfig
+
+    def make() -> Any:
+        return create_interpreter(InterpreterConfig(
+            env_vars=lambda: app.processes.env_vars,
+            default_user=config.default_user,
+            default_cwd=config.default_workdir,
+            default_languages=tuple(config.start_kernels),
+        ))
+
+    hosted = LazyApp(make)
+
+    def close() -> None:
+        if hosted.app is not None:
+            hosted.app.state.interpreter.kill_all()
+
+    app.on_close.append(close)
+    return hosted
+
+
+def serve_handoff(sock: socket.socket, config: bytes, ports_sock: socket.socket | None = None) -> None:
+    """The runtime's entry point: the hand-off bytes the server wrote, then `serve`.
+
+    No bytes (a tier used by hand, without a server): defaults, which means no access token.
+    """
+    serve(sock, EnvdConfig.from_bytes(config) if config else EnvdConfig(sandbox_id=socket.gethostname()),
+          ports_sock)
+
+
 def serve(sock: socket.socket, config: EnvdConfig, ports_sock: socket.socket | None = None) -> None:
     """Serve the envd app on `sock` until SIGTERM; reaps every child, including orphans."""
-    from corral.envd import ports, reaper
+    from corral.envd import ports
     from corral.envd.app import create_app
+    from corral.guest import reaper
 
     # Sandbox processes (even as sandbox root) must not read our memory (token) via /proc.
     _prctl(PR_SET_DUMPABLE, 0)
@@ -100,6 +159,8 @@ def serve(sock: socket.socket, config: EnvdConfig, ports_sock: socket.socket | N
     reaper.REAP_ALL = True
 
     app = create_app(config)
+    interpreter = _hosted_interpreter(app, config)
+    app.host(INTERPRETER_PORT, interpreter)
     server = _Server(_uvicorn_config(app))
     # uvicorn re-raises the captured signal after shutdown with the previous handler; make that a
     # no-op so we get to clean up and return instead of dying by SIGTERM.
@@ -112,7 +173,8 @@ def serve(sock: socket.socket, config: EnvdConfig, ports_sock: socket.socket | N
         # File operations must keep working when the sandbox hits its pids limit, so their worker
         # threads exist from the start (the call does not wait for them).
         app.executor.prestart(2)
-        app.start_kernels()
+        if config.start_kernels:   # warm start: the first cell does not wait for a kernel
+            interpreter.get().state.interpreter.start_default_kernels()
         if ports_sock is not None:
             await ports.serve(ports_sock)
         try:

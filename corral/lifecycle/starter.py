@@ -1,6 +1,6 @@
 """Starting a sandbox, as a pipeline whose every step leaves the store consistent:
 
-    template → limits → slot → record → tier → ready → network → running
+    template → limits → slot → record → hand-off → tier → ready → network → running
 
 `plan` does the steps that need no resources (the template is resolved here, once per create;
 limits, timeout and egress are settled against it), `launch` takes a uid slot, writes the row in
@@ -34,6 +34,7 @@ from corral.templates import TemplateInfo
 from corral.wire import ENVD_VERSION
 from corral.templates.dockerfile.image import ImageConfig
 from corral.wire.client import EnvdError, login_shell
+from corral.wire.handoff import EnvdConfig
 
 READY_TIMEOUT_S = 120.0
 
@@ -100,11 +101,15 @@ class Starter:
                 envd_access_token=token, traffic_access_token=new_access_token(), metadata_=metadata,
                 allow_internet_access=False, on_timeout="pause" if auto_pause else "kill",
             ))
+        # What the sandbox's envd starts with, serialised once; the tier passes the bytes on unread.
+        handoff = EnvdConfig(
+            sandbox_id=sandbox_id, env_vars=env, access_token=token,
+            start_kernels=list(warm_kernels(template.rootfs)), default_user=default_user(image),
+            default_workdir=image.workdir if image and image.workdir not in ("", "/") else None,
+        )
         spec = SandboxSpec(
             sandbox_id=sandbox_id, template=template.name, rootfs=template.rootfs, workdir=workdir,
-            uid_base=uid_base_for_slot(slot), limits=limits, env_vars=env, access_token=token,
-            start_kernels=warm_kernels(template.rootfs), default_user=default_user(image),
-            default_workdir=image.workdir if image and image.workdir not in ("", "/") else None,
+            uid_base=uid_base_for_slot(slot), limits=limits, payload_config=handoff.to_bytes(),
         )
         try:
             workdir.mkdir(parents=True, exist_ok=False, mode=0o700)
@@ -117,7 +122,7 @@ class Starter:
         parts.handles[sandbox_id] = handle
         if image is not None and (image.start_cmd or image.ready_cmd):
             try:
-                await self._start_and_wait_ready(sandbox_id, handle, token, image, spec.default_user)
+                await self._start_and_wait_ready(sandbox_id, handle, token, image, handoff.default_user)
             except BaseException:
                 await self.teardown.discard(sandbox_id, workdir, "not ready")
                 raise

@@ -24,6 +24,10 @@ PORTS_SOCKET = "ports.sock"    # raw tunnels to the sandbox's own TCP ports (exp
 SERVER_ONLY_PREFIX = "/.corral/"
 INIT_PATH = SERVER_ONLY_PREFIX + "init"   # hand a pooled sandbox to its owner
 
+# The in-sandbox daemon as a runtime payload, by import path only (see corral.runtime.base.Payload):
+# (entry point, what to preload before forking, the init's process name).
+ENVD_PAYLOAD = ("corral.envd.server:serve_handoff", ("corral.envd.server:preload",), "envd")
+
 # Sandbox ids follow E2B's shape (`[a-z0-9]{20}` when we make them). The SDK and host-based
 # routing (`{port}-{id}.{domain}`) depend on it: no `-` or `.` may ever appear in one, and names
 # built from an id end up in paths, cgroups, nft scripts and device names. Always check with

@@ -6,6 +6,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
+from corral.wire.handoff import EnvdConfig
 from tests.api.conftest import API_KEY
 
 
@@ -29,8 +30,8 @@ async def test_v1_create_route_also_works(client):
 
 async def test_env_vars_and_token_reach_the_tier_but_not_the_listing(client, tier):
     doc = await _create(client, envVars={"SECRET": "sekrit-value-9f2c"})
-    spec = tier.running[doc["sandboxID"]]
-    assert spec.env_vars == {"SECRET": "sekrit-value-9f2c"} and spec.access_token == doc["envdAccessToken"]
+    handoff = EnvdConfig.from_bytes(tier.running[doc["sandboxID"]].payload_config)
+    assert handoff.env_vars == {"SECRET": "sekrit-value-9f2c"} and handoff.access_token == doc["envdAccessToken"]
     listed = (await client.get("/v2/sandboxes")).json()
     assert "sekrit-value-9f2c" not in str(listed) and doc["envdAccessToken"] not in str(listed)
 

@@ -27,7 +27,8 @@ USER_GID = 1000
 # import impossible, then serve on an already-listening socket.
 LAUNCHER = r"""
 import json, os, socket, sys
-from corral.envd import users, server
+from corral.envd import server
+from corral.guest import users
 from corral.wire.handoff import EnvdConfig
 uds, config_path, etc_root, lock = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
 tcp_port = int(sys.argv[5]) if len(sys.argv) > 5 else 0

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from corral.envd.creds import UserExecutor
-from corral.envd.users import User
+from corral.guest.users import User
 from tests.envd.helpers import scratch_root
 
 pytestmark = pytest.mark.root

@@ -23,7 +23,8 @@ from tests.envd.helpers import REPO, Sandbox, make_sandbox, scratch_root
 
 LAUNCHER = r"""
 import asyncio, ctypes, json, signal, socket, sys
-from corral.envd import reaper, server, users
+from corral.envd import server
+from corral.guest import reaper, users
 import corral.interpreter as interpreter
 uds, etc_root, lock, cfg = sys.argv[1], sys.argv[2], sys.argv[3] == "1", json.loads(sys.argv[4])
 users.ETC_ROOT = etc_root

@@ -17,7 +17,7 @@ def test_ports_sockets_and_paths_are_the_e2b_and_corral_ones() -> None:
     assert top_level_version == constants.ENVD_VERSION
 
 
-@pytest.mark.parametrize("value", ["a", "abc123", "z" * 64, "0" * 20])
+@pytest.mark.parametrize("value", ["a", "abc123", "z" * 63, "0" * 20])
 def test_valid_ids(value: str) -> None:
     assert constants.is_sandbox_id(value)
     assert ids.is_sandbox_id(value)
@@ -30,6 +30,12 @@ def test_invalid_ids_are_refused_everywhere(value: object) -> None:
         req = request.SpawnRequest(value, "/r", "/w", 200000, 1, 64, 64, 64, "/g")
         with pytest.raises(request.RequestError):
             req.validate()
+
+
+def test_the_runtime_also_keeps_an_id_within_one_dns_label() -> None:
+    assert constants.is_sandbox_id("z" * 64)
+    with pytest.raises(request.RequestError):
+        request.SpawnRequest("z" * 64, "/r", "/w", 200000, 1, 64, 64, 64, "/g").validate()
 
 
 def test_new_ids_are_valid() -> None:

@@ -23,10 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from corral.errors import CorralError
 from corral.runtime.base import Limits, SandboxSpec
 from corral.runtime.namespace import NamespaceTier, disk
 from corral.templates.dockerfile.overlay_diff import SCRATCH_DIR
 from corral.wire.client import EnvdClient, EnvdError
+from corral.wire.handoff import EnvdConfig
 
 BUILD_CGROUP_GROUP = "corral-build"
 # Build sandboxes take host uids below the server's range (corral.lifecycle.uids starts at 2**30)
@@ -42,8 +44,8 @@ Output = Callable[[str, bytes], None]    # (stream name, bytes)
 _counter = itertools.count()
 
 
-class BuildSandboxError(RuntimeError):
-    pass
+class BuildSandboxError(CorralError, RuntimeError):
+    """A build step's sandbox could not be prepared or its changes not taken out."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,8 @@ class BuildSandboxes:
         uid_base = self._uid_base()
         spec = SandboxSpec(sid, "build", lower, workdir, uid_base,
                            Limits(self.limits.cpu_count, self.limits.memory_mb, self.limits.disk_mb,
-                                  self.limits.pids_max), default_user="root")
+                                  self.limits.pids_max),
+                           payload_config=EnvdConfig(sandbox_id=sid, default_user="root").to_bytes())
         started = time.monotonic()
         kept_image = self.work_dir / f"{sid}.img"
         handle = await self.tier.create(spec)
