@@ -25,7 +25,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 from .audit import ProxyLog
 from .netns import make_socket, run_in_netns
-from .policy import EgressPolicy, destination_allowed, in_ranges
+from .egress_policy import EgressPolicy, destination_allowed, in_ranges
 from .sniff import HTTP, MAX_HELLO, MAX_HTTP_HEAD, NeedMore, Sniffed, sniff
 
 log = logging.getLogger("corral.network.proxy")
