@@ -37,7 +37,7 @@ from .egress_policy import FLOOR_RANGES, EgressPolicy
 from .firewall import Firewall
 from .netns import read_sysctl, write_sysctl
 from .pins import DnsPins
-from .proxy import EgressProxy
+from .egress_proxy import EgressProxy
 from .resolver import Resolver
 from .state import AttachedSandbox, StateDir
 
