@@ -5,9 +5,10 @@ the host's Python library is out of reach.  `preload()` therefore imports everyt
 daemon could otherwise import lazily; the test suite proves it by serving with imports
 disabled.  `serve()` then runs uvicorn on the already-listening socket until SIGTERM.
 
-This is also where the in-sandbox side is assembled: envd itself knows no interpreter; `serve()`
-hands it the code interpreter's app for E2B's interpreter port. The runtime names
-`serve_handoff` (and `preload`) as its payload by import path (`corral.wire.constants`).
+`serve()` also hands envd the apps for E2B's other ports (the code interpreter), which the
+hand-off names by entry point (`corral.wire.constants.HOSTED_APPS`): envd resolves them without
+importing the interpreter. The runtime names `serve_handoff` (and `preload`) as its payload the
+same way.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import asyncio
 import ctypes
 import signal
 import socket
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from corral.wire.constants import INTERPRETER_PORT
+from corral.guest.hosting import HostContext, HostedApp
+from corral.wire.constants import HOSTED_PRELOADS
+from corral.wire.entry_points import resolve
 from corral.wire.handoff import EnvdConfig
 
 if TYPE_CHECKING:
@@ -73,9 +75,8 @@ def preload() -> None:
     )
     from corral.guest import exitstatus, output, reaper, spawn, users  # noqa: F401
 
-    import corral.interpreter
-
-    corral.interpreter.preload()
+    for ref in HOSTED_PRELOADS:   # the hosted apps' own preloads (the interpreter's)
+        resolve(ref)()
     # Codecs are looked up (imported) on first use.
     for name in ("utf-8", "latin-1", "ascii", "idna", "utf-16", "utf-32"):
         codecs.lookup(name)
@@ -98,42 +99,16 @@ def _prctl(option: int, value: int) -> None:
         raise OSError(ctypes.get_errno(), "prctl failed")
 
 
-class LazyApp:
-    """An ASGI app made on first use: an idle sandbox that never runs code pays nothing for it."""
-
-    def __init__(self, factory: Callable[[], Any]) -> None:
-        self._factory = factory
-        self.app: Any = None
-
-    def get(self) -> Any:
-        if self.app is None:
-            self.app = self._factory()
-        return self.app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.get()(scope, receive, send)
-
-
-def _hosted_interpreter(app: "EnvdApp", config: EnvdConfig) -> LazyApp:
-    """The code interpreter, sharing envd's env vars (they change at the pool hand-over)."""
-    from corral.interpreter.app import create_app as create_interpreter
-    from corral.interpreter.contexts import InterpreterConfig
-
-    def make() -> Any:
-        return create_interpreter(InterpreterConfig(
-            env_vars=lambda: app.processes.env_vars,
-            default_user=config.default_user,
-            default_cwd=config.default_workdir,
-            default_languages=tuple(config.start_kernels),
-        ))
-
-    hosted = LazyApp(make)
-
-    def close() -> None:
-        if hosted.app is not None:
-            hosted.app.state.interpreter.kill_all()
-
-    app.on_close.append(close)
+def _host_apps(app: "EnvdApp", config: EnvdConfig) -> list[HostedApp]:
+    """The apps named in the hand-off for other ports, resolved by name and handed to envd."""
+    ctx = HostContext(env_vars=lambda: app.processes.env_vars, default_user=config.default_user,
+                      default_workdir=config.default_workdir, start_languages=tuple(config.start_kernels))
+    hosted: list[HostedApp] = []
+    for port, ref in config.hosted_apps.items():
+        one: HostedApp = resolve(ref)(ctx)
+        app.host(int(port), one)
+        app.on_close.append(one.close)
+        hosted.append(one)
     return hosted
 
 
@@ -159,8 +134,7 @@ def serve(sock: socket.socket, config: EnvdConfig, ports_sock: socket.socket | N
     reaper.REAP_ALL = True
 
     app = create_app(config)
-    interpreter = _hosted_interpreter(app, config)
-    app.host(INTERPRETER_PORT, interpreter)
+    hosted = _host_apps(app, config)
     server = _Server(_uvicorn_config(app))
     # uvicorn re-raises the captured signal after shutdown with the previous handler; make that a
     # no-op so we get to clean up and return instead of dying by SIGTERM.
@@ -173,8 +147,8 @@ def serve(sock: socket.socket, config: EnvdConfig, ports_sock: socket.socket | N
         # File operations must keep working when the sandbox hits its pids limit, so their worker
         # threads exist from the start (the call does not wait for them).
         app.executor.prestart(2)
-        if config.start_kernels:   # warm start: the first cell does not wait for a kernel
-            interpreter.get().state.interpreter.start_default_kernels()
+        for one in hosted:   # warm start: the first cell does not wait for a kernel
+            one.start()
         if ports_sock is not None:
             await ports.serve(ports_sock)
         try:

@@ -28,6 +28,12 @@ INIT_PATH = SERVER_ONLY_PREFIX + "init"   # hand a pooled sandbox to its owner
 # (entry point, what to preload before forking, the init's process name).
 ENVD_PAYLOAD = ("corral.envd.server:serve_handoff", ("corral.envd.server:preload",), "envd")
 
+# Apps envd serves for other E2B ports, by port: factories that take a
+# `corral.guest.hosting.HostContext` and return a `HostedApp`; their modules' preloads run with
+# envd's. envd resolves them by name, so it never imports the interpreter.
+HOSTED_APPS = {str(INTERPRETER_PORT): "corral.interpreter.hosted:create_hosted"}
+HOSTED_PRELOADS = ("corral.interpreter:preload",)
+
 # Sandbox ids follow E2B's shape (`[a-z0-9]{20}` when we make them). The SDK and host-based
 # routing (`{port}-{id}.{domain}`) depend on it: no `-` or `.` may ever appear in one, and names
 # built from an id end up in paths, cgroups, nft scripts and device names. Always check with

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from corral.errors import InvalidRequest
-from corral.wire.constants import ENVD_VERSION
+from corral.wire.constants import ENVD_VERSION, HOSTED_APPS
 
 
 class HandoffError(InvalidRequest):
@@ -34,6 +34,8 @@ class EnvdConfig:
     # Code-interpreter languages whose kernels start with the daemon (the first cell does not
     # wait for a kernel start); empty: kernels start on first use.
     start_kernels: list[str] = field(default_factory=list)
+    # Apps for other E2B ports (port -> "module:function" factory), see constants.HOSTED_APPS.
+    hosted_apps: dict[str, str] = field(default_factory=lambda: dict(HOSTED_APPS))
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self), separators=(",", ":")).encode()
@@ -73,5 +75,8 @@ class EnvdConfig:
         if isinstance(self.max_upload_bytes, bool) or not isinstance(self.max_upload_bytes, int) \
                 or self.max_upload_bytes < 0:
             fail("max_upload_bytes", "a non-negative integer")
+        if not isinstance(self.hosted_apps, dict) or not all(
+                isinstance(k, str) and k.isdigit() and isinstance(v, str) for k, v in self.hosted_apps.items()):
+            fail("hosted_apps", "a map of port numbers to entry points")
         if not isinstance(self.start_kernels, list) or not all(isinstance(k, str) for k in self.start_kernels):
             fail("start_kernels", "a list of strings")

@@ -35,6 +35,8 @@ def test_defaults_round_trip_and_carry_the_one_envd_version() -> None:
     b'{"sandbox_id": "a", "max_upload_bytes": -1}',
     b'{"sandbox_id": "a", "max_upload_bytes": true}',
     b'{"sandbox_id": "a", "start_kernels": "python"}',
+    b'{"sandbox_id": "a", "hosted_apps": {"http": "m:f"}}',
+    b'{"sandbox_id": "a", "hosted_apps": {"49999": 5}}',
 ])
 def test_malformed_hand_offs_are_refused(raw: bytes) -> None:
     with pytest.raises(HandoffError) as e:

@@ -16,7 +16,6 @@ Protocol: SOCK_SEQPACKET, one JSON object per message.
 from __future__ import annotations
 
 import gc
-import importlib
 import json
 import os
 import select
@@ -29,15 +28,9 @@ from corral.runtime.namespace import launch, seccomp
 from corral.runtime.namespace import syscalls as sc
 from corral.runtime.namespace.cgroups import detect
 from corral.runtime.namespace.request import RequestError, SpawnRequest
+from corral.wire.entry_points import resolve
 
 MAX_MESSAGE = 1 << 16
-
-
-def _resolve(ref: str) -> Any:
-    """"module:function" -> the function; "module" -> the imported module."""
-    module, _, name = ref.partition(":")
-    obj: Any = importlib.import_module(module)
-    return getattr(obj, name) if name else obj
 
 
 def load_payload(spec: dict[str, Any]) -> launch.LoadedPayload | None:
@@ -47,10 +40,10 @@ def load_payload(spec: dict[str, Any]) -> launch.LoadedPayload | None:
     the spawner still serves `init_argv` sandboxes."""
     try:
         for ref in spec.get("preload", []):
-            target = _resolve(ref)
+            target = resolve(ref)
             if ":" in ref:
                 target()
-        serve = _resolve(spec["entry_point"])
+        serve = resolve(spec["entry_point"])
     except (ImportError, AttributeError, KeyError):
         return None
     return launch.LoadedPayload(serve, str(spec.get("process_name") or "init").encode())
