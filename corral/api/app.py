@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from corral.api import sandboxes, templates
+from corral.api import sandboxes, snapshots, templates
 from corral.api.auth import KeyRing
 from corral.api.errors import EXCEPTION_HANDLERS, error_response
 from corral.api.meter import Meter
@@ -92,7 +92,7 @@ def create_app(settings: Settings, *, tier: Tier | None = None, templates_store:
             await service.close()
 
     rest = Starlette(
-        routes=[Route("/health", health), Route("/metrics", telemetry.endpoint), *sandboxes.routes, *templates.routes],
+        routes=[Route("/health", health), Route("/metrics", telemetry.endpoint), *snapshots.routes, *sandboxes.routes, *templates.routes],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

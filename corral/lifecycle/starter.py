@@ -18,8 +18,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from corral.ids import new_access_token, new_sandbox_id
+from corral.lifecycle import boot
 from corral.lifecycle.errors import StartFailed
 from corral.lifecycle.images import default_user, image_config, sandbox_env, warm_kernels
 from corral.lifecycle.limits import resolve_limits, resolve_timeout
@@ -49,6 +51,8 @@ class StartPlan:
     timeout: int
     egress: EgressPolicy
     request: CreateRequest
+    # Boot from this writable layer (a snapshot's) instead of an empty one; never from a pool.
+    layer: Path | None = None
 
     @property
     def env(self) -> dict[str, str]:
@@ -83,7 +87,8 @@ class Starter:
 
     async def launch(self, template: TemplateInfo, image: ImageConfig | None, limits: Limits, *,
                      env: dict[str, str], alias: str, timeout: int, metadata: dict[str, str],
-                     auto_pause: bool = False, pooled: bool = False) -> SandboxRecord:
+                     auto_pause: bool = False, pooled: bool = False, layer: Path | None = None,
+                     handoff: EnvdConfig | None = None) -> SandboxRecord:
         """Start one sandbox; its row is left in `starting` (or `pooled`), never `running`."""
         parts = self.parts
         sandbox_id, token = new_sandbox_id(), new_access_token()
@@ -102,17 +107,19 @@ class Starter:
                 allow_internet_access=False, on_timeout="pause" if auto_pause else "kill",
             ))
         # What the sandbox's envd starts with, serialised once; the tier passes the bytes on unread.
-        handoff = EnvdConfig(
-            sandbox_id=sandbox_id, env_vars=env, access_token=token,
-            start_kernels=list(warm_kernels(template.rootfs)), default_user=default_user(image),
-            default_workdir=image.workdir if image and image.workdir not in ("", "/") else None,
-        )
+        # (A fork passes its source's hand-off, renamed: the same environment under a new identity.)
+        if handoff is not None:
+            handoff = boot.renamed(handoff, sandbox_id, token)
+        else:
+            handoff = self.handoff(template, image, sandbox_id, token, env)
         spec = SandboxSpec(
             sandbox_id=sandbox_id, template=template.name, rootfs=template.rootfs, workdir=workdir,
-            uid_base=uid_base_for_slot(slot), limits=limits, payload_config=handoff.to_bytes(),
+            uid_base=uid_base_for_slot(slot), limits=limits, payload_config=handoff.to_bytes(), layer=layer,
         )
         try:
             workdir.mkdir(parents=True, exist_ok=False, mode=0o700)
+            if not pooled:
+                boot.save_config(workdir, handoff)   # what a filesystem-mode resume boots with
             handle = await parts.tier.create(spec)
         except BaseException as exc:
             await self.teardown.discard(sandbox_id, workdir, "failed to start")
@@ -122,7 +129,7 @@ class Starter:
         parts.handles[sandbox_id] = handle
         if image is not None and (image.start_cmd or image.ready_cmd):
             try:
-                await self._start_and_wait_ready(sandbox_id, handle, token, image, handoff.default_user)
+                await self.start_and_wait_ready(sandbox_id, handle, token, image, handoff.default_user)
             except BaseException:
                 await self.teardown.discard(sandbox_id, workdir, "not ready")
                 raise
@@ -132,7 +139,16 @@ class Starter:
         assert rec is not None
         return rec
 
-    async def _start_and_wait_ready(self, sandbox_id: str, handle: SandboxHandle, token: str,
+    @staticmethod
+    def handoff(template: TemplateInfo, image: ImageConfig | None, sandbox_id: str, token: str,
+                env: dict[str, str]) -> EnvdConfig:
+        return EnvdConfig(
+            sandbox_id=sandbox_id, env_vars=env, access_token=token,
+            start_kernels=list(warm_kernels(template.rootfs)), default_user=default_user(image),
+            default_workdir=image.workdir if image and image.workdir not in ("", "/") else None,
+        )
+
+    async def start_and_wait_ready(self, sandbox_id: str, handle: SandboxHandle, token: str,
                                     image: ImageConfig, user: str) -> None:
         """A template's start command runs in the background; its ready command is retried until
         it succeeds, so a sandbox is handed out only once its service answers."""
@@ -160,6 +176,10 @@ class Starter:
         """Attach the sandbox's network (and write its resolv.conf), then make it visible."""
         parts = self.parts
         net = plan.request.network
+        workdir = Path(rec.workdir)
+        if not (workdir / boot.BOOT_FILE).exists():   # a pooled sandbox, handed over just now
+            boot.save_config(workdir, self.handoff(plan.template, plan.image, rec.sandbox_id,
+                                                   rec.envd_access_token or "", plan.env))
         if plan.egress.grants_egress:
             handle = parts.handles[rec.sandbox_id]
             try:
@@ -178,5 +198,6 @@ class Starter:
         """A fresh sandbox for a client: launch, then finish."""
         req = plan.request
         rec = await self.launch(plan.template, plan.image, plan.limits, env=plan.env, alias=req.template,
-                                timeout=plan.timeout, metadata=dict(req.metadata), auto_pause=req.auto_pause)
+                                timeout=plan.timeout, metadata=dict(req.metadata), auto_pause=req.auto_pause,
+                                layer=plan.layer)
         return await self.finish(rec, plan)

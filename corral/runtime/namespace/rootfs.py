@@ -12,6 +12,7 @@ namespace. Two phases:
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 
 from corral.runtime.namespace import disk, policy, userns
@@ -39,6 +40,7 @@ def assemble(workdir: str, rootfs: str, uid_base: int, userns_fd: int) -> str:
     upper, work = os.path.join(layer, "upper"), os.path.join(layer, "work")
     _mkdir(upper, 0o755)
     _mkdir(work, 0o700)
+    _clear_volatile_marker(work)
     os.chown(upper, uid_base, uid_base)  # the merged "/" belongs to the sandbox's root
     userns.idmapped_bind(rootfs, lower, userns_fd)
     # Relative option paths: the sandbox can read its mountinfo, and host paths are none of
@@ -47,6 +49,17 @@ def assemble(workdir: str, rootfs: str, uid_base: int, userns_fd: int) -> str:
     sc.mount("overlay", root, "overlay", 0,
              f"lowerdir={LOWER_DIR},upperdir={LAYER_DIR}/upper,workdir={LAYER_DIR}/work,volatile")
     return root
+
+
+def _clear_volatile_marker(work: str) -> None:
+    """A `volatile` overlay leaves work/work/incompat/volatile behind and refuses to mount over
+    it again (EINVAL), because it cannot know whether its unsynced writes reached the upper
+    layer. Ours did: a layer is only ever booted again after the sandbox's mount namespace died
+    and the kernel unmounted (and so flushed) the ext4 under it. The overlay's work directory is
+    never visible inside the sandbox, so nothing here was written by it."""
+    marker = os.path.join(work, "work", "incompat", "volatile")
+    if os.path.lexists(marker):
+        shutil.rmtree(marker)
 
 
 def pivot(new_root: str) -> None:
