@@ -27,7 +27,7 @@ from corral.lifecycle.snapshots import Snapshots
 from corral.lifecycle.starter import Starter
 from corral.store import SandboxRecord, SandboxState
 
-MAX_FORKS = 100
+MAX_FORKS = 20   # what the API and the SDK allow
 
 
 @dataclass(frozen=True)

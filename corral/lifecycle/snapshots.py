@@ -160,7 +160,7 @@ class Snapshots:
                     snap = self.get(d.name)
                 except SnapshotNotFound:
                     continue
-                if (sandbox_id is None or snap.sandbox_id == sandbox_id) and (name is None or name in snap.names):
+                if (sandbox_id is None or snap.sandbox_id == sandbox_id) and (name is None or name in snap.names or name == snap.snapshot_id):
                     out.append(snap)
         return sorted(out, key=lambda s: (s.created_at, s.snapshot_id))
 
