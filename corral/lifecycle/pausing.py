@@ -29,6 +29,7 @@ from corral.store import SandboxRecord, SandboxState
 
 FULL, FILESYSTEM = "full", "filesystem"
 MODES = (FULL, FILESYSTEM)
+MIN_LEFT_S = 5
 
 
 def check_mode(mode: str) -> str:
@@ -52,7 +53,11 @@ class Pauser:
         """Pause a running sandbox (the caller holds its lock and has checked its state)."""
         parts, tier = self.parts, self.parts.tier
         workdir = Path(rec.workdir)
-        left = max(1, int((rec.end_at - now()).total_seconds()))
+        # What a resume without a timeout restores: what was left, or (paused by its timeout, so
+        # nothing is left) the lifetime it was given, so an auto-resume does not re-pause at once.
+        left = int((rec.end_at - now()).total_seconds())
+        if left < MIN_LEFT_S:
+            left = max(MIN_LEFT_S, int((rec.end_at - rec.started_at).total_seconds()))
         caps = tier.capabilities
         try:
             if check_mode(mode) == FULL:

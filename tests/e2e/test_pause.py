@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import signal
 from pathlib import Path
 
@@ -82,3 +83,18 @@ def test_filesystem_pause_survives_kill_9_of_the_server(tmp_path: Path, monkeypa
         assert loop_devices_backed_by(workdir / "disk.img") == []
     finally:
         stop_server(srv2)
+
+
+def test_auto_pause_on_timeout_then_traffic_resumes_it(sdk) -> None:  # type: ignore[no-untyped-def]
+    sbx = Sandbox.create(timeout=3, lifecycle={"on_timeout": "pause", "auto_resume": True})
+    try:
+        sbx.files.write("/home/user/before.txt", "kept through auto-pause")
+        deadline = time.monotonic() + 60
+        while Sandbox.get_info(sbx.sandbox_id).state.value != "paused" and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert Sandbox.get_info(sbx.sandbox_id).state.value == "paused"
+        # Ordinary SDK traffic to the paused sandbox: the first request waits for the resume.
+        assert sbx.files.read("/home/user/before.txt") == "kept through auto-pause"
+        assert Sandbox.get_info(sbx.sandbox_id).state.value == "running"
+    finally:
+        sbx.kill()
