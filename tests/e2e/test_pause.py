@@ -72,8 +72,9 @@ def test_filesystem_pause_survives_kill_9_of_the_server(tmp_path: Path, monkeypa
     workdir = data / "sandboxes" / sid
     os.kill(srv.proc.pid, signal.SIGKILL)
     srv.proc.wait()
-    port = int(srv.url.rsplit(":", 1)[1])
-    srv2 = start_server(data, port=port)
+    srv2 = start_server(data)
+    for k, v in srv2.env().items():
+        monkeypatch.setenv(k, v)
     try:
         assert Sandbox.get_info(sid).state.value == "paused"
         sbx = Sandbox.connect(sid, timeout=120)
