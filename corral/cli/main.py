@@ -10,6 +10,8 @@ from corral.cli import keys, sandbox
 from corral.cli.client import server_url
 from corral.cli.errors import CliError
 from corral.cli.bench import bench
+from corral.cli.gateway import gateway
+from corral.cli.mcp import mcp
 from corral.cli.serve import serve
 
 app = typer.Typer(
@@ -18,6 +20,8 @@ app = typer.Typer(
 )
 app.command("serve")(serve)
 app.command("bench")(bench)
+app.command("mcp")(mcp)
+app.command("gateway")(gateway)
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(keys.app, name="keys")
 

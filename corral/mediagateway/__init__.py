@@ -1,0 +1,1 @@
+"""The Media Gateway layer (placeholder until mg-core lands)."""
