@@ -1,19 +1,15 @@
-"""The SDK connection options the MCP server passes to every call.
-
-The SDK reads `E2B_API_KEY`, `E2B_DOMAIN`, `E2B_API_URL` and `E2B_SANDBOX_URL` itself; on top of
-those the layer accepts `E2B_BASE_URL`, the one URL of a corral server's API and sandboxes.
-"""
+"""The SDK connection options the MCP server passes to every call: the layer's configuration
+(`Settings`: E2B_API_KEY, E2B_BASE_URL, and the SDK's own E2B_DOMAIN / E2B_API_URL /
+E2B_SANDBOX_URL), so `corral mcp` reaches the same sandbox service as the agents do."""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from typing import Any
 
+from corral.mediagateway.settings import Settings
 
-def sdk_params() -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    base = os.environ.get("E2B_BASE_URL", "").strip().rstrip("/")
-    if base:
-        params.setdefault("api_url", os.environ.get("E2B_API_URL") or base)
-        params.setdefault("sandbox_url", os.environ.get("E2B_SANDBOX_URL") or base)
-    return params
+
+def sdk_params(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Raises `ConfigError` naming the variable when one is malformed."""
+    return Settings.from_env(env).sdk_options()

@@ -28,6 +28,7 @@ from e2b_code_interpreter import AsyncSandbox
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
+from corral.mediagateway.security import Language
 from corral.mediagateway.mcp.limits import (
     MAX_CODE_BYTES,
     MAX_LIST_ENTRIES,
@@ -46,12 +47,10 @@ DEFAULT_TEMPLATE = "code-interpreter-v1"
 CODE_TIMEOUT_S = 120
 """How long one run_code or run_command call may run before it is stopped."""
 
-# The names run_code accepts, mapped to the code-interpreter's language names.
-LANGUAGES: dict[str, str] = {
-    "python": "python", "py": "python",
-    "javascript": "javascript", "js": "javascript",
-    "typescript": "typescript", "ts": "typescript",
-    "r": "r", "java": "java", "bash": "bash",
+# The names run_code accepts: the layer's `Language`s and their usual short forms.
+LANGUAGES: dict[str, Language] = {
+    **{lang.value: lang for lang in Language},
+    "py": Language.PYTHON, "js": Language.JAVASCRIPT, "ts": Language.TYPESCRIPT,
 }
 
 
@@ -85,10 +84,12 @@ class FileListing(BaseModel):
 
 
 def language_name(language: str) -> str:
-    name = LANGUAGES.get(language.strip().lower())
-    if name is None:
-        raise ToolError(f"unsupported language {language!r}; use one of: python, javascript, typescript, r, java, bash")
-    return name
+    """The code-interpreter's name for `language`, or a tool error listing the ones it runs."""
+    lang = LANGUAGES.get(language.strip().lower())
+    if lang is None:
+        known = ", ".join(lang.value for lang in Language)
+        raise ToolError(f"unsupported language {language!r}; use one of: {known}")
+    return lang.value
 
 
 def _check_size(what: str, text: str, limit: int) -> None:

@@ -48,8 +48,10 @@ async def run(client: Client, code: str, **extra: object) -> dict:
 
 
 async def test_stdio_lists_tools_runs_python_and_kills_the_session_sandbox(server: Server) -> None:
-    params = StdioServerParameters(command=sys.executable, args=["-m", "corral.cli.main", "mcp"],
-                                   env=client_env(server), cwd=str(REPO))
+    # The spec's one-URL form (E2B_BASE_URL) here; the HTTP tests use the SDK's own variables.
+    env = {k: v for k, v in client_env(server).items() if k not in ("E2B_API_URL", "E2B_SANDBOX_URL")}
+    env["E2B_BASE_URL"] = server.url
+    params = StdioServerParameters(command=sys.executable, args=["-m", "corral.cli.main", "mcp"], env=env, cwd=str(REPO))
     async with Client(params) as client:
         await check_tools(client)
         first = await run(client, "x = 6 * 7\nprint(x)")
@@ -132,3 +134,13 @@ async def test_http_refuses_a_foreign_host_header(server: Server, cli_log) -> No
         assert ok.status_code == 200
     finally:
         stop(proc)
+
+
+def test_a_bad_environment_is_one_line_and_exit_1(server: Server) -> None:
+    import subprocess
+
+    env = {**client_env(server), "E2B_BASE_URL": "not-a-url"}
+    done = subprocess.run([sys.executable, "-m", "corral.cli.main", "mcp"], env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 1
+    assert done.stderr.strip() == "error: E2B_BASE_URL: 'not-a-url' is not an http(s) URL"
