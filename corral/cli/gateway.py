@@ -15,6 +15,10 @@ def gateway(
     sandboxed steps (code, logs, timing). Agents reach sandboxes through the E2B_* environment."""
     if not 1 <= port <= 65535:
         raise CliError(f"--port must be 1-65535, not {port}")
+    from corral.mediagateway.errors import ConfigError
     from corral.mediagateway.gateway import serve
 
-    serve(host=host, port=port)
+    try:
+        serve(host=host, port=port)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
