@@ -1,0 +1,54 @@
+"""Headless Debian Chromium through Playwright, as a person sees the page, and what a screenshot
+must show to count as "the results are on screen"."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]
+BACKGROUND = (0xF3, 0xF4, 0xF7)  # the page's --bg
+ACCENT = (0x3A, 0x5B, 0xD9)      # rank numbers and score bars
+
+
+@contextmanager
+def chromium_page() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is not installed (the Makefile's APT_PACKAGES installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            yield page
+        finally:
+            browser.close()
+
+
+def region_stats(png: bytes, box: dict[str, float]) -> dict[str, float]:
+    """Shares of a screenshot region's pixels: unlike the page background, dark (text), and the
+    accent colour (rank numbers, score bars)."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    left, top = int(box["x"]), int(box["y"])
+    crop = image.crop((left, top, left + int(box["width"]), top + int(box["height"])))
+    pixels = list(crop.getdata())
+    n = len(pixels) or 1
+
+    def near(a: tuple[int, ...], b: tuple[int, ...], tol: int) -> bool:
+        return all(abs(x - y) <= tol for x, y in zip(a, b))
+
+    return {
+        "pixels": n,
+        "not_background": sum(not near(p, BACKGROUND, 6) for p in pixels) / n,
+        "dark": sum(sum(p) < 3 * 110 for p in pixels) / n,
+        "accent": sum(near(p, ACCENT, 40) for p in pixels) / n,
+    }
