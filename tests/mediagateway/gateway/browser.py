@@ -38,9 +38,11 @@ def region_stats(png: bytes, box: dict[str, float]) -> dict[str, float]:
     from PIL import Image
 
     image = Image.open(io.BytesIO(png)).convert("RGB")
-    left, top = int(box["x"]), int(box["y"])
-    crop = image.crop((left, top, left + int(box["width"]), top + int(box["height"])))
-    pixels = list(crop.getdata())
+    # The part of the box on screen: a region taller than the viewport is cut at its bottom edge.
+    left, top = max(0, int(box["x"])), max(0, int(box["y"]))
+    right, bottom = min(image.width, int(box["x"] + box["width"])), min(image.height, int(box["y"] + box["height"]))
+    assert right > left and bottom > top, f"the region {box} is off screen"
+    pixels = list(image.crop((left, top, right, bottom)).get_flattened_data())
     n = len(pixels) or 1
 
     def near(a: tuple[int, ...], b: tuple[int, ...], tol: int) -> bool:

@@ -62,13 +62,18 @@ def test_a_person_asks_and_sees_ranked_results_and_the_agents_code(server: Serve
 
             agents = [s["agent"] for s in trace["steps"]]
             assert page.locator("details.step .agent").all_inner_texts() == agents
-            step = page.locator("details.step").first
+            # The first step that ran code in a sandbox (a step that failed before it has neither).
+            n = next(i for i, s in enumerate(trace["steps"]) if s["sandbox_id"] and s["code"].strip())
+            expected = trace["steps"][n]
+            step = page.locator("details.step").nth(n)
             assert not step.locator("pre.code").is_visible()
             step.locator("summary").click()
             code = step.locator("pre.code")
             code.wait_for(state="visible")
-            assert code.inner_text() == trace["steps"][0]["code"].strip() or code.inner_text() == trace["steps"][0]["code"]
-            assert trace["steps"][0]["sandbox_id"] in step.inner_text()
+            assert code.inner_text().strip() == expected["code"].strip()
+            assert expected["sandbox_id"] in step.locator("dl").inner_text()
+            assert expected["outcome"] in step.locator(".outcome").inner_text().lower()
+            step.scroll_into_view_if_needed()
             page.screenshot(path=str(tmp_path / "step.png"), full_page=True)
             region = region_stats(page.screenshot(), step.bounding_box())
             assert region["dark"] > 0.05, "the opened step shows no code block"
