@@ -9,6 +9,7 @@ from e2b import AsyncSandbox
 from corral.mediagateway import (ExecutionResult, Language, ResourceLimitError, SandboxError, SandboxManager,
                                  SandboxSecurityConfig, SandboxStatus, TransferTooLargeError)
 from corral.mediagateway.manager import META_CPU, META_MEMORY, create_options
+from corral.mediagateway.template_limits import TemplateLimits
 
 from .conftest import running_ids
 
@@ -149,6 +150,15 @@ def test_create_options_carry_the_config():
     assert hosts["network"] == {"allow_out": ["api.themoviedb.org"], "deny_out": ["0.0.0.0/0"]}
     assert "allow_internet_access" not in hosts
     assert create_options(SandboxSecurityConfig(internet_access=True), "n")["allow_internet_access"] is True
+    # The config is a maximum: a smaller template's own resources are asked for, never more.
+    small = create_options(SandboxSecurityConfig(memory_mb=4096, cpu_cores=4), "n", TemplateLimits(2, 2048))
+    assert small["metadata"][META_CPU] == "2" and small["metadata"][META_MEMORY] == "2048"
+
+
+async def test_template_limits_come_from_the_listing(manager: SandboxManager):
+    limits = await manager.template_limits("base")
+    assert limits is not None and limits.cpu_count >= 1 and limits.memory_mb >= 512
+    assert await manager.template_limits("no-such-template") is None
 
 
 async def test_internet_configs_reach_the_create_request(corral_settings):
