@@ -57,7 +57,7 @@ $(STAMP): pyproject.toml
 template: deps venv
 	$(CORRAL) template build-builtin
 
-run: deps venv template
+run: deps venv spec-templates
 	@HOST=$(HOST) PORT=$(PORT) DATA=$(DATA) VENV=$(VENV) scripts/run.sh
 
 # pytest's exit 5 ("no tests ran") is a failure here, not a pass.
