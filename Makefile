@@ -68,6 +68,7 @@ spec-templates: template
 
 test: deps venv template spec-templates
 	$(PYTHON) -m ruff check corral tests
+	$(VENV)/bin/lint-imports --no-logo --no-cache
 	@$(PYTHON) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc = 5 ]; then echo "error: no tests ran" >&2; exit 1; fi; exit $$rc
 
