@@ -59,7 +59,7 @@ $(STAMP): pyproject.toml
 template: deps venv
 	$(CORRAL) template build-builtin
 
-run: deps venv template
+run: deps venv spec-templates
 	@HOST=$(HOST) PORT=$(PORT) DATA=$(DATA) VENV=$(VENV) scripts/run.sh
 
 # pytest's exit 5 ("no tests ran") is a failure here, not a pass.
@@ -70,6 +70,7 @@ spec-templates: template
 
 test: deps venv template spec-templates
 	$(PYTHON) -m ruff check corral tests
+	$(VENV)/bin/lint-imports --no-logo --no-cache
 	@$(PYTHON) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc = 5 ]; then echo "error: no tests ran" >&2; exit 1; fi; exit $$rc
 

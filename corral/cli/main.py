@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from corral.cli import keys, sandbox
+from corral.cli import agents, keys, sandbox
 from corral.cli.client import server_url
 from corral.cli.errors import CliError
 from corral.cli.bench import bench
@@ -24,6 +24,7 @@ app.command("mcp")(mcp)
 app.command("gateway")(gateway)
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(keys.app, name="keys")
+app.add_typer(agents.app, name="agents")
 
 try:  # the template commands live with the template store
     from corral.cli import template as _template

@@ -9,7 +9,7 @@ from .agent import Agent, AgentResult, AgentTask, SandboxedAgent
 from .agents import AGENTS, AgentRequest, AgentRun
 from .catalog import Catalog, load_catalog
 from .codegen import CodeGenerator, CodeRequest, OfflineGenerator, extract_code, generator_from_env
-from .errors import (CodeGenerationError, ConfigError, MediaGatewayError, OutputValidationError, ResourceLimitError,
+from .errors import (CodeGenerationError, ConfigError, InputValidationError, MediaGatewayError, OutputValidationError, ResourceLimitError,
                      SandboxError, TransferTooLargeError)
 from .manager import ExecutionResult, Sandbox, SandboxManager, SandboxStatus
 from .orchestrator import Orchestrator
@@ -20,7 +20,7 @@ from .trace import AgentStep, Attempt, RankedItem, RequestTrace
 __all__ = [
     "AGENTS", "AdapterStore", "Agent", "AgentRequest", "AgentResult", "AgentRun", "AgentStep", "AgentTask", "Attempt",
     "Catalog", "CodeGenerationError", "CodeGenerator", "CodeRequest", "ConfigError", "DirectoryAdapterStore",
-    "ExecutionResult", "Language", "MediaGatewayError", "OfflineGenerator", "Orchestrator", "OutputValidationError",
+    "ExecutionResult", "InputValidationError", "Language", "MediaGatewayError", "OfflineGenerator", "Orchestrator", "OutputValidationError",
     "RankedItem", "RequestTrace", "ResourceLimitError", "Sandbox", "SandboxError", "SandboxManager",
     "SandboxSecurityConfig", "SandboxStatus", "SandboxedAgent", "Settings", "TransferTooLargeError", "extract_code",
     "generator_from_env", "load_catalog",

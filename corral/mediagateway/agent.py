@@ -21,7 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import MediaGatewayError, OutputValidationError
+from .errors import InputValidationError, MediaGatewayError, OutputValidationError
 from .manager import ExecutionResult, SandboxManager
 from .security import Language, SandboxSecurityConfig
 from .trace import Attempt
@@ -50,12 +50,12 @@ class AgentTask(BaseModel):
             try:
                 json.loads(text)
             except ValueError as exc:
-                raise OutputValidationError(f"task inputs are a string but not JSON: {exc}") from None
+                raise InputValidationError(f"task inputs are a string but not JSON: {exc}") from None
             return text.encode()
         try:
             return json.dumps(self.inputs, allow_nan=False).encode()
         except (TypeError, ValueError) as exc:
-            raise OutputValidationError(f"task inputs are not JSON-serialisable: {exc}") from None
+            raise InputValidationError(f"task inputs are not JSON-serialisable: {exc}") from None
 
 
 class AgentResult(BaseModel):

@@ -70,6 +70,13 @@ class OutputValidationError(MediaGatewayError):
     code = "invalid_output"
 
 
+class InputValidationError(MediaGatewayError, ValueError):
+    """A task's inputs are not JSON (layer 4: inputs are checked before they reach a sandbox)."""
+
+    status = 400
+    code = "invalid_input"
+
+
 class CodeGenerationError(MediaGatewayError):
     """The code generator failed or returned no code."""
 

@@ -35,6 +35,7 @@ from pydantic import BaseModel
 from .errors import ResourceLimitError, SandboxError, TransferTooLargeError
 from .security import Language, SandboxSecurityConfig
 from .settings import Settings
+from .template_limits import TemplateLimits, list_template_limits
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +88,16 @@ class _Live:
     started: float = field(default_factory=time.monotonic)
 
 
-def create_options(config: SandboxSecurityConfig, nonce: str) -> dict[str, Any]:
-    """The create request's fields for a config (pure, so tests can read what reaches the wire)."""
+def create_options(config: SandboxSecurityConfig, nonce: str, template: TemplateLimits | None = None) -> dict[str, Any]:
+    """The create request's fields for a config (pure, so tests can read what reaches the wire).
+    CPU and memory are the config's maxima, lowered to the template's own when it is known (a
+    request may only narrow a template)."""
+    cpu, memory = config.cpu_cores, config.memory_mb
+    if template is not None:
+        cpu, memory = min(cpu, template.cpu_count), min(memory, template.memory_mb)
     opts: dict[str, Any] = {
         "timeout": config.timeout_seconds + TRANSFER_GRACE_SECONDS,
-        "metadata": {META_CPU: str(config.cpu_cores), META_MEMORY: str(config.memory_mb), META_NONCE: nonce},
+        "metadata": {META_CPU: str(cpu), META_MEMORY: str(memory), META_NONCE: nonce},
     }
     if not config.internet_access:
         opts["allow_internet_access"] = False
@@ -116,6 +122,7 @@ class SandboxManager:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         self._live: dict[str, _Live] = {}
+        self._template_limits: dict[str, TemplateLimits] | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "SandboxManager":
@@ -126,8 +133,9 @@ class SandboxManager:
         config = config or self.settings.default_security
         nonce = uuid.uuid4().hex
         opts = self.settings.sdk_options()
+        limits = await self.template_limits(template)
         try:
-            sbx = await AsyncSandbox.create(template=template, **create_options(config, nonce), **opts)
+            sbx = await AsyncSandbox.create(template=template, **create_options(config, nonce, limits), **opts)
         except BaseException as exc:
             # The request may have reached the service before it failed or was cancelled: find any
             # sandbox it made by the nonce and kill it, so nothing outlives a failed create.
@@ -147,6 +155,12 @@ class SandboxManager:
         self._live[sbx.sandbox_id] = _Live(sbx, template, config)
         return Sandbox(id=sbx.sandbox_id, template=template, status=SandboxStatus.RUNNING,
                        cpu_count=info.cpu_count, memory_mb=info.memory_mb)
+
+    async def template_limits(self, template: str) -> TemplateLimits | None:
+        """The template's CPU and memory from the service's listing (read once per manager)."""
+        if self._template_limits is None or template not in self._template_limits:
+            self._template_limits = await list_template_limits(self.settings.sdk_options())
+        return self._template_limits.get(template)
 
     async def terminate(self, sandbox_id: str) -> None:
         live = self._live.pop(sandbox_id, None)

@@ -62,6 +62,9 @@ class SandboxSecurityConfig(BaseModel):
             super().__init__(**data)
         except ValidationError as exc:  # type errors: name the field, keep the ValueError contract
             err = exc.errors()[0]
+            original = (err.get("ctx") or {}).get("error")
+            if isinstance(original, ConfigError):  # raised by _check: keep its field
+                raise ConfigError(original.field, str(original).split(": ", 1)[-1]) from None
             field = ".".join(str(p) for p in err["loc"]) or "config"
             raise ConfigError(field, err["msg"]) from None
 

@@ -1,81 +1,53 @@
-"""Helpers for the Media Gateway's front ends (MCP, gateway): processes they run as, and the
-server's own view of which sandboxes are alive (the check that a front end left nothing behind)."""
+"""Fixtures: the Media Gateway layer against a sandbox service.
+
+`service` is a corral server (the session's `server` fixture) and, when `E2B_API_KEY` is set and
+no local URL is (E2B_API_URL, E2B_SANDBOX_URL, E2B_BASE_URL), E2B's cloud as well; the tests that
+take it run the same code against both.
+"""
 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
+from e2b import AsyncSandbox
 
-from tests.conftest import REPO, Server
+from corral.mediagateway import SandboxManager, Settings
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+LOCAL_VARS = ("E2B_API_URL", "E2B_SANDBOX_URL", "E2B_BASE_URL")
 
 
-def client_env(server: Server) -> dict[str, str]:
-    """The environment a user's shell gives a front end: the SDK's three variables, nothing else of E2B."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("E2B_")}
-    env.update(server.env())
-    return env
+def cloud_configured() -> bool:
+    return bool(os.environ.get("E2B_API_KEY")) and not any(os.environ.get(v) for v in LOCAL_VARS)
 
 
-def running_sandboxes(server: Server) -> set[str]:
-    listed = httpx.get(server.url + "/v2/sandboxes", headers={"X-API-Key": server.api_key},
-                       params={"state": "running,paused"}, timeout=30)
-    listed.raise_for_status()
-    return {s["sandboxID"] for s in listed.json()}
-
-
-def wait_gone(server: Server, sandbox_id: str, within: float = 60) -> bool:
-    """Whether the sandbox left the server's list within `within` seconds (teardown is async)."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if sandbox_id not in running_sandboxes(server):
-            return True
-        time.sleep(0.2)
-    return False
-
-
-def wait_listening(proc: subprocess.Popen, port: int, log: Path, within: float = 60) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listening on {port}:\n{log.read_text(errors='replace')[-3000:]}")
-
-
-def start_cli(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "corral.cli.main", *args], cwd=REPO, env=env,
-                            stdin=subprocess.DEVNULL, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+@pytest.fixture(params=["corral", "e2b-cloud"])
+def service(request: pytest.FixtureRequest) -> Settings:
+    if request.param == "e2b-cloud":
+        if not cloud_configured():
+            pytest.skip("E2B's cloud: set E2B_API_KEY (and no local URL) to run against it")
+        return Settings.from_env(os.environ)
+    server = request.getfixturevalue("server")
+    return Settings.from_env(server.env())
 
 
 @pytest.fixture
-def cli_log(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "cli.log"
-    path.touch()
-    yield path
+def corral_settings(server) -> Settings:
+    return Settings.from_env(server.env())
+
+
+@pytest.fixture
+async def manager(service: Settings) -> Iterator[SandboxManager]:
+    m = SandboxManager(service)
+    yield m
+    await m.aclose()
+
+
+async def running_ids(settings: Settings) -> set[str]:
+    """Every running sandbox the service lists for this key."""
+    pages = AsyncSandbox.list(**settings.sdk_options())
+    ids: set[str] = set()
+    while pages.has_next:
+        ids |= {s.sandbox_id for s in await pages.next_items()}
+    return ids

@@ -3,6 +3,7 @@ code -> ranked titles with reasons, in the media-gateway-agent template."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..agent import AgentTask
@@ -18,6 +19,16 @@ GENRE_ALIASES = {
     "fantasy": "Fantasy", "animated": "Animation", "animation": "Animation", "cartoon": "Animation",
     "documentary": "Documentary", "docs": "Documentary", "romance": "Romance", "romantic": "Romance", "crime": "Crime",
 }
+
+
+def expand_query(query: str, references: dict[str, dict[str, Any]]) -> str:
+    """The query plus the themes of a "like <title>" it names, when the catalog knows that title."""
+    like = re.search(r"\b(?:like|similar to)\s+(.+)$", query.lower())
+    if like:
+        for ref, info in references.items():
+            if ref in like.group(1):
+                return f"{query}. {' '.join(info.get('genres', []))}. {info.get('themes', '')}"
+    return query
 
 
 class DiscoveryAgent(WorkflowAgent):

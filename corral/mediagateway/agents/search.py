@@ -10,6 +10,7 @@ from ..errors import ConfigError
 from ..security import SandboxSecurityConfig
 from ..trace import RankedItem
 from .base import AgentRequest, WorkflowAgent, items_from_rows
+from .discovery import expand_query
 from .schemas import RankedOutput
 
 
@@ -28,7 +29,8 @@ class SearchAgent(WorkflowAgent):
         if not (request.query or "").strip():
             raise ConfigError("query", "the search agent needs a query")
         return AgentTask(description=f"semantic search for {request.query!r}",
-                         inputs={"query": request.query, "catalog": self.catalog.documents(), "top_k": request.top_k})
+                         inputs={"query": expand_query(request.query or "", self.catalog.references),
+                                 "catalog": self.catalog.documents(), "top_k": request.top_k})
 
     def interpret(self, output: Any, request: AgentRequest) -> list[RankedItem]:
         return items_from_rows(output["items"], self.catalog)

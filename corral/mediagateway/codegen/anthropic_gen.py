@@ -14,7 +14,7 @@ import anthropic
 from ..errors import CodeGenerationError, ConfigError
 from .base import SYSTEM_PROMPT, CodeRequest, extract_code
 
-DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_MODEL = "claude-sonnet-5-5"
 
 
 class AnthropicGenerator:

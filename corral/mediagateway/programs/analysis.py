@@ -35,8 +35,8 @@ fig.savefig("/output/genre_ratings.png", dpi=80)
 report = {
     "rows": int(len(rated)),
     "genres": [{"genre": g, "mean_rating": round(float(r["mean"]), 3), "ratings": int(r["count"])} for g, r in by_genre.iterrows()],
-    "top_titles": [{"id": r.title_id, "title": r.title, "mean_rating": round(float(r["mean"]), 3), "ratings": int(r["count"])}
-                   for r in top.itertuples()],
+    "top_titles": [{"id": r["title_id"], "title": r["title"], "mean_rating": round(float(r["mean"]), 3),
+                    "ratings": int(r["count"])} for _, r in top.iterrows()],
     "completion_rate": round(float(history["completed"].mean()), 3) if len(history) else 0.0,
     "chart": "genre_ratings.png",
 }

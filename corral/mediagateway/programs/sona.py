@@ -41,7 +41,8 @@ def ewc_penalty():
     return (fisher_a * (a - a0) ** 2).sum() + (fisher_b * (b - b0) ** 2).sum()
 
 
-loss_before = float(fit_loss())
+with torch.no_grad():
+    loss_before = fit_loss().item()
 for _ in range(steps):
     opt.zero_grad()
     loss = fit_loss() + lam * ewc_penalty()
@@ -55,8 +56,8 @@ new_fisher_b = 0.5 * fisher_b + 0.5 * b.grad.detach() ** 2
 torch.save({"A": a.detach(), "B": b.detach(), "fisher_A": new_fisher_a, "fisher_B": new_fisher_b,
             "version": version + 1, "dim": dim, "rank": rank}, "/output/adapter.pt")
 result = {"version": version + 1, "previous_version": version, "interactions": int(len(y)),
-          "loss_before": round(loss_before, 6), "loss_after": round(float(fit_loss()), 6),
-          "ewc_penalty": round(float(ewc_penalty()), 8), "delta_norm": round(float((b @ a).norm()), 6),
+          "loss_before": round(loss_before, 6), "loss_after": round(fit_loss().item(), 6),
+          "ewc_penalty": round(ewc_penalty().item(), 8), "delta_norm": round((b @ a).norm().item(), 6),
           "adapter": "adapter.pt"}
 with open("/output/results.json", "w") as f:
     json.dump(result, f)

@@ -9,6 +9,7 @@ import uuid
 from datetime import datetime, timezone
 
 from corral.mediagateway.trace import AgentStep, RankedItem, RequestTrace
+from tests.mediagateway.frontends import cli_log  # noqa: F401 - the fixture, for this package's tests
 
 
 def make_trace(query: str, user_id: str | None, titles: list[str]) -> RequestTrace:

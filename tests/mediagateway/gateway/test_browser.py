@@ -16,7 +16,7 @@ import uvicorn
 
 from corral.mediagateway.gateway import create_app
 from tests.conftest import Server
-from tests.mediagateway.conftest import client_env, free_port, start_cli, stop, wait_listening
+from tests.mediagateway.frontends import client_env, free_port, start_cli, stop, wait_listening
 from tests.mediagateway.gateway.browser import chromium_page, region_stats
 from tests.mediagateway.gateway.conftest import ScriptedOrchestrator
 

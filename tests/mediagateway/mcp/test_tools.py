@@ -13,7 +13,7 @@ from mcp import Client
 
 from corral.mediagateway.mcp import build_server
 from corral.mediagateway.mcp.limits import MAX_LIST_ENTRIES, MAX_READ_BYTES, MAX_STREAM_BYTES, MAX_WRITE_BYTES
-from tests.mediagateway.conftest import running_sandboxes
+from tests.mediagateway.frontends import running_sandboxes
 
 pytestmark = pytest.mark.e2e
 
