@@ -12,6 +12,7 @@ arguments are fixed by the Media Gateway issue: `create_sandbox(template, timeou
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -54,6 +55,10 @@ def build_server(params: dict[str, Any] | None = None, *, per_connection_session
     """The MCP server. `params` are the SDK's connection options (empty: its environment);
     `per_connection_sessions` is True for HTTP (a session per MCP connection) and False for stdio
     (the process is the session)."""
+    return _build(params, per_connection_sessions)[0]
+
+
+def _build(params: dict[str, Any] | None, per_connection_sessions: bool) -> tuple[MCPServer, SessionRegistry]:
     tools = SandboxTools(params)
 
     async def create_session_sandbox() -> str:
@@ -128,7 +133,7 @@ def build_server(params: dict[str, Any] | None = None, *, per_connection_session
             raise ToolError(f"sandbox {sandbox_id} was not found: it was killed, timed out, or never existed")
         return f"killed {sandbox_id}"
 
-    return server
+    return server, sessions
 
 
 def _connection_of(ctx: Context) -> object:
@@ -142,15 +147,18 @@ def _connection_of(ctx: Context) -> object:
     return connection
 
 
-async def _until_stopped(server: MCPServer) -> None:
-    """stdio until the client closes the pipe, or SIGTERM/SIGINT: either way the lifespan's
-    teardown kills the session sandbox."""
+async def _until_stopped(server: MCPServer, sessions: SessionRegistry) -> None:
+    """stdio until the client closes the pipe (the lifespan's teardown kills the session sandbox),
+    or SIGTERM/SIGINT. The SDK reads stdin in a worker thread that a cancellation cannot stop
+    while the client keeps the pipe open, so a signal kills the session sandbox itself and then
+    ends the process."""
     async with anyio.create_task_group() as tg:
         async def on_signal() -> None:
             with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                async for _ in signals:
-                    tg.cancel_scope.cancel()
-                    return
+                async for signum in signals:
+                    await sessions.close_all()
+                    sys.stderr.flush()
+                    os._exit(128 + signum)
 
         tg.start_soon(on_signal)
         await server.run_stdio_async()
@@ -158,7 +166,7 @@ async def _until_stopped(server: MCPServer) -> None:
 
 
 def serve_stdio(params: dict[str, Any] | None = None) -> None:
-    anyio.run(_until_stopped, build_server(params, per_connection_sessions=False))
+    anyio.run(_until_stopped, *_build(params, False))
 
 
 def http_app(params: dict[str, Any] | None = None, *, host: str = "127.0.0.1"):

@@ -144,3 +144,48 @@ def test_a_bad_environment_is_one_line_and_exit_1(server: Server) -> None:
                           text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert done.returncode == 1
     assert done.stderr.strip() == "error: E2B_BASE_URL: 'not-a-url' is not an http(s) URL"
+
+
+def test_sigterm_to_the_stdio_server_kills_its_session_sandbox(server: Server) -> None:
+    """A client that stops the server with SIGTERM (as desktop clients do on quit) leaves nothing
+    running: the signal ends the stdio loop and the teardown kills the session sandbox."""
+    import json
+    import select
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "corral.cli.main", "mcp"], cwd=REPO, env=client_env(server),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+    def send(message: dict) -> None:
+        proc.stdin.write((json.dumps(message) + "\n").encode())
+        proc.stdin.flush()
+
+    def answer(request_id: int, within: float = 120) -> dict:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], 1)
+            if ready:
+                message = json.loads(proc.stdout.readline())
+                if message.get("id") == request_id:
+                    return message
+        raise AssertionError(f"no answer to request {request_id}")
+
+    try:
+        send({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+              "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+        assert "result" in answer(1)
+        send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "run_code", "arguments": {"code": "print(1)"}}})
+        result = answer(2)["result"]
+        assert not result.get("isError"), result
+        session_sandbox = result["structuredContent"]["sandbox_id"]
+        assert session_sandbox in running_sandboxes(server)
+        proc.send_signal(signal.SIGTERM)  # stdin still open: only the signal ends it
+        proc.wait(timeout=60)
+        assert wait_gone(server, session_sandbox), "SIGTERM left the stdio session's sandbox running"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
