@@ -187,6 +187,9 @@ def create_app(orchestrator: RunsQueries, *, users: Sequence[tuple[str, str]] | 
             return _error(404, "not_found", f"no request {request_id!r} (the gateway keeps the last {store.capacity})")
         return JSONResponse(trace)
 
+    async def favicon(request: Request) -> Response:
+        return Response(status_code=204)  # browsers ask; the page has no icon
+
     async def not_found(request: Request, exc: Exception) -> Response:
         return _error(404, "not_found", f"no such page: {request.url.path}")
 
@@ -195,6 +198,7 @@ def create_app(orchestrator: RunsQueries, *, users: Sequence[tuple[str, str]] | 
 
     app = Starlette(routes=[
         Route("/", page, methods=["GET"]),
+        Route("/favicon.ico", favicon, methods=["GET"]),
         Route("/api/health", health, methods=["GET"]),
         Route("/api/users", list_users, methods=["GET"]),
         Route("/api/query", query, methods=["POST"]),

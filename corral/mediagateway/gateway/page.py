@@ -49,6 +49,7 @@ details.step summary { padding: 10px 14px; cursor: pointer; display: flex; gap: 
            color: #fff; }
 .outcome.ok { background: var(--ok); } .outcome.fallback { background: var(--fallback); }
 .outcome.error { background: var(--error); }
+.why { color: var(--error); font-size: 13px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; flex: 1; }
 .step-body { padding: 0 14px 12px; }
 dl { display: grid; grid-template-columns: 150px 1fr; gap: 2px 10px; margin: 0 0 8px; font-size: 13px; }
 dt { color: var(--muted); } dd { margin: 0; font-family: ui-monospace, "DejaVu Sans Mono", monospace; word-break: break-all; }
@@ -113,6 +114,7 @@ function renderSteps(steps) {
     s.appendChild(el("span", "agent", step.agent));
     s.appendChild(el("span", "outcome " + step.outcome, step.outcome));
     s.appendChild(el("span", "meta", secs(step.duration_s) + " · sandbox " + (step.sandbox_id || "none")));
+    if (step.error) s.appendChild(el("span", "why", String(step.error).split("\\n")[0].slice(0, 160)));
     d.appendChild(s);
     const body = el("div", "step-body");
     const dl = el("dl");

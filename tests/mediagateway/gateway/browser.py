@@ -18,7 +18,9 @@ ACCENT = (0x3A, 0x5B, 0xD9)      # rank numbers and score bars
 
 
 @contextmanager
-def chromium_page() -> Iterator[object]:
+def chromium_page(*, http_errors_expected: bool = False) -> Iterator[object]:
+    """A page in headless Chromium; on leaving, the page must have reported no script error, no
+    CSP refusal and (unless the test provokes them) no failed request."""
     if not CHROMIUM.exists():
         pytest.fail("Debian's chromium is not installed (the Makefile's APT_PACKAGES installs it)")
     from playwright.sync_api import sync_playwright
@@ -27,7 +29,16 @@ def chromium_page() -> Iterator[object]:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1100, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+            def on_console(msg) -> None:  # type: ignore[no-untyped-def]
+                if msg.type == "error" and not (http_errors_expected and msg.text.startswith("Failed to load resource")):
+                    errors.append(msg.text)
+
+            page.on("console", on_console)
             yield page
+            assert not errors, f"the page reported errors: {errors}"  # a script error, a CSP refusal
         finally:
             browser.close()
 

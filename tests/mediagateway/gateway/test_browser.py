@@ -16,7 +16,7 @@ import uvicorn
 
 from corral.mediagateway.gateway import create_app
 from tests.conftest import Server
-from tests.mediagateway.frontends import client_env, free_port, start_cli, stop, wait_listening
+from tests.mediagateway.frontends import client_env, free_port, running_sandboxes, start_cli, stop, wait_listening
 from tests.mediagateway.gateway.browser import chromium_page, region_stats
 from tests.mediagateway.gateway.conftest import ScriptedOrchestrator
 
@@ -75,6 +75,8 @@ def test_a_person_asks_and_sees_ranked_results_and_the_agents_code(server: Serve
             assert expected["outcome"] in step.locator(".outcome").inner_text().lower()
             step.scroll_into_view_if_needed()
             page.screenshot(path=str(tmp_path / "step.png"), full_page=True)
+            used = {s["sandbox_id"] for s in trace["steps"] if s["sandbox_id"]}
+            assert used and not used & running_sandboxes(server), "a query left its agents' sandboxes running"
             region = region_stats(page.screenshot(), step.bounding_box())
             assert region["dark"] > 0.05, "the opened step shows no code block"
     finally:
@@ -116,7 +118,7 @@ def test_agent_output_with_html_is_shown_as_text(scripted_gateway, tmp_path: Pat
 
 def test_bad_input_shows_the_servers_message(scripted_gateway) -> None:  # type: ignore[no-untyped-def]
     base, orch = scripted_gateway
-    with chromium_page() as page:
+    with chromium_page(http_errors_expected=True) as page:
         page.goto(base + "/")
         page.fill("#query", "x" * 400)
         page.evaluate("document.getElementById('query').removeAttribute('maxlength')")
