@@ -49,15 +49,6 @@ async def test_discovery(orch):
     assert [i.score for i in out.items] == sorted((i.score for i in out.items), reverse=True)
 
 
-async def test_search(orch):
-    out = await orch.run_agent("search", AgentRequest(query="a haunted summer camp", top_k=5))
-    assert out.step.outcome == "ok", out.step.error
-    assert out.step.template == "media-gateway-search" and "embed" in out.step.code
-    catalog = {t.title: t for t in orch.catalog.titles}
-    assert "haunted summer camp" in catalog[out.items[0].title].description
-    assert "semantic similarity" in out.items[0].reason
-
-
 async def test_recommendation(orch):
     out = await orch.run_agent("recommendation", AgentRequest(user_id="u01"))
     assert out.step.outcome == "ok", out.step.error
@@ -121,15 +112,25 @@ async def test_scraping(orch):
     assert out.artifacts["page.png"].startswith(b"\x89PNG")
 
 
-async def test_orchestrator_one_query(orch):
+async def test_orchestrator_one_query_and_the_search_agent(orch):
+    """One request through the orchestrator; its search step is also the search agent's e2e test
+    (the template loads torch and the embedding model, the slowest start of all, so once)."""
     trace = await orch.run(QUERY, user_id="u01")
     assert [s.agent for s in trace.steps] == ["discovery", "search", "recommendation"]
     assert all(s.outcome == "ok" for s in trace.steps), [s.error for s in trace.steps]
     assert len({s.sandbox_id for s in trace.steps}) == 3  # each agent in its own sandbox
     assert trace.recommendations and trace.sandbox_seconds > 0
     assert any("matches your query" in r.reason for r in trace.recommendations)
+    watched = {orch.catalog.by_id()[w.title_id].title for w in orch.catalog.history("u01")}
+    assert not watched & {r.title for r in trace.recommendations}
     doc = json.loads(trace.model_dump_json())
     assert {"request_id", "query", "user_id", "started_at", "duration_s", "steps", "recommendations", "sandbox_seconds"} <= set(doc)
+
+    search = trace.steps[1]
+    assert search.template == "media-gateway-search" and "embed" in search.code
+    assert "384 dimensions" in search.output_summary  # the offline MiniLM model's vectors
+    assert search.items and "Science Fiction" in search.items[0].genres
+    assert search.items[0].reason.startswith("semantic similarity")
 
 
 def test_cli_runs_an_agent(server):
