@@ -49,6 +49,21 @@ async def test_discovery(orch):
     assert [i.score for i in out.items] == sorted((i.score for i in out.items), reverse=True)
 
 
+async def test_discovery_on_a_users_own_catalog(corral_settings, tmp_path):
+    path = tmp_path / "mine.csv"
+    path.write_text("title,year,genres,description\n"
+                    "Orbital Kids,2020,Science Fiction|Drama,kids on bikes find a government lab experiment\n"
+                    "Bake Off Club,2019,Comedy,a bakery at war with its rival\n")
+    o = Orchestrator(SandboxManager(corral_settings), OfflineGenerator(), load_catalog(path),
+                     DirectoryAdapterStore(tmp_path / "adapters"))
+    try:
+        out = await o.run_agent("discovery", AgentRequest(query=QUERY))
+    finally:
+        await o.aclose()
+    assert out.step.outcome == "ok", out.step.error
+    assert [i.title for i in out.items] == ["Orbital Kids", "Bake Off Club"]
+
+
 async def test_recommendation(orch):
     out = await orch.run_agent("recommendation", AgentRequest(user_id="u01"))
     assert out.step.outcome == "ok", out.step.error
