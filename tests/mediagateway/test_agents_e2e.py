@@ -158,3 +158,13 @@ def test_cli_runs_an_agent(server):
     bad = subprocess.run([sys.executable, "-m", "corral.cli.main", "agents", "run", "nobody"],
                          capture_output=True, text=True, env=env, timeout=60)
     assert bad.returncode == 1 and bad.stderr.startswith("error: no agent 'nobody'") and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("query,user,field", [("", None, "query"), ("x" * 501, None, "query"), ("comedy", "nobody", "user")])
+async def test_bad_requests_are_refused_before_any_sandbox(orch, query, user, field):
+    from corral.mediagateway import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        await orch.run(query, user_id=user)
+    assert err.value.field == field and err.value.status == 400
+    assert orch.manager.live_ids() == []
