@@ -148,16 +148,26 @@ async def test_orchestrator_one_query_and_the_search_agent(orch):
     assert search.items[0].reason.startswith("semantic similarity")
 
 
-def test_cli_runs_an_agent(server):
-    env = {**os.environ, **server.env()}
-    r = subprocess.run([sys.executable, "-m", "corral.cli.main", "agents", "run", "discovery", "--query", QUERY, "--json"],
-                       capture_output=True, text=True, env=env, timeout=300)
+def _cli(env, *args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "corral.cli.main", "agents", *args], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+def test_cli(server, tmp_path):
+    env = {**os.environ, **server.env(), "MEDIA_GATEWAY_ADAPTER_DIR": str(tmp_path / "adapters")}
+    listed = _cli(env, "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert {a["name"]: a["template"] for a in json.loads(listed.stdout)}["search"] == "media-gateway-search"
+    r = _cli(env, "run", "content", "--json", "--artifacts", str(tmp_path / "out"))
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert doc["step"]["outcome"] == "ok" and doc["items"]
-    bad = subprocess.run([sys.executable, "-m", "corral.cli.main", "agents", "run", "nobody"],
-                         capture_output=True, text=True, env=env, timeout=60)
-    assert bad.returncode == 1 and bad.stderr.startswith("error: no agent 'nobody'") and "Traceback" not in bad.stderr
+    assert doc["step"]["outcome"] == "ok" and doc["output"]["files"][0]["format_name"] == "wav"
+    for args, message in [(("run", "nobody"), "error: no agent 'nobody'"), (("orchestrate", " "), "error: query: is empty"),
+                          (("run", "discovery"), "error: query: the discovery agent needs a query")]:
+        bad = _cli(env, *args, timeout=60)
+        assert bad.returncode == 1 and bad.stderr.startswith(message) and "Traceback" not in bad.stderr, bad.stderr
+    no_key = _cli({k: v for k, v in env.items() if k != "E2B_API_KEY"}, "run", "content", timeout=60)
+    assert no_key.returncode == 1 and "E2B_API_KEY" in no_key.stderr
 
 
 @pytest.mark.parametrize("query,user,field", [("", None, "query"), ("x" * 501, None, "query"), ("comedy", "nobody", "user")])
