@@ -142,7 +142,13 @@ def orchestrate(query: str = typer.Argument(..., help="What the person is lookin
     trace = _run(go)
     if as_json:
         typer.echo(trace.model_dump_json(indent=1))
-        return
+    else:
+        _print_trace(trace)
+    if not trace.recommendations:  # every agent failed: say so with the exit status too
+        raise typer.Exit(1)
+
+
+def _print_trace(trace) -> None:
     console = Console()
     console.print(f"request {trace.request_id}: {trace.query!r} user={trace.user_id} "
                   f"time={trace.duration_s:.2f}s sandbox-seconds={trace.sandbox_seconds:.2f}")

@@ -104,11 +104,11 @@ class SandboxedAgent:
         started = time.monotonic()
         result = AgentResult(success=False, template=self.template)
         inputs = task.inputs_bytes()  # bad inputs fail before anything is created
-        # Step 1: the agent writes the program.
-        code = await self.agent.generate_code(task)
-        result.code = code
         sandbox_id: str | None = None
         try:
+            # Step 1: the agent writes the program.
+            code = await self.agent.generate_code(task)
+            result.code = code
             # Step 2: a sandbox for this task only.
             sandbox = await self.manager.create_sandbox(self.template, self.security_config)
             sandbox_id = result.sandbox_id = sandbox.id

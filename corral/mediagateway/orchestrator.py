@@ -21,11 +21,12 @@ from .adapters import AdapterStore, DirectoryAdapterStore
 from .agents import AGENTS, AgentRequest, AgentRun, WorkflowAgent
 from .catalog import Catalog, load_catalog
 from .codegen import CodeGenerator, generator_from_env
-from .errors import MediaGatewayError, UnknownAgentError
+from .errors import ConfigError, MediaGatewayError, UnknownAgentError
 from .manager import SandboxManager
 from .trace import AgentStep, RankedItem, RequestTrace
 
 DEFAULT_ADAPTER_DIR = Path.home() / ".local/share/corral/adapters"
+MAX_QUERY_CHARS = 500
 
 
 class Orchestrator:
@@ -69,7 +70,17 @@ class Orchestrator:
                                            duration_s=round(time.monotonic() - started, 3), sandbox_seconds=0.0,
                                            outcome="error"))
 
+    def check_request(self, query: str, user_id: str | None) -> None:
+        """Refuse a bad request before any sandbox is made (the gateway answers these with 400)."""
+        if not isinstance(query, str) or not query.strip():
+            raise ConfigError("query", "is empty")
+        if len(query) > MAX_QUERY_CHARS:
+            raise ConfigError("query", f"is longer than {MAX_QUERY_CHARS} characters")
+        if user_id is not None and self.catalog.users and self.catalog.user(user_id) is None:
+            raise ConfigError("user", f"no user {user_id!r} in the catalog")
+
     async def run(self, query: str, *, user_id: str | None = None) -> RequestTrace:
+        self.check_request(query, user_id)
         started_at = datetime.now(timezone.utc)
         started = time.monotonic()
         request = AgentRequest(query=query, user_id=user_id, top_k=self.top_k)

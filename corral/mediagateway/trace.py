@@ -23,6 +23,14 @@ class Attempt(BaseModel):
     duration_s: float = 0.0
 
 
+class RankedItem(BaseModel):
+    title: str
+    score: float
+    reason: str
+    year: int | None = None
+    genres: list[str] = Field(default_factory=list)
+
+
 class AgentStep(BaseModel):
     """One agent's part in a request: its sandbox, the code it ran, how it ended."""
 
@@ -38,14 +46,7 @@ class AgentStep(BaseModel):
     outcome: Outcome
     attempt_details: list[Attempt] = Field(default_factory=list)
     output_summary: str = ""
-
-
-class RankedItem(BaseModel):
-    title: str
-    score: float
-    reason: str
-    year: int | None = None
-    genres: list[str] = Field(default_factory=list)
+    items: list[RankedItem] = Field(default_factory=list)  # this agent's own ranking, if it ranks
 
 
 class RequestTrace(BaseModel):

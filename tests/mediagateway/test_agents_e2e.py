@@ -49,13 +49,19 @@ async def test_discovery(orch):
     assert [i.score for i in out.items] == sorted((i.score for i in out.items), reverse=True)
 
 
-async def test_search(orch):
-    out = await orch.run_agent("search", AgentRequest(query="a haunted summer camp", top_k=5))
+async def test_discovery_on_a_users_own_catalog(corral_settings, tmp_path):
+    path = tmp_path / "mine.csv"
+    path.write_text("title,year,genres,description\n"
+                    "Orbital Kids,2020,Science Fiction|Drama,kids on bikes find a government lab experiment\n"
+                    "Bake Off Club,2019,Comedy,a bakery at war with its rival\n")
+    o = Orchestrator(SandboxManager(corral_settings), OfflineGenerator(), load_catalog(path),
+                     DirectoryAdapterStore(tmp_path / "adapters"))
+    try:
+        out = await o.run_agent("discovery", AgentRequest(query=QUERY))
+    finally:
+        await o.aclose()
     assert out.step.outcome == "ok", out.step.error
-    assert out.step.template == "media-gateway-search" and "embed" in out.step.code
-    catalog = {t.title: t for t in orch.catalog.titles}
-    assert "haunted summer camp" in catalog[out.items[0].title].description
-    assert "semantic similarity" in out.items[0].reason
+    assert [i.title for i in out.items] == ["Orbital Kids", "Bake Off Club"]
 
 
 async def test_recommendation(orch):
@@ -121,24 +127,54 @@ async def test_scraping(orch):
     assert out.artifacts["page.png"].startswith(b"\x89PNG")
 
 
-async def test_orchestrator_one_query(orch):
+async def test_orchestrator_one_query_and_the_search_agent(orch):
+    """One request through the orchestrator; its search step is also the search agent's e2e test
+    (the template loads torch and the embedding model, the slowest start of all, so once)."""
     trace = await orch.run(QUERY, user_id="u01")
     assert [s.agent for s in trace.steps] == ["discovery", "search", "recommendation"]
     assert all(s.outcome == "ok" for s in trace.steps), [s.error for s in trace.steps]
     assert len({s.sandbox_id for s in trace.steps}) == 3  # each agent in its own sandbox
     assert trace.recommendations and trace.sandbox_seconds > 0
     assert any("matches your query" in r.reason for r in trace.recommendations)
+    watched = {orch.catalog.by_id()[w.title_id].title for w in orch.catalog.history("u01")}
+    assert not watched & {r.title for r in trace.recommendations}
     doc = json.loads(trace.model_dump_json())
     assert {"request_id", "query", "user_id", "started_at", "duration_s", "steps", "recommendations", "sandbox_seconds"} <= set(doc)
 
+    search = trace.steps[1]
+    assert search.template == "media-gateway-search" and "embed" in search.code
+    assert "384 dimensions" in search.output_summary  # the offline MiniLM model's vectors
+    assert search.items and "Science Fiction" in search.items[0].genres
+    assert search.items[0].reason.startswith("semantic similarity")
 
-def test_cli_runs_an_agent(server):
-    env = {**os.environ, **server.env()}
-    r = subprocess.run([sys.executable, "-m", "corral.cli.main", "agents", "run", "discovery", "--query", QUERY, "--json"],
-                       capture_output=True, text=True, env=env, timeout=300)
+
+def _cli(env, *args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "corral.cli.main", "agents", *args], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+def test_cli(server, tmp_path):
+    env = {**os.environ, **server.env(), "MEDIA_GATEWAY_ADAPTER_DIR": str(tmp_path / "adapters")}
+    listed = _cli(env, "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert {a["name"]: a["template"] for a in json.loads(listed.stdout)}["search"] == "media-gateway-search"
+    r = _cli(env, "run", "content", "--json", "--artifacts", str(tmp_path / "out"))
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert doc["step"]["outcome"] == "ok" and doc["items"]
-    bad = subprocess.run([sys.executable, "-m", "corral.cli.main", "agents", "run", "nobody"],
-                         capture_output=True, text=True, env=env, timeout=60)
-    assert bad.returncode == 1 and bad.stderr.startswith("error: no agent 'nobody'") and "Traceback" not in bad.stderr
+    assert doc["step"]["outcome"] == "ok" and doc["output"]["files"][0]["format_name"] == "wav"
+    for args, message in [(("run", "nobody"), "error: no agent 'nobody'"), (("orchestrate", " "), "error: query: is empty"),
+                          (("run", "discovery"), "error: query: the discovery agent needs a query")]:
+        bad = _cli(env, *args, timeout=60)
+        assert bad.returncode == 1 and bad.stderr.startswith(message) and "Traceback" not in bad.stderr, bad.stderr
+    no_key = _cli({k: v for k, v in env.items() if k != "E2B_API_KEY"}, "run", "content", timeout=60)
+    assert no_key.returncode == 1 and "E2B_API_KEY" in no_key.stderr
+
+
+@pytest.mark.parametrize("query,user,field", [("", None, "query"), ("x" * 501, None, "query"), ("comedy", "nobody", "user")])
+async def test_bad_requests_are_refused_before_any_sandbox(orch, query, user, field):
+    from corral.mediagateway import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        await orch.run(query, user_id=user)
+    assert err.value.field == field and err.value.status == 400
+    assert orch.manager.live_ids() == []

@@ -170,3 +170,18 @@ async def test_internet_configs_reach_the_create_request(corral_settings):
         with pytest.raises(SandboxError, match="egress"):
             await m.create_sandbox("base", config)
     assert m.live_ids() == []
+
+
+async def test_memory_and_cpu_of_the_config_reach_the_sandbox(corral_settings):
+    """corral's create extension narrows the sandbox to the config: its metrics say so, and a
+    program that needs more memory than the config allows is killed."""
+    m = SandboxManager(corral_settings)
+    try:
+        sbx = await m.create_sandbox("base", SandboxSecurityConfig(memory_mb=512, cpu_cores=1))
+        assert (sbx.memory_mb, sbx.cpu_count) == (512, 1)
+        (metrics, *_) = await m._live[sbx.id].sandbox.get_metrics()
+        assert metrics.mem_total == 512 * MIB and metrics.cpu_count == 1
+        hog = await m.execute_code(sbx.id, "b = bytearray(700 * 1024 * 1024)\nb[::4096] = b'x' * len(b[::4096])\nprint('survived')")
+        assert hog.exit_code != 0 and "survived" not in hog.stdout
+    finally:
+        await m.aclose()

@@ -115,7 +115,9 @@ class WorkflowAgent:
     def finish(self, result: AgentResult, request: AgentRequest) -> AgentRun:
         if result.success:
             items = self.interpret(result.output, request)
-            return AgentRun(step=self.step(result, "ok", self.summarize(result.output)), items=items,
+            step = self.step(result, "ok", self.summarize(result.output))
+            step.items = items
+            return AgentRun(step=step, items=items,
                             output=result.output, artifacts=result.artifacts)
         return self.on_failure(result, request)
 

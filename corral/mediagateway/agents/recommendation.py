@@ -64,7 +64,9 @@ class RecommendationAgent(WorkflowAgent):
     def on_failure(self, result: AgentResult, request: AgentRequest) -> AgentRun:
         items = self.fallback(request)
         note = f"sandbox failed ({result.error}); answered by the deterministic fallback recommender"
-        return AgentRun(step=self.step(result, "fallback", note), items=items, notes=[note])
+        step = self.step(result, "fallback", note)
+        step.items = items
+        return AgentRun(step=step, items=items, notes=[note])
 
     def fallback(self, request: AgentRequest) -> list[RankedItem]:
         """Genre preference, earlier agents' candidates and popularity; no sandbox, no model."""
