@@ -56,6 +56,7 @@ dt { color: var(--muted); } dd { margin: 0; font-family: ui-monospace, "DejaVu S
 pre { background: #0f1420; color: #dfe6f3; padding: 10px 12px; border-radius: 6px; overflow: auto; max-height: 360px;
       font: 12px/1.45 ui-monospace, "DejaVu Sans Mono", monospace; white-space: pre-wrap; word-break: break-word; }
 .label { font-size: 12px; color: var(--muted); margin: 8px 0 2px; text-transform: uppercase; letter-spacing: .04em; }
+.label.attempt-head { text-transform: none; letter-spacing: 0; }
 """
 
 _SCRIPT = """
@@ -121,11 +122,20 @@ function renderSteps(steps) {
     const rows = [["template", step.template], ["sandbox id", step.sandbox_id || "none"],
                   ["attempts", step.attempts], ["duration", secs(step.duration_s)],
                   ["sandbox-seconds", secs(step.sandbox_seconds)], ["outcome", step.outcome]];
+    if (step.output_summary) rows.push(["result", step.output_summary]);
     if (step.error) rows.push(["error", step.error]);
     for (const [k, v] of rows) { dl.appendChild(el("dt", null, k)); dl.appendChild(el("dd", null, v)); }
     body.appendChild(dl);
     body.appendChild(el("div", "label", "generated code"));
     body.appendChild(el("pre", "code", step.code || "(none)"));
+    const tries = step.attempt_details || [];
+    if (tries.length > 1) {  // a retry: show every attempt's code and how it ended
+      tries.forEach((a, n) => {
+        const how = a.error ? "failed: " + a.error : "exit code " + a.exit_code;
+        body.appendChild(el("div", "label attempt-head", "attempt " + (n + 1) + " · " + secs(a.duration_s) + " · " + how));
+        body.appendChild(el("pre", "attempt", a.code));
+      });
+    }
     body.appendChild(el("div", "label", "logs"));
     body.appendChild(el("pre", "logs", step.logs || "(empty)"));
     d.appendChild(body);

@@ -8,7 +8,7 @@ import asyncio
 import uuid
 from datetime import datetime, timezone
 
-from corral.mediagateway.trace import AgentStep, RankedItem, RequestTrace
+from corral.mediagateway.trace import AgentStep, Attempt, RankedItem, RequestTrace
 from tests.mediagateway.frontends import cli_log  # noqa: F401 - the fixture, for this package's tests
 
 
@@ -21,6 +21,11 @@ def make_trace(query: str, user_id: str | None, titles: list[str]) -> RequestTra
                                                        ("search", "media-gateway-search", "ok"),
                                                        ("recommendation", "media-gateway-agent", "fallback")])
     ]
+    steps[2].attempt_details = [Attempt(code="raise RuntimeError('first try')", exit_code=1, error="RuntimeError: first try",
+                                        duration_s=0.2),
+                                Attempt(code="print('second try')", exit_code=0, duration_s=0.3)]
+    steps[2].attempts = 2
+    steps[2].output_summary = "fell back to the deterministic recommender"
     items = [RankedItem(title=t, score=round(1 - i / 10, 3), reason=f"because of {query}", year=2000 + i, genres=["sci-fi"])
              for i, t in enumerate(titles)]
     return RequestTrace(request_id=uuid.uuid4().hex[:16], query=query, user_id=user_id,

@@ -113,6 +113,14 @@ def test_agent_output_with_html_is_shown_as_text(scripted_gateway, tmp_path: Pat
         page.locator("details.step summary").first.click()
         assert page.locator("details.step pre.code").first.inner_text().startswith("# discovery")
         page.screenshot(path=str(tmp_path / "escaped.png"))
+        retried = page.locator("details.step[data-agent=recommendation]")
+        retried.locator("summary").click()
+        attempts = retried.locator("pre.attempt").all_inner_texts()
+        assert attempts == ["raise RuntimeError('first try')", "print('second try')"]
+        assert "failed: RuntimeError: first try" in retried.inner_text()
+        assert "fell back to the deterministic recommender" in retried.inner_text()
+        retried.scroll_into_view_if_needed()
+        page.screenshot(path=str(tmp_path / "attempts.png"))
     print(f"screenshots: {tmp_path}")
 
 
