@@ -33,6 +33,12 @@ MAX_RESULT_TEXT = 16 * KiB
 MAX_CODE_BYTES = 1 * MiB
 """Largest program or command a caller may send."""
 
+MAX_IMAGES = 4
+"""PNG results (charts) of one run_code call returned as images; more are listed, not sent."""
+
+MAX_IMAGE_BYTES = 2 * MiB
+"""Largest PNG result (base64 text) returned as an image."""
+
 
 def human(n: int) -> str:
     """A byte count as people say it: 64 KiB, 1 MiB, 123 bytes."""

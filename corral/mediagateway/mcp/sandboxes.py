@@ -11,6 +11,7 @@ wrong; the MCP SDK turns those into tool results with `isError`, so the server i
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -26,11 +27,14 @@ from e2b import (
 )
 from e2b_code_interpreter import AsyncSandbox
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, ImageContent, TextContent
 from pydantic import BaseModel, Field
 
 from corral.mediagateway.security import Language
 from corral.mediagateway.mcp.limits import (
     MAX_CODE_BYTES,
+    MAX_IMAGE_BYTES,
+    MAX_IMAGES,
     MAX_LIST_ENTRIES,
     MAX_READ_BYTES,
     MAX_RESULT_TEXT,
@@ -62,6 +66,18 @@ class RunCodeResult(BaseModel):
     stderr: str
     results: list[str] = Field(description="text form of each display result (the last expression's value, charts)")
     error: str | None = Field(description="the program's exception (name: value, then the traceback), if it raised")
+    images: list[str] = Field(default_factory=list, exclude=True)  # base64 PNGs, sent as image content
+
+
+def run_code_answer(result: RunCodeResult) -> RunCodeResult | CallToolResult:
+    """The tool's answer: the result, plus each PNG result (a chart) as MCP image content, so a
+    client shows the chart itself."""
+    if not result.images:
+        return result
+    data = result.model_dump(mode="json")
+    content: list[TextContent | ImageContent] = [TextContent(type="text", text=json.dumps(data, indent=2))]
+    content += [ImageContent(type="image", data=png, mime_type="image/png") for png in result.images]
+    return CallToolResult(content=content, structured_content=data)
 
 
 class CommandOutput(BaseModel):
@@ -166,10 +182,19 @@ class SandboxTools:
         if execution.error is not None:
             err = execution.error
             error = bounded(f"{err.name}: {err.value}\n{err.traceback}", MAX_STREAM_BYTES)
-        results = [bounded(r.text, MAX_RESULT_TEXT) if r.text else f"[{', '.join(r.formats())} result]"
-                   for r in execution.results[:20]]
+        results: list[str] = []
+        images: list[str] = []
+        for r in execution.results[:20]:
+            png = getattr(r, "png", None)
+            if png and len(images) < MAX_IMAGES and len(png) <= MAX_IMAGE_BYTES:
+                images.append(png)
+                results.append(f"[image {len(images)}: PNG, attached]")
+            elif r.text:
+                results.append(bounded(r.text, MAX_RESULT_TEXT))
+            else:
+                results.append(f"[{', '.join(r.formats())} result, not shown]")
         return RunCodeResult(sandbox_id=sandbox.sandbox_id, stdout=stdout.text(), stderr=stderr.text(),
-                             results=results, error=error)
+                             results=results, error=error, images=images)
 
     async def run_command(self, sandbox_id: str, command: str) -> CommandOutput:
         _check_size("command", command, MAX_CODE_BYTES)

@@ -33,6 +33,7 @@ from corral.mediagateway.mcp.sandboxes import (
     RunCodeResult,
     SandboxTools,
     language_name,
+    run_code_answer,
 )
 from corral.mediagateway.mcp.sessions import SESSION_IDLE_S, SessionRegistry
 
@@ -95,9 +96,9 @@ def _build(params: dict[str, Any] | None, per_connection_sessions: bool) -> tupl
                                                 max_length=128)] = None,
         *,
         ctx: Context,
-    ) -> RunCodeResult:
+    ) -> RunCodeResult:  # or a CallToolResult carrying the same, plus its charts as images
         if sandbox_id:
-            return await tools.run_code(await tools.connect(sandbox_id), code, language)
+            return run_code_answer(await tools.run_code(await tools.connect(sandbox_id), code, language))
         language_name(language)  # a bad language fails before a sandbox is made for it
         session = sessions.for_connection(_connection_of(ctx))
         current, created = await session.get()
@@ -109,7 +110,7 @@ def _build(params: dict[str, Any] | None, per_connection_sessions: bool) -> tupl
             session.forget(current)  # it timed out while idle: start over in a new one
             current, _ = await session.get()
             sandbox = await tools.connect(current, keep_alive=SESSION_IDLE_S)
-        return await tools.run_code(sandbox, code, language)
+        return run_code_answer(await tools.run_code(sandbox, code, language))
 
     @server.tool(description="Run a shell command in a sandbox; returns stdout, stderr and the exit code.")
     async def run_command(sandbox_id: SandboxId, command: Annotated[str, Field(description="a shell command line")]) -> CommandOutput:

@@ -143,3 +143,19 @@ async def test_dead_sandbox_and_bad_arguments_are_tool_errors(client: Client) ->
         assert await error(client, "run_command", sandbox_id="", command="true")
         # After all of that the server still serves.
         assert len((await client.list_tools()).tools) == 7
+
+
+async def test_a_chart_comes_back_as_an_image(client: Client, sandbox_id: str) -> None:
+    import base64
+
+    async with client:
+        result = await client.call_tool("run_code", {"sandbox_id": sandbox_id, "code": (
+            "import matplotlib.pyplot as plt\n"
+            "plt.plot([1, 3, 2])\nplt.show()\nprint('drawn')")})
+        assert not result.is_error, result.content
+        assert result.structured_content["stdout"] == "drawn\n"
+        assert result.structured_content["results"] == ["[image 1: PNG, attached]"]
+        assert "images" not in result.structured_content
+        images = [c for c in result.content if c.type == "image"]
+        assert len(images) == 1 and images[0].mime_type == "image/png"
+        assert base64.b64decode(images[0].data).startswith(b"\x89PNG\r\n\x1a\n")
