@@ -149,9 +149,12 @@ def orchestrate(query: str = typer.Argument(..., help="What the person is lookin
 
 
 def _print_trace(trace) -> None:
-    console = Console()
-    console.print(f"request {trace.request_id}: {trace.query!r} user={trace.user_id} "
-                  f"time={trace.duration_s:.2f}s sandbox-seconds={trace.sandbox_seconds:.2f}")
+    """A short report: the request, one line per agent, the top five."""
+    console = Console(soft_wrap=True)
+    console.print(f"request {trace.request_id}: {trace.query!r} user={trace.user_id} — {len(trace.steps)} agents, "
+                  f"{trace.duration_s:.2f}s, {trace.sandbox_seconds:.2f} sandbox-seconds")
     for step in trace.steps:
         _print_step(console, step)
-    _print_items(console, trace.recommendations[:5])
+    for n, item in enumerate(trace.recommendations[:5], 1):
+        year = f" ({item.year})" if item.year else ""
+        console.print(f"  {n}. {item.title}{year}  {item.score:.3f}  {item.reason[:90]}")
