@@ -21,7 +21,7 @@ PORT    ?= 3000
 DATA    ?= .data
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv template spec-templates js-deps js-test run test clean distclean
+.PHONY: help deps venv template spec-templates js-deps client-deps js-test run test clean distclean
 
 help:
 	@echo "make run        start a corral server on http://$(HOST):$(PORT) and run examples/demo.py against it"
@@ -31,7 +31,8 @@ help:
 	@echo "make template   build the built-in templates, base and code-interpreter-v1 (skipped when current)"
 	@echo "make spec-templates  build the product spec's templates in templates/ (cached per step)"
 	@echo "make js-deps    install E2B's npm SDKs and CLI into tests/js (npm ci from its lock file)"
-	@echo "make js-test    run only the JS SDK and CLI tests against a corral server"
+	@echo "make client-deps  js-deps, plus E2B's MCP server in its own venv and nss-myhostname for the domain-only tests"
+	@echo "make js-test    run only the JS SDK, CLI and domain-only client tests against a corral server"
 	@echo "make clean      remove $(DATA)/ and caches; make distclean also removes $(VENV)/"
 
 deps:
@@ -84,10 +85,35 @@ $(JS_STAMP): $(JS_DIR)/package-lock.json
 	cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-js-test: venv template js-deps
+# Domain-only clients (tests/e2e/test_domain_only.py): E2B's MCP server pins an older SDK that
+# conflicts with the project's, so it gets its own venv; and clients that resolve names with glibc
+# need *.localhost to resolve, which nss-myhostname does. Its module is unpacked here, not
+# installed (installing would edit the host's /etc/nsswitch.conf): the tests use it in a private
+# mount namespace only.
+CLIENTS_DIR := .cache/clients
+MCP_VENV    := $(CLIENTS_DIR)/e2b-mcp-server
+MCP_STAMP   := $(MCP_VENV)/.installed
+NSS_LIB     := $(CLIENTS_DIR)/nss/libnss_myhostname.so.2
+
+client-deps: js-deps $(MCP_STAMP) $(NSS_LIB)
+
+$(MCP_STAMP): tests/e2e/requirements-e2b-mcp-server.txt
+	@test -x $(MCP_VENV)/bin/python || python3 -m venv $(MCP_VENV)
+	$(MCP_VENV)/bin/pip install -q --disable-pip-version-check -r $<
+	@touch $@
+
+$(NSS_LIB):
+	@rm -rf $(CLIENTS_DIR)/nss && mkdir -p $(CLIENTS_DIR)/nss/deb
+	cd $(CLIENTS_DIR)/nss/deb && { apt-get download libnss-myhostname 2>/dev/null || \
+	  { apt-get -o DPkg::Lock::Timeout=900 update -q && apt-get download libnss-myhostname; }; } && \
+	  dpkg-deb -x libnss-myhostname_*.deb tree
+	cp "$$(find $(CLIENTS_DIR)/nss/deb/tree -name libnss_myhostname.so.2 -type f | head -1)" $@
+	@rm -rf $(CLIENTS_DIR)/nss/deb
+
+js-test: venv template client-deps
 	$(PYTHON) -m pytest -q tests/e2e/test_js_sdk.py tests/e2e/test_cli_js.py tests/e2e/test_domain_only.py
 
-test: deps venv template spec-templates js-deps
+test: deps venv template spec-templates client-deps
 	$(PYTHON) -m ruff check corral tests
 	@$(PYTHON) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc = 5 ]; then echo "error: no tests ran" >&2; exit 1; fi; exit $$rc
