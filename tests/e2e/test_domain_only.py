@@ -181,3 +181,32 @@ def test_e2b_mcp_server_runs_code_with_e2b_domain_only(tls_server: TlsServer, tm
     assert old["run"] == "old-sdk\n" and old["code"] == "42" and old["file"] == "old sdk file"
     # E2B's MCP server never kills the sandbox it made; the test does (the fixture too, on failure).
     assert tls_server.kill_all() == 0
+
+
+TOKENLESS = """
+import json, ssl, sys, httpx
+url, key, ca = sys.argv[1:4]
+ctx, api = ssl.create_default_context(cafile=ca), {"X-API-Key": key}
+out = {}
+for name, network in (("public", None), ("private", {"allowPublicTraffic": False})):
+    body = {"templateID": "code-interpreter-v1", "timeout": 120, **({"network": network} if network else {})}
+    sid = httpx.post(url + "/v2/sandboxes", json=body, headers=api, verify=ctx, timeout=120).json()["sandboxID"]
+    r = httpx.post(url + "/execute", json={"code": "6 * 7"}, verify=ctx, timeout=120,
+                   headers={"E2b-Sandbox-Id": sid, "E2b-Sandbox-Port": "49999"})
+    out[name] = r.status_code
+    # envd itself still needs its token, whatever the interpreter setting.
+    out[name + "_envd"] = httpx.post(url + "/filesystem.Filesystem/ListDir", json={"path": "/"}, verify=ctx,
+                                     headers={"E2b-Sandbox-Id": sid, "Connect-Protocol-Version": "1"}).status_code
+    httpx.delete(url + "/sandboxes/" + sid, headers=api, verify=ctx, timeout=60)
+print(json.dumps(out))
+"""
+
+
+def test_optional_interpreter_token_keeps_private_sandboxes_and_envd_closed(tls_server: TlsServer) -> None:
+    """`CORRAL_INTERPRETER_TOKEN=optional` (this server) opens only the interpreter port of
+    sandboxes with public traffic; `allowPublicTraffic: false` and envd still need tokens."""
+    done = subprocess.run([*tls_server.enter, sys.executable, "-c", TOKENLESS, f"https://127.0.0.1:{tls_server.port}",
+                           E2E_KEY, str(tls_server.ca)], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out == {"public": 200, "public_envd": 401, "private": 401, "private_envd": 401}, out
