@@ -15,6 +15,7 @@ complete or absent. Each template has its own directory: one template's COPY nev
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -27,7 +28,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from corral.errors import InvalidRequest, NotFound, TooLarge, Unauthorized
+from corral.errors import InvalidRequest, TooLarge, Unauthorized
 from corral.templates.builds.spec import FILES_HASH
 from corral.templates.names import TemplateNameError, check_name
 
@@ -111,8 +112,6 @@ class UploadStore:
                     if size > self.max_upload:
                         raise TooLarge(f"upload is larger than the limit of {self.max_upload} bytes")
                     out.write(chunk)
-            import asyncio
-
             return await asyncio.to_thread(self._unpack, archive, target)
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -170,12 +169,10 @@ class UploadStore:
                 link = member.linkname
                 if link.startswith("/"):
                     raise InvalidRequest(f"upload entry {shown!r} links to an absolute path ({link!r})")
+                # A symlink resolves from its own directory, a hard link from the archive's root.
                 base = os.path.dirname(name) if member.issym() else ""
-                resolved = os.path.normpath(os.path.join("/", base, link))
-                if member.islnk() and not resolved.startswith("/"):
-                    raise InvalidRequest(f"upload entry {shown!r} links outside the archive")
-                depth_ok = not os.path.normpath(os.path.join(base, link)).startswith("..")
-                if not depth_ok:
+                target = os.path.normpath(os.path.join(base, link))
+                if target == ".." or target.startswith("../"):
                     raise InvalidRequest(f"upload entry {shown!r} links outside the archive ({link!r})")
             total += max(member.size, 0)
             if total > self.max_unpacked:
@@ -189,5 +186,3 @@ def require_present(store: UploadStore, template_id: str, hashes: tuple[str, ...
         raise InvalidRequest(f"the files of a COPY step (hash {missing[0][:12]}...) were not uploaded; "
                              "upload them to the link from GET /templates/{id}/files/{hash} first")
 
-
-__all__ = ["NotFound", "UploadStore", "require_present"]
