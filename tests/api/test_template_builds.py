@@ -56,7 +56,8 @@ async def anon(app):
         yield c
 
 
-def _tar(entries: dict[str, bytes | None], *, gz: bool = True, links: dict[str, str] | None = None) -> bytes:
+def _tar(entries: dict[str, bytes | None], *, gz: bool = True, links: dict[str, str] | None = None,
+         hard: dict[str, str] | None = None) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz" if gz else "w") as tar:
         for name, data in entries.items():
@@ -67,10 +68,11 @@ def _tar(entries: dict[str, bytes | None], *, gz: bool = True, links: dict[str, 
             else:
                 info.size, info.mode = len(data), 0o644
                 tar.addfile(info, io.BytesIO(data))
-        for name, target in (links or {}).items():
-            info = tarfile.TarInfo(name)
-            info.type, info.linkname = tarfile.SYMTYPE, target
-            tar.addfile(info)
+        for kind, table in ((tarfile.SYMTYPE, links), (tarfile.LNKTYPE, hard)):
+            for name, target in (table or {}).items():
+                info = tarfile.TarInfo(name)
+                info.type, info.linkname = kind, target
+                tar.addfile(info)
     return buf.getvalue()
 
 
@@ -182,16 +184,19 @@ async def test_upload_is_stored_once_and_then_present(client, anon, app):
     assert (root / HASH / "src" / "a.txt").read_bytes() == b"alpha"
 
 
-@pytest.mark.parametrize("entries, links, needle", [
-    ({"../escape.txt": b"x"}, None, "leaves the build context"),
-    ({"a/../../escape.txt": b"x"}, None, "leaves the build context"),
-    ({"/etc/escape.txt": b"x"}, None, "absolute path"),
-    ({}, {"link": "/etc/passwd"}, "absolute path"),
-    ({}, {"a/link": "../../outside"}, "outside the archive"),
+@pytest.mark.parametrize("entries, links, hard, needle", [
+    ({"../escape.txt": b"x"}, None, None, "leaves the build context"),
+    ({"a/../../escape.txt": b"x"}, None, None, "leaves the build context"),
+    ({"/etc/escape.txt": b"x"}, None, None, "absolute path"),
+    ({}, {"link": "/etc/passwd"}, None, "absolute path"),
+    ({}, {"a/link": "../../outside"}, None, "outside the archive"),
+    ({}, None, {"h": "../../etc/passwd"}, "outside the archive"),
+    ({}, None, {"h": "/etc/passwd"}, "absolute path"),
 ])
-async def test_archives_cannot_write_outside_their_directory(client, anon, app, tmp_path, entries, links, needle):
+async def test_archives_cannot_write_outside_their_directory(client, anon, app, tmp_path, entries, links, hard,
+                                                             needle):
     await _request(client)
-    r = await _upload(client, anon, "app", _tar(entries, links=links))
+    r = await _upload(client, anon, "app", _tar(entries, links=links, hard=hard))
     assert r.status_code == 400 and needle in r.json()["message"], r.text
     uploads = app.state.template_builds.uploads
     assert not uploads.present("app", HASH)
