@@ -170,3 +170,26 @@ def test_template_build_is_the_deprecated_docker_flow(env: dict[str, str]) -> No
     deprecation notice and exits 1 (whatever the server), pointing at `template create`."""
     out = run_cli(["template", "build"], env)
     assert out.returncode == 1 and "deprecated" in (out.stdout + out.stderr).lower()
+
+
+def test_sandbox_info_exec_metrics_pause_resume(cli_server: Server, env: dict[str, str]) -> None:
+    sid = _create(cli_server, metadata={"k": "v"})
+    info = run_cli(["sandbox", "info", sid, "--format", "json"], env)
+    assert info.returncode == 0, info.stdout + info.stderr
+    doc = json.loads(info.stdout[info.stdout.index("{"):])
+    assert doc["sandboxId"] == sid and doc["templateId"] == "base" and doc["metadata"] == {"k": "v"}
+
+    ran = run_cli(["sandbox", "exec", "--env", "X=from-cli", sid, "echo $X; exit 3"], env)
+    assert ran.stdout.strip() == "from-cli" and ran.returncode == 3, ran.stdout + ran.stderr
+
+    metrics = run_cli(["sandbox", "metrics", sid, "--format", "json"], env)
+    assert metrics.returncode == 0 and "cpu" in metrics.stdout.lower(), metrics.stdout + metrics.stderr
+
+    paused = run_cli(["sandbox", "pause", sid], env)
+    assert paused.returncode == 0, paused.stdout + paused.stderr
+    listed = httpx.get(cli_server.url + f"/sandboxes/{sid}", headers={"X-API-Key": cli_server.api_key}).json()
+    assert listed["state"] == "paused"
+    resumed = run_cli(["sandbox", "resume", sid], env)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    again = run_cli(["sandbox", "exec", sid, "echo", "back"], env)
+    assert again.returncode == 0 and again.stdout.strip() == "back", again.stdout + again.stderr
