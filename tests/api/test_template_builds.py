@@ -60,6 +60,10 @@ def _tar(entries: dict[str, bytes | None], *, gz: bool = True, links: dict[str, 
          hard: dict[str, str] | None = None) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz" if gz else "w") as tar:
+        for name, target in (links or {}).items():          # links first: later names may pass through them
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tar.addfile(info)
         for name, data in entries.items():
             info = tarfile.TarInfo(name)
             if data is None:
@@ -68,11 +72,10 @@ def _tar(entries: dict[str, bytes | None], *, gz: bool = True, links: dict[str, 
             else:
                 info.size, info.mode = len(data), 0o644
                 tar.addfile(info, io.BytesIO(data))
-        for kind, table in ((tarfile.SYMTYPE, links), (tarfile.LNKTYPE, hard)):
-            for name, target in (table or {}).items():
-                info = tarfile.TarInfo(name)
-                info.type, info.linkname = kind, target
-                tar.addfile(info)
+        for name, target in (hard or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.LNKTYPE, target
+            tar.addfile(info)
     return buf.getvalue()
 
 
@@ -188,8 +191,8 @@ async def test_upload_is_stored_once_and_then_present(client, anon, app):
     ({"../escape.txt": b"x"}, None, None, "leaves the build context"),
     ({"a/../../escape.txt": b"x"}, None, None, "leaves the build context"),
     ({"/etc/escape.txt": b"x"}, None, None, "absolute path"),
-    ({}, {"link": "/etc/passwd"}, None, "absolute path"),
-    ({}, {"a/link": "../../outside"}, None, "outside the archive"),
+    ({"a/escape.txt": b"x"}, {"a": "/tmp"}, None, "unpacked safely"),           # written through a link
+    ({"a/escape.txt": b"x"}, {"a": "../.."}, None, "unpacked safely"),
     ({}, None, {"h": "../../etc/passwd"}, "outside the archive"),
     ({}, None, {"h": "/etc/passwd"}, "absolute path"),
 ])
@@ -198,6 +201,7 @@ async def test_archives_cannot_write_outside_their_directory(client, anon, app, 
     await _request(client)
     r = await _upload(client, anon, "app", _tar(entries, links=links, hard=hard))
     assert r.status_code == 400 and needle in r.json()["message"], r.text
+    assert str(app.state.template_builds.uploads.root) not in r.text and "/tmp/" not in r.text   # no host paths
     uploads = app.state.template_builds.uploads
     assert not uploads.present("app", HASH)
     assert not (uploads.root / "escape.txt").exists() and not (uploads.root.parent / "escape.txt").exists()
@@ -314,3 +318,21 @@ async def test_a_failing_step_is_reported_with_its_sdk_step_number(client, anon,
     listed = (await client.get("/templates/broken")).json()
     assert listed["buildStatus"] == "error"
     assert json.dumps(listed)      # serialisable, no host paths needed by the client
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="corral's builder needs root")
+async def test_symlinks_are_stored_but_a_copy_leaving_the_context_fails_the_step(client, anon, app, store):
+    """Symlinks in an upload are kept as they are (the SDK sends a user's absolute links too) and
+    never followed; a COPY of one that leads out of the build context fails with a message."""
+    doc = await _request(client, "links")
+    data = _tar({"d": None, "d/real.txt": b"real"}, links={"d/abs": "/etc/shadow", "d/rel": "real.txt"})
+    assert (await _upload(client, anon, "links", data)).status_code == 200
+    unpacked = app.state.template_builds.uploads.context_dir("links") / HASH / "d"
+    assert os.readlink(unpacked / "abs") == "/etc/shadow" and os.readlink(unpacked / "rel") == "real.txt"
+    body = {"fromImage": "debian:bookworm", "steps": [
+        {"type": "COPY", "args": ["d", "/opt/d"], "filesHash": HASH}]}
+    assert (await client.post(f"/v2/templates/links/builds/{doc['buildID']}", json=body)).status_code == 202
+    status, _ = await _wait(client, "links", doc["buildID"])
+    assert status["status"] == "error" and status["reason"]["step"] == "1"
+    assert "outside the build context" in status["reason"]["message"] and "abs" in status["reason"]["message"]
+    assert not store.exists("links")

@@ -6,9 +6,10 @@ stands in for a presigned S3 URL). So the link carries its own proof: an HMAC ov
 the hash and an expiry, with a secret that lives only in this server process.
 
 An archive is written to a temporary file while its size is counted (over the limit -> 413), then
-checked member by member before anything is unpacked: absolute names, `..`, device files, links
-that leave the archive and archives that unpack to more than the limit are refused with a 400
-naming the member. Only then is it unpacked with tarfile's `data` filter (which also drops owners
+checked member by member before anything is unpacked: absolute names, `..`, device files, hard
+links that leave the archive and archives that unpack to more than the limit are refused with a
+400 naming the member; a member that would be written through a symlink is refused while
+unpacking. Symlinks themselves are stored as they are and never followed here. Only then is it unpacked with tarfile's `data` filter (which also drops owners
 and set-id bits) into a fresh directory that is renamed into place, so a hash directory is either
 complete or absent. Each template has its own directory: one template's COPY never reads another's.
 """
@@ -133,9 +134,12 @@ class UploadStore:
             staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".unpack-"))
             try:
                 try:
-                    tar.extractall(staging, members=members, filter="data")
-                except (tarfile.FilterError, tarfile.TarError, OSError) as exc:
-                    raise InvalidRequest(f"upload could not be unpacked safely: {exc}") from None
+                    tar.extractall(staging, members=members, filter=_keep_symlink_targets)
+                except tarfile.FilterError as exc:    # its text names host paths: say it without them
+                    raise InvalidRequest(f"upload could not be unpacked safely: entry {exc.tarinfo.name!r} would "
+                                         "be written outside its directory (through a symlink)") from None
+                except (tarfile.TarError, OSError):
+                    raise InvalidRequest("upload could not be unpacked safely (corrupt archive)") from None
                 os.chmod(staging, 0o755)
                 try:
                     os.rename(staging, target)
@@ -165,19 +169,32 @@ class UploadStore:
                 raise InvalidRequest(f"upload entry {shown!r} leaves the build context ('..')")
             if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
                 raise InvalidRequest(f"upload entry {shown!r} is not a file, directory or link")
-            if member.issym() or member.islnk():
+            if member.islnk():
+                # A hard link is a second name for a file: it must name one of the archive's own.
                 link = member.linkname
                 if link.startswith("/"):
                     raise InvalidRequest(f"upload entry {shown!r} links to an absolute path ({link!r})")
-                # A symlink resolves from its own directory, a hard link from the archive's root.
-                base = os.path.dirname(name) if member.issym() else ""
-                target = os.path.normpath(os.path.join(base, link))
+                target = os.path.normpath(link)
                 if target == ".." or target.startswith("../"):
                     raise InvalidRequest(f"upload entry {shown!r} links outside the archive ({link!r})")
             total += max(member.size, 0)
             if total > self.max_unpacked:
                 raise InvalidRequest(f"upload unpacks to more than {self.max_unpacked} bytes")
         return members
+
+
+def _keep_symlink_targets(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
+    """tarfile's `data` filter, except that a symlink keeps its target whatever it is.
+
+    A symlink is stored, never followed, here: the filter still resolves every *name* through
+    the links unpacked before it, so nothing is written through one. Where a link may point is
+    the builder's rule at COPY time (a link leaving the build context fails that step with a
+    message), as for a template directory; refusing the upload would leave the SDK only a bare
+    "Bad Request" to show."""
+    if not member.issym():
+        return tarfile.data_filter(member, dest)
+    checked = tarfile.data_filter(member.replace(linkname=".", deep=False), dest)
+    return checked.replace(linkname=member.linkname, deep=False)
 
 
 def require_present(store: UploadStore, template_id: str, hashes: tuple[str, ...]) -> None:
