@@ -14,31 +14,28 @@ The upload link is the one route without an API key (the SDK sends none there): 
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from corral import ENVD_VERSION
-from corral.errors import CorralError, InvalidRequest
+from corral.errors import InvalidRequest, NotFound
+from corral.templates import TemplateResources
 from corral.templates.builds.records import TemplateRecord
 from corral.templates.builds.service import Limits, TemplateBuilds
+from corral.wire import ENVD_VERSION
 
 UPLOAD_PREFIX = "/templates/uploads/"
 MAX_JSON_BODY = 4 * 1024 * 1024
 _LEVELS = {"debug": 0, "info": 1, "warn": 2, "error": 3}
 
-Handler = Callable[[Request], Awaitable[Response]]
-
-
 def make_service(state: Any) -> TemplateBuilds:
     settings = state.settings
+    defaults = TemplateResources()      # what a template gets unless the build asks for more or less
     limits = Limits(max_cpu=settings.ceilings.cpu_count, max_memory_mb=settings.ceilings.memory_mb,
-                    default_cpu=settings.defaults.cpu_count, default_memory_mb=settings.defaults.memory_mb)
+                    default_cpu=defaults.cpu_count, default_memory_mb=defaults.memory_mb)
     return TemplateBuilds(state.templates, settings.data_dir, limits, network=bool(settings.egress))
 
 
@@ -48,19 +45,6 @@ def _builds(request: Request) -> TemplateBuilds:
     if service is None:
         service = state.template_builds = make_service(state)
     return service
-
-
-def _errors(handler: Handler) -> Handler:
-    """Answer product errors as `{"code", "message"}` with their status."""
-
-    @functools.wraps(handler)
-    async def wrapped(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except CorralError as exc:
-            return JSONResponse({"code": exc.status, "message": exc.message}, status_code=exc.status)
-
-    return wrapped
 
 
 async def _json(request: Request) -> dict[str, Any]:
@@ -121,7 +105,6 @@ def _template_doc(service: TemplateBuilds, template_id: str, rec: TemplateRecord
     }
 
 
-@_errors
 async def request_build(request: Request) -> Response:
     service = _builds(request)
     rec, build_id, tags = service.request(await _json(request))
@@ -129,14 +112,12 @@ async def request_build(request: Request) -> Response:
                          "tags": tags, "aliases": [rec.name]}, status_code=202)
 
 
-@_errors
 async def file_link(request: Request) -> Response:
     p = request.path_params
     doc = _builds(request).file_link(p["template_id"], p["files_hash"], str(request.base_url))
     return JSONResponse(doc, status_code=201)
 
 
-@_errors
 async def upload(request: Request) -> Response:
     p = request.path_params
     service = _builds(request)
@@ -148,14 +129,12 @@ async def upload(request: Request) -> Response:
     return JSONResponse({"stored": stored}, status_code=200)
 
 
-@_errors
 async def start_build(request: Request) -> Response:
     p = request.path_params
     _builds(request).start(p["template_id"], p["build_id"], await _json(request))
     return Response(status_code=202)
 
 
-@_errors
 async def build_status(request: Request) -> Response:
     p = request.path_params
     offset = _int_param(request, "logsOffset", 0, 10**9)
@@ -167,46 +146,40 @@ async def build_status(request: Request) -> Response:
     return JSONResponse(doc)
 
 
-@_errors
 async def alias(request: Request) -> Response:
     name = request.path_params["alias"]
     service = _builds(request)
     if service.records.get(name) is None and not service.store.exists(name):
-        return JSONResponse({"code": 404, "message": f"template {name!r} not found"}, status_code=404)
+        raise NotFound(f"template {name!r} not found")
     return JSONResponse({"templateID": name, "public": False})
 
 
-@_errors
 async def get_template(request: Request) -> Response:
     template_id = request.path_params["template_id"]
     service = _builds(request)
     rec = service.records.get(template_id)
     if rec is None and not service.store.exists(template_id):
-        return JSONResponse({"code": 404, "message": f"template {template_id!r} not found"}, status_code=404)
+        raise NotFound(f"template {template_id!r} not found")
     return JSONResponse(_template_doc(service, template_id, rec))
 
 
-@_errors
 async def delete_template(request: Request) -> Response:
     _builds(request).delete(request.path_params["template_id"])
     return Response(status_code=204)
 
 
-@_errors
 async def assign_tags(request: Request) -> Response:
     body = await _json(request)
     build_id, tags = _builds(request).assign_tags(body.get("target"), body.get("tags"))
     return JSONResponse({"tags": tags, "buildID": build_id}, status_code=201)
 
 
-@_errors
 async def remove_tags(request: Request) -> Response:
     body = await _json(request)
     _builds(request).remove_tags(body.get("name"), body.get("tags"))
     return Response(status_code=204)
 
 
-@_errors
 async def list_tags(request: Request) -> Response:
     rec = _builds(request).record(request.path_params["template_id"])
     return JSONResponse([{"tag": tag, "buildID": v["build_id"], "createdAt": v["created_at"]}
