@@ -6,7 +6,7 @@ Routes and status codes follow E2B's OpenAPI spec as the SDKs parse it:
 `GET /templates/{id}/builds/{buildID}/status` (200, log entries from `logsOffset`, at most
 `limit`), `GET /templates/aliases/{alias}`, `GET`/`DELETE /templates/{id}`, and the tag routes
 `POST`/`DELETE /templates/tags` and `GET /templates/{id}/tags`. The work is in
-`corral.templates.builds`; this module only parses requests and shapes answers.
+`corral.builder.remote`; this module only parses requests and shapes answers.
 
 The upload link is the one route without an API key (the SDK sends none there): it is under
 `UPLOAD_PREFIX`, which the app lets through, and carries its own signature instead.
@@ -23,8 +23,8 @@ from starlette.routing import Route
 
 from corral.errors import InvalidRequest, NotFound
 from corral.templates import TemplateResources
-from corral.templates.builds.records import TemplateRecord
-from corral.templates.builds.service import Limits, TemplateBuilds
+from corral.builder.remote.records import TemplateRecord
+from corral.builder.remote.service import Limits, TemplateBuilds
 from corral.wire import ENVD_VERSION
 
 UPLOAD_PREFIX = "/templates/uploads/"

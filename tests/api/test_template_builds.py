@@ -20,7 +20,7 @@ import pytest
 from corral.api import create_app
 from corral.config import Settings
 from corral.templates import TemplateStore
-from corral.templates.dockerfile import load_image_config
+from corral.templates.image import load_image_config
 from tests.api.conftest import API_KEY
 from tests.templates.helpers import make_template
 

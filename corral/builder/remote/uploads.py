@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from corral.errors import InvalidRequest, TooLarge, Unauthorized
-from corral.templates.builds.spec import FILES_HASH
+from corral.builder.remote.spec import FILES_HASH
 from corral.templates.names import TemplateNameError, check_name
 
 MiB = 1024 * 1024

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from corral.errors import InvalidRequest
-from corral.templates.builds.dockerfile import translate
-from corral.templates.builds.records import Records
-from corral.templates.builds.spec import parse_build
-from corral.templates.dockerfile import parse
+from corral.builder.remote.dockerfile import translate
+from corral.builder.remote.records import Records
+from corral.builder.remote.spec import parse_build
+from corral.builder import parse
 
 H = "a" * 64
 

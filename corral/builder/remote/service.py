@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corral.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from corral.templates.builds.dockerfile import translate
-from corral.templates.builds.jobs import BuildJob, BuildRunner, make_config
-from corral.templates.builds.records import DEFAULT_TAG, Records, TemplateRecord
-from corral.templates.builds.spec import BuildSpec, parse_build
-from corral.templates.builds.uploads import UploadStore, require_present
-from corral.templates.dockerfile import bases
+from corral.builder.remote.dockerfile import translate
+from corral.builder.remote.jobs import BuildJob, BuildRunner, make_config
+from corral.builder.remote.records import DEFAULT_TAG, Records, TemplateRecord
+from corral.builder.remote.spec import BuildSpec, parse_build
+from corral.builder.remote.uploads import UploadStore, require_present
+from corral.builder import bases
 from corral.templates.names import NAME_PATTERN, TemplateNameError, check_name
 from corral.templates.store import TemplateStore
 

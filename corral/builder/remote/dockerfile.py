@@ -18,7 +18,7 @@ import posixpath
 import shlex
 from dataclasses import dataclass
 
-from corral.templates.builds.spec import BuildSpec, Step
+from corral.builder.remote.spec import BuildSpec, Step
 
 DEFAULT_USER = "user"
 DEFAULT_WORKDIR = "/home/user"

@@ -19,15 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from corral.templates.builds.dockerfile import BASE_STEP, FINALIZE_STEP, Translation
-from corral.templates.builds.records import Records, now_iso
-from corral.templates.dockerfile import (DockerfileBuilder, DockerfileError, StepEvent, StepFailed,
+from corral.builder.remote.dockerfile import BASE_STEP, FINALIZE_STEP, Translation
+from corral.builder.remote.records import Records, now_iso
+from corral.builder import (DockerfileBuilder, DockerfileError, StepEvent, StepFailed,
                                          TemplateConfig)
-from corral.templates.dockerfile.config import NetworkDefaults
+from corral.builder.config import NetworkDefaults
 from corral.templates.info import TemplateResources
 from corral.templates.store import TemplateError, TemplateStore
 
-log = logging.getLogger("corral.templates.builds")
+log = logging.getLogger("corral.builder.remote")
 MAX_LOG_ENTRIES = 20_000
 
 
