@@ -19,7 +19,7 @@ from starlette.routing import Route
 from corral.api.schemas import _Req, sandbox_doc
 from corral.api.sandboxes import _body, _domain, _service
 from corral.errors import Conflict, InvalidRequest
-from corral.lifecycle.snapshots import Snapshot, SnapshotNotFound
+from corral.lifecycle.snapshots import SNAPSHOT_PREFIX, Snapshot, SnapshotNotFound
 
 MAX_PAGE = 100
 
@@ -96,8 +96,9 @@ async def list_snapshots(request: Request) -> Response:
 
 
 async def delete_snapshot(request: Request) -> Response:
-    """`Sandbox.delete_snapshot` sends DELETE /templates/{id}; only snapshots are deleted here."""
-    snapshot_id = request.path_params["template_id"]
+    """`Sandbox.delete_snapshot` sends DELETE /templates/{id}; the route matches only ids with the
+    snapshot prefix, every other id stays the template API's (api/template_builds.py)."""
+    snapshot_id = SNAPSHOT_PREFIX + request.path_params["rest"]
     if not _service(request).snapshots.delete(snapshot_id):
         raise SnapshotNotFound(snapshot_id)
     return Response(status_code=204)
@@ -121,6 +122,6 @@ routes = [
     Route("/sandboxes/{sandbox_id}/pause", pause, methods=["POST"]),
     Route("/sandboxes/{sandbox_id}/snapshots", create_snapshot, methods=["POST"]),
     Route("/snapshots", list_snapshots, methods=["GET"]),
-    Route("/templates/{template_id}", delete_snapshot, methods=["DELETE"]),
+    Route("/templates/" + SNAPSHOT_PREFIX + "{rest}", delete_snapshot, methods=["DELETE"]),
     Route("/sandboxes/{sandbox_id}/fork", fork, methods=["POST"]),
 ]
