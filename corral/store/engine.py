@@ -26,8 +26,9 @@ class StoreError(Unavailable):
 
 
 def describe(url: URL) -> str:
-    """The URL as it may be shown to a person: never with its password."""
-    return url.render_as_string(hide_password=True)
+    """The URL as it may be shown to a person: never with its password, nor the driver corral
+    added to what the operator wrote."""
+    return url.render_as_string(hide_password=True).replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def parse_url(location: str | Path) -> URL:

@@ -42,7 +42,7 @@ def test_unreachable_database_is_one_line_without_the_password():
     with pytest.raises(StoreError) as err:
         Store("postgresql://corral:hunter2@127.0.0.1:1/corral")
     msg = str(err.value)
-    assert msg.startswith("cannot reach the database at postgresql+psycopg://corral:***@127.0.0.1:1/corral: ")
+    assert msg.startswith("cannot reach the database at postgresql://corral:***@127.0.0.1:1/corral: ")
     assert "hunter2" not in msg and "\n" not in msg
     assert err.value.status == 503
 
