@@ -92,7 +92,7 @@ def make_templates(settings: Settings) -> Any:
 
 
 def create_app(settings: Settings, *, tier: Tier | None = None, templates_store: Any = None) -> Corral:
-    store = Store(settings.db_path)
+    store = Store(settings.database)
     keys = KeyRing(store, settings.env_api_keys)
     tmpl = templates_store if templates_store is not None else make_templates(settings)
     service = SandboxService(settings, store, tmpl, tier or make_tier(settings))
