@@ -77,6 +77,10 @@ class Settings:
     dns_upstreams: tuple[str, ...] = ()
     # Warm pools: template name -> number of pre-started sandboxes kept ready.
     pool: dict[str, int] = field(default_factory=dict)
+    # Metering: the price file `corral usage` prices with (None: E2B's rates, shipped), and how
+    # often each running sandbox's resources are sampled into the metric history (0: never).
+    prices: Path | None = None
+    metrics_interval_s: float = 5.0
     # Where state lives: None is a SQLite file in the data dir (one machine); a URL such as
     # postgresql://user@host:5432/corral shares it between machines.
     database_url: str | None = None
@@ -97,6 +101,8 @@ class Settings:
             network_pool=os.environ.get("CORRAL_NETWORK_POOL") or "10.201.0.0/16",
             network_forbidden=_csv(os.environ.get("CORRAL_NETWORK_FORBIDDEN", "")),
             dns_upstreams=_csv(os.environ.get("CORRAL_DNS_UPSTREAMS", "")),
+            prices=Path(os.environ["CORRAL_PRICES"]) if os.environ.get("CORRAL_PRICES") else None,
+            metrics_interval_s=_env_int("CORRAL_METRICS_INTERVAL", 5),
             database_url=os.environ.get("CORRAL_DATABASE_URL") or None,
         )
         for key, value in overrides.items():

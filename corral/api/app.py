@@ -17,16 +17,18 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.middleware import Middleware
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from corral.api import sandboxes, templates
+from corral.api import dashboard, sandboxes, templates, usage_routes
 from corral.api.auth import KeyRing
 from corral.api.errors import ApiError, api_error_handler, error_response, http_error_handler
 from corral.api.meter import Meter
 from corral.api.proxy import SandboxProxy
 from corral.api.routing import sandbox_target
-from corral.api.telemetry import Telemetry
+from corral.api.metrics_history import MetricsHistory
+from corral.api.telemetry import RequestTimer, Telemetry
 from corral.config import Settings
 from corral.lifecycle import SandboxService
 from corral.runtime.base import Tier
@@ -34,7 +36,7 @@ from corral.store import Store
 
 log = logging.getLogger("corral.api")
 
-PUBLIC_PATHS = {"/health", "/metrics"}
+PUBLIC_PATHS = {"/health", "/metrics", *dashboard.PUBLIC_PATHS}
 
 
 async def health(_request: Request) -> Response:
@@ -97,21 +99,26 @@ def create_app(settings: Settings, *, tier: Tier | None = None, templates_store:
     tmpl = templates_store if templates_store is not None else make_templates(settings)
     service = SandboxService(settings, store, tmpl, tier or make_tier(settings))
     proxy = SandboxProxy(service)
-    telemetry = Telemetry()
+    telemetry = Telemetry(service)
     meter = Meter(service)
-    service.on_kill += [proxy.drop, meter.forget]
+    history = MetricsHistory(service, meter, settings.metrics_interval_s)
+    service.on_kill += [proxy.drop, meter.forget, history.forget]
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await service.start()
+        history.start()
         try:
             yield
         finally:
+            await history.close()
             await proxy.close()
             await service.close()
 
     rest = Starlette(
-        routes=[Route("/health", health), Route("/metrics", telemetry.endpoint), *sandboxes.routes, *templates.routes],
+        routes=[Route("/health", health), Route("/metrics", telemetry.endpoint), *usage_routes.routes, *dashboard.routes,
+                *sandboxes.routes, *templates.routes],
+        middleware=[Middleware(RequestTimer, telemetry=telemetry)],
         exception_handlers={ApiError: api_error_handler, HTTPException: http_error_handler},
         lifespan=lifespan,
     )
@@ -121,4 +128,5 @@ def create_app(settings: Settings, *, tier: Tier | None = None, templates_store:
     rest.state.templates = tmpl
     rest.state.meter = meter
     rest.state.telemetry = telemetry
+    rest.state.metrics_history = history
     return Corral(rest, proxy, keys)

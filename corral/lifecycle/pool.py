@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
@@ -75,6 +76,7 @@ class WarmPool:
         await asyncio.sleep(delay)
         failures = 0
         while not self._closed and len(self._ready[template]) < self.sizes[template]:
+            t0 = time.perf_counter()
             try:
                 tmpl = self.service.template(template)
                 rec = await self.service.start_sandbox(
@@ -91,6 +93,7 @@ class WarmPool:
             failures = 0
             await self._warm(rec)
             self._ready[template].append(rec.sandbox_id)
+            self.service.metering.pool_refill(template, time.perf_counter() - t0)
             log.info("warm pool %s: %d/%d ready", template, len(self._ready[template]), self.sizes[template])
 
     async def _warm(self, rec: SandboxRecord) -> None:
@@ -110,12 +113,16 @@ class WarmPool:
         """Hand a pooled sandbox to a client, or None when the pool for `template` is empty.
         `env` is the sandbox's whole environment: the template's ENV under the client's envVars."""
         ids = self._ready.get(template)
+        t0 = time.perf_counter()
         while ids:
             sid = ids.pop(0)
             self._refill(template, delay=REFILL_DELAY_S)
             rec = self.service.store.get(sid)
             handle = self.service.handle(sid)
-            if rec is None or handle is None or rec.state != SandboxState.POOLED.value or not self.service.tier.is_alive(sid):
+            # Never hand out a sandbox that ran anything: one that is not pooled in the store, or
+            # that was ever given to a client (the usage store remembers every hand-out), is killed.
+            if (rec is None or handle is None or rec.state != SandboxState.POOLED.value
+                    or self.service.metering.was_handed_out(sid) or not self.service.tier.is_alive(sid)):
                 await self.service.kill(sid, reason="pooled sandbox died")
                 continue
             token = new_access_token()
@@ -136,5 +143,8 @@ class WarmPool:
                 end_at=now + timedelta(seconds=timeout), metadata_=dict(p.metadata), alias=p.template,
                 on_timeout="pause" if p.auto_pause else "kill",
             )
+            self.service.metering.pool_hit(template, time.perf_counter() - t0)
             return claimed
+        if template in self.sizes:
+            self.service.metering.pool_miss(template)
         return None

@@ -29,6 +29,7 @@ from corral.lifecycle.uids import uid_base_for_slot
 from corral.policy import PolicyError, TemplateResources, resolve_limits, resolve_timeout
 from corral.runtime.base import ResourceUsage, SandboxHandle, SandboxSpec, Tier, TierError
 from corral.store import SandboxRecord, SandboxState, Store
+from corral.usage import UsageRecorder
 
 log = logging.getLogger("corral.lifecycle")
 
@@ -77,6 +78,7 @@ class SandboxService:
         self.pool: WarmPool | None = None
         self.clients = SandboxClients()  # HTTP clients for sandbox daemons, shared by proxy and pool
         self.egress = Egress(settings, self.clients)
+        self.metering = UsageRecorder(store)  # metering: every hand-out, pause, resume and end
         # Called with the sandbox id after a sandbox is gone, so per-sandbox state elsewhere
         # (proxy connections, metric baselines) is released with it.
         self.on_kill: list[Callable[[str], Awaitable[None] | None]] = []
@@ -118,6 +120,7 @@ class SandboxService:
             if handle is None:
                 await self._destroy_quietly(rec.sandbox_id, Path(rec.workdir))
                 self.store.update(rec.sandbox_id, state=SandboxState.KILLED.value, killed_at=_now(), kill_reason="lost in restart")
+                self.metering.ended(rec.sandbox_id, "lost in restart")
                 continue
             self._handles[rec.sandbox_id] = handle
             live_ids.add(rec.sandbox_id)
@@ -169,6 +172,7 @@ class SandboxService:
         rec = None
         if self.pool is not None:
             rec = await self.pool.claim(template.name, p, timeout, sandbox_env(image, dict(p.env_vars)))
+        claimed = rec is not None
         if rec is None:
             rec = await self.start_sandbox(template, image, env_vars=dict(p.env_vars), pooled=False, alias=p.template,
                                            timeout=timeout, metadata=dict(p.metadata), auto_pause=p.auto_pause)
@@ -183,6 +187,7 @@ class SandboxService:
         rec = self.store.update(rec.sandbox_id, allow_internet_access=egress.internet, public_traffic=public,
                                 network=request_network(p.allow_internet_access, p.network))
         assert rec is not None
+        self.metering.started(rec, from_pool=claimed)
         self._wake.set()
         return rec
 
@@ -290,6 +295,8 @@ class SandboxService:
                 return False
             self._handles.pop(sandbox_id, None)
             self.store.update(sandbox_id, state=SandboxState.KILLED.value, killed_at=_now(), kill_reason=reason)
+            await self.metering.egress(sandbox_id, self.egress.audit)
+            self.metering.ended(sandbox_id, reason)
             await self._destroy_quietly(sandbox_id, Path(rec.workdir))
         self._locks.pop(sandbox_id, None)
         for hook in self.on_kill:
@@ -321,6 +328,7 @@ class SandboxService:
                 return False
             await self.tier.freeze(sandbox_id)
             self.store.update(sandbox_id, state=SandboxState.PAUSED.value)
+            self.metering.paused(sandbox_id)
             return True
 
     async def connect(self, sandbox_id: str, timeout: int | None) -> tuple[SandboxRecord, bool]:
@@ -331,6 +339,7 @@ class SandboxService:
             if rec.state == SandboxState.PAUSED.value:
                 await self.tier.thaw(sandbox_id)
                 resumed = True
+                self.metering.resumed(sandbox_id)
             fields: dict[str, object] = {"state": SandboxState.RUNNING.value}
             if timeout is not None or resumed:
                 t = resolve_timeout(timeout, self.settings.default_timeout_s, self.settings.ceilings)
