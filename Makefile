@@ -10,7 +10,7 @@ SHELL := /bin/bash
 APT_PACKAGES := mmdebstrap e2fsprogs util-linux iproute2 libseccomp2 python3 python3-venv \
                 ca-certificates make curl nftables openssl \
                 python3-ipykernel python3-matplotlib python3-matplotlib-inline python3-pandas \
-                nodejs node-typescript \
+                nodejs node-typescript chromium \
                 postgresql umoci runsc
 
 VENV    := .venv
