@@ -30,7 +30,6 @@ class Sandbox(Protocol):
     metadata_: dict
     cpu_count: int
     memory_mb: int
-    started_at: datetime
 
 
 def _now() -> datetime:
@@ -61,11 +60,12 @@ class UsageRecorder:
     # --- sandboxes ---------------------------------------------------------------------------
 
     def started(self, rec: Sandbox, *, from_pool: bool) -> None:
-        """A sandbox was handed to a client: it runs (and is billed) from its start time."""
+        """A sandbox was handed to a client: it is metered from now (the create's answer), so
+        the seconds are the ones the client had it, not the start-up it waited for."""
         start = UsageStart(sandbox_id=rec.sandbox_id, template=rec.alias or rec.template_id,
                            template_id=rec.template_id, tier=rec.tier, metadata=dict(rec.metadata_ or {}),
                            cpu_count=rec.cpu_count, memory_mb=rec.memory_mb, from_pool=from_pool)
-        self._safely("a start", self.db.start, start, rec.started_at)
+        self._safely("a start", self.db.start, start, _now())
         how = "claimed from the warm pool" if from_pool else "started"
         self.log(rec.sandbox_id, f"sandbox {how}: template {start.template}, tier {rec.tier}, "
                  f"{rec.cpu_count} vCPU, {rec.memory_mb} MB", template=start.template, tier=rec.tier)
