@@ -178,8 +178,8 @@ async function refreshUsage() {
   for (const g of [...report.groups, report.total]) {
     const r = el("tr");
     r.append(el("td", g.key === "total" ? "Total" : g.key), el("td", g.sandboxes, { class: "num" }),
-      el("td", g.sandboxes_per_day.toFixed(1), { class: "num" }), el("td", g.avg_duration_s.toFixed(1) + "s", { class: "num" }),
-      el("td", g.running_hours.toFixed(3), { class: "num" }), el("td", g.monthly_hours.toFixed(1), { class: "num" }),
+      el("td", g.sandboxes_per_day.toFixed(g.sandboxes_per_day < 10 ? 2 : 1), { class: "num" }), el("td", g.avg_duration_s.toFixed(1) + "s", { class: "num" }),
+      el("td", g.running_hours.toFixed(3), { class: "num" }), el("td", g.monthly_hours.toFixed(g.monthly_hours < 10 ? 3 : 1), { class: "num" }),
       el("td", money(g.cost, cur), { class: "num" }));
     body.appendChild(r);
   }
