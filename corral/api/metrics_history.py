@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from corral.api.meter import Meter
-from corral.lifecycle import NotFound, SandboxService
+from corral.lifecycle import SandboxNotFound, SandboxService
 from corral.store import MetricSample, SandboxState
 
 log = logging.getLogger("corral.api.metrics")
@@ -78,7 +78,7 @@ class MetricsHistory:
                 continue
             try:
                 doc = await self.meter.sample(rec.sandbox_id)
-            except (NotFound, OSError, LookupError):
+            except (SandboxNotFound, OSError, LookupError):
                 continue  # gone between the list and the sample
             self.latest[rec.sandbox_id] = doc
             rows.append(sample_row(rec.sandbox_id, doc))

@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from corral.api.errors import ApiError
 from corral.api.metrics_history import MetricsHistory, sample_doc
-from corral.lifecycle import NotFound, SandboxService
+from corral.errors import CorralError, InvalidRequest
+from corral.lifecycle import SandboxNotFound, SandboxService
 from corral.store import SandboxEvent
 from corral.usage import PriceFileError, load_prices
 
@@ -42,7 +42,7 @@ def parse_when(raw: str, now: datetime, what: str) -> datetime:
     try:
         when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        raise ApiError(400, f"invalid {what}: expected a date, an RFC 3339 time or a span like 24h or 7d") from None
+        raise InvalidRequest(f"invalid {what}: expected a date, an RFC 3339 time or a span like 24h or 7d") from None
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
@@ -52,21 +52,21 @@ async def usage(request: Request) -> Response:
     until = parse_when(q["until"], now, "until") if q.get("until") else now
     since = parse_when(q["since"], now, "since") if q.get("since") else until - DEFAULT_PERIOD
     if until <= since:
-        raise ApiError(400, "invalid period: until must be after since")
+        raise InvalidRequest("invalid period: until must be after since")
     by = q.get("by", "template")
     if not _BY.match(by):
-        raise ApiError(400, "invalid by: expected template, tier or a metadata key")
+        raise InvalidRequest("invalid by: expected template, tier or a metadata key")
     try:
         prices = load_prices(request.app.state.settings.prices)
     except PriceFileError as exc:
-        raise ApiError(500, str(exc)) from None
+        raise CorralError(f"the server's price file: {exc.message}") from None
     return JSONResponse(_service(request).metering.report(since=since, until=until, by=by, prices=prices))
 
 
 def _known(request: Request, sid: str) -> None:
     """Logs and history exist for any sandbox ever handed to a client, live or not."""
     if not _service(request).metering.was_handed_out(sid):
-        raise ApiError(404, f"sandbox {sid} not found")
+        raise SandboxNotFound(sid)
 
 
 def _int_param(request: Request, name: str, default: int | None, lo: int = 0, hi: int | None = None) -> int | None:
@@ -76,9 +76,9 @@ def _int_param(request: Request, name: str, default: int | None, lo: int = 0, hi
     try:
         value = int(raw)
     except ValueError:
-        raise ApiError(400, f"invalid {name}: expected an integer") from None
+        raise InvalidRequest(f"invalid {name}: expected an integer") from None
     if value < lo or (hi is not None and value > hi):
-        raise ApiError(400, f"invalid {name}: must be between {lo} and {hi}" if hi else f"invalid {name}: must be >= {lo}")
+        raise InvalidRequest(f"invalid {name}: must be between {lo} and {hi}" if hi else f"invalid {name}: must be >= {lo}")
     return value
 
 
@@ -110,10 +110,10 @@ async def logs_v2(request: Request) -> Response:
     q = request.query_params
     direction = q.get("direction", "forward")
     if direction not in ("forward", "backward"):
-        raise ApiError(400, "invalid direction: expected forward or backward")
+        raise InvalidRequest("invalid direction: expected forward or backward")
     level = q.get("level") or None
     if level not in (None, "debug", "info", "warn", "error"):
-        raise ApiError(400, "invalid level: expected debug, info, warn or error")
+        raise InvalidRequest("invalid level: expected debug, info, warn or error")
     rows = _service(request).metering.db.logs(
         sid, start=_ms(_int_param(request, "cursor", None)), limit=_int_param(request, "limit", MAX_LOGS, 0, MAX_LOGS) or 0,
         backward=direction == "backward", level=level, search=q.get("search") or None)
@@ -129,7 +129,7 @@ async def metrics(request: Request) -> Response:
     service = _service(request)
     try:
         rec = service.get(sid)
-    except NotFound:
+    except SandboxNotFound:
         rec = None
         _known(request, sid)
     to_dt = (lambda v: None if v is None else datetime.fromtimestamp(v, timezone.utc))
@@ -138,7 +138,7 @@ async def metrics(request: Request) -> Response:
     if not docs and rec is not None and end is None:
         try:
             docs = [await request.app.state.meter.sample(sid)]
-        except NotFound:
+        except SandboxNotFound:
             pass
     return JSONResponse(docs)
 
@@ -147,9 +147,9 @@ async def metrics_bulk(request: Request) -> Response:
     """`GET /sandboxes/metrics?sandbox_ids=a,b`: the newest sample of each running sandbox."""
     ids = [s for s in request.query_params.get("sandbox_ids", "").split(",") if s]
     if not ids:
-        raise ApiError(400, "sandbox_ids is required")
+        raise InvalidRequest("sandbox_ids is required")
     if len(ids) > 100:
-        raise ApiError(400, "at most 100 sandbox_ids")
+        raise InvalidRequest("at most 100 sandbox_ids")
     history: MetricsHistory = request.app.state.metrics_history
     out = {}
     for sid in ids:
@@ -157,7 +157,7 @@ async def metrics_bulk(request: Request) -> Response:
         if doc is None:
             try:
                 doc = await request.app.state.meter.sample(sid)
-            except NotFound:
+            except SandboxNotFound:
                 continue
         out[sid] = doc
     return JSONResponse({"sandboxes": out})

@@ -9,7 +9,8 @@ import pytest
 
 from corral.api import create_app
 from corral.config import Settings
-from tests.api.conftest import API_KEY, MemoryTier, Templates
+from tests.api.conftest import API_KEY, make_templates
+from tests.lifecycle.memory_tier import MemoryTier
 
 
 async def _create(client, **meta):
@@ -53,7 +54,7 @@ async def test_usage_needs_the_api_key(app):
 
 async def test_usage_survives_a_restart(tmp_path, tier):
     settings = Settings(data_dir=tmp_path / "data", env_api_keys=(API_KEY,))
-    templates = Templates(tmp_path)
+    templates = make_templates(tmp_path)
     first = create_app(settings, tier=tier, templates_store=templates)
     await first.state.service.start()
     transport = httpx.ASGITransport(app=first)
