@@ -65,10 +65,11 @@ class UsageRecorder:
         start = UsageStart(sandbox_id=rec.sandbox_id, template=rec.alias or rec.template_id,
                            template_id=rec.template_id, tier=rec.tier, metadata=dict(rec.metadata_ or {}),
                            cpu_count=rec.cpu_count, memory_mb=rec.memory_mb, from_pool=from_pool)
-        self._safely("a start", self.db.start, start, _now())
         how = "claimed from the warm pool" if from_pool else "started"
         self.log(rec.sandbox_id, f"sandbox {how}: template {start.template}, tier {rec.tier}, "
                  f"{rec.cpu_count} vCPU, {rec.memory_mb} MB", template=start.template, tier=rec.tier)
+        # Last, so the metered start is as close as it can be to the create's answer.
+        self._safely("a start", self.db.start, start, _now())
 
     def paused(self, sandbox_id: str) -> None:
         if self._safely("a pause", self.db.transition, sandbox_id, "paused", _now()):
@@ -90,8 +91,9 @@ class UsageRecorder:
             self._safely("egress bytes", self.db.set_egress, sandbox_id, int(doc.get("bytes_out", 0)),
                          int(doc.get("bytes_in", 0)))
 
-    def ended(self, sandbox_id: str, reason: str) -> None:
-        if self._safely("an end", self.db.transition, sandbox_id, "ended", _now()):
+    def ended(self, sandbox_id: str, reason: str, at: datetime | None = None) -> None:
+        """The sandbox's metering stops at `at`: when the kill was asked for (or now)."""
+        if self._safely("an end", self.db.transition, sandbox_id, "ended", at or _now()):
             self.log(sandbox_id, f"sandbox killed: {reason}", level="warn" if reason != "killed" else "info",
                      reason=reason)
 

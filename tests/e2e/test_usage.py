@@ -22,7 +22,7 @@ from tests.conftest import REPO, start_server, stop_server
 
 pytestmark = pytest.mark.e2e
 
-LIFETIME_S = 10.0
+LIFETIME_S = 16.0
 PAUSED_S = 4.0
 
 
@@ -68,44 +68,46 @@ def _wait_pooled(srv, n: int = 1) -> list[str]:
 
 
 def test_usage_seconds_match_the_sandboxes_this_test_ran(sdk_env):
+    """Creates, pauses, resumes and kills go over the REST API the SDK uses, so that the times
+    taken around them are the server's answer times and not the SDK's own set-up after it."""
     from e2b import Sandbox
 
     srv = sdk_env
+    api = httpx.Client(base_url=srv.url, headers={"X-API-Key": srv.api_key}, timeout=60)
     since = datetime.now(timezone.utc).isoformat()
-    # The SDK's first create in a process loads and connects lazily after the server answered:
-    # time the client did not yet hold the sandbox. One create outside the measured groups first.
-    Sandbox.create(metadata={"agent": "warm-up"}, timeout=30).kill()
     spans = {}
     plan = [("discovery", "base"), ("discovery", "base"), ("search", "media-gateway-search")]
     created = []
     for agent, template in plan:
         t0 = time.time()
-        sbx = Sandbox.create(template, metadata={"agent": agent}, timeout=120)
-        created.append((sbx, agent, t0, time.time()))
+        r = api.post("/v2/sandboxes", json={"templateID": template, "metadata": {"agent": agent}, "timeout": 120})
+        t1 = time.time()
+        assert r.status_code == 201, r.text
+        created.append((r.json()["sandboxID"], agent, t0, t1))
+    # The sandboxes are real: the SDK runs a command in one of them.
+    assert Sandbox.connect(created[1][0]).commands.run("echo metered").stdout.strip() == "metered"
     # One of them is paused for a while in the middle of its life.
-    paused_sbx = created[0][0]
-    sbx_run = created[1][0]
-    assert sbx_run.commands.run("echo metered").stdout.strip() == "metered"
+    paused_id = created[0][0]
     time.sleep((LIFETIME_S - PAUSED_S) / 2)
     p0 = time.time()
-    assert paused_sbx.pause()
+    assert api.post(f"/sandboxes/{paused_id}/pause", json={}).status_code == 204
     p1 = time.time()
     time.sleep(PAUSED_S)
     r0 = time.time()
-    Sandbox.connect(paused_sbx.sandbox_id, timeout=120)
+    assert api.post(f"/v2/sandboxes/{paused_id}/connect", json={"timeout": 120}).status_code == 201
     r1 = time.time()
     time.sleep((LIFETIME_S - PAUSED_S) / 2)
-    for sbx, agent, c0, c1 in created:
+    for sid, agent, c0, c1 in created:
         k0 = time.time()
-        assert sbx.kill()
-        spans[sbx.sandbox_id] = (agent, c0, c1, k0, time.time())
+        assert api.delete(f"/sandboxes/{sid}").status_code == 204
+        spans[sid] = (agent, c0, c1, k0, time.time())
 
     until = datetime.now(timezone.utc).isoformat()
     doc = _usage(srv, "--by", "agent", "--since", since, "--until", until)
     groups = {g["key"]: g for g in doc["groups"]}
-    assert set(groups) == {"discovery", "search", "warm-up"}
+    assert set(groups) == {"discovery", "search"}
     assert sorted(groups["discovery"]["sandbox_ids"]) == sorted(s for s, v in spans.items() if v[0] == "discovery")
-    assert groups["search"]["sandboxes"] == 1 and doc["total"]["sandboxes"] == 4
+    assert groups["search"]["sandboxes"] == 1 and doc["total"]["sandboxes"] == 3
     for agent in ("discovery", "search"):
         mine = [v for v in spans.values() if v[0] == agent]
         paused_lo = (r0 - p1) if agent == "discovery" else 0.0
@@ -122,8 +124,7 @@ def test_usage_seconds_match_the_sandboxes_this_test_ran(sdk_env):
             assert abs(groups[agent]["paused_seconds"] - (paused_lo + paused_hi) / 2) <= 0.01 * PAUSED_S + 0.05
     # Cost is the reservation priced at E2B's rates.
     rec = {r[0]: r for r in _db(srv, "select sandbox_id, cpu_count, memory_mb, running_seconds from sandbox_usage")}
-    expected = sum(r[3] * (r[1] * 0.000014 + r[2] / 1024 * 0.0000045) for sid, r in rec.items()
-                   if sid in set(groups["warm-up"]["sandbox_ids"]) | set(spans))
+    expected = sum(r[3] * (r[1] * 0.000014 + r[2] / 1024 * 0.0000045) for sid, r in rec.items() if sid in spans)
     assert doc["total"]["cost"] == pytest.approx(expected, abs=2e-6)
 
     # The same totals after a restart of the server: the store has them, not its memory.
