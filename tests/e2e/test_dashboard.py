@@ -87,11 +87,14 @@ def test_dashboard_in_a_real_browser(dash_server, monkeypatch, tmp_path):
 
             page.fill("#key", srv.api_key)
             page.click("#login button[type=submit]")
-            row = page.wait_for_selector(f"#sandboxes tr[data-id='{sid}']", timeout=30_000)
+            # The table is redrawn every 2 s: everything below goes through selectors, which are
+            # resolved at each use, never through element handles that a redraw detaches.
+            row = f"#sandboxes tr[data-id='{sid}']"
+            page.wait_for_selector(row, timeout=30_000)
             # The key never reaches the URL; it is in this tab's session storage.
             assert page.url == srv.url + "/dashboard" and srv.api_key not in page.url
             assert page.evaluate("sessionStorage.getItem('corral-api-key')") == srv.api_key
-            cells = [c.inner_text() for c in row.query_selector_all("td")]
+            cells = page.locator(f"{row} td").all_inner_texts()
             assert cells[0] == sid and cells[1] == "base" and cells[2] == "namespace" and cells[3] == "running"
             assert cells[4].endswith("s") and "% of" in cells[5] and "vCPU" in cells[5] and "MB of" in cells[6]
             # Hostile metadata is text: shown literally, no element made from it, nothing ran.
@@ -99,7 +102,7 @@ def test_dashboard_in_a_real_browser(dash_server, monkeypatch, tmp_path):
             assert page.query_selector_all("#sandboxes img, #sandboxes b, #sandboxes script") == []
             assert page.evaluate("window.__xss") is None
 
-            row.query_selector("button[data-action=details]").click()
+            page.click(f"{row} button[data-action=details]")
             page.wait_for_selector("#logs li:has-text('sandbox started')")
             assert "offline" in page.inner_text("#audit")
             page.wait_for_selector("#chart-sandboxes svg rect")
@@ -112,10 +115,10 @@ def test_dashboard_in_a_real_browser(dash_server, monkeypatch, tmp_path):
             _keep(shot)
             _not_blank(shot)
 
-            page.click(f"#sandboxes tr[data-id='{sid}'] button[data-action=pause]")
-            page.wait_for_selector(f"#sandboxes tr[data-id='{sid}'] td.state-paused")
-            page.click(f"#sandboxes tr[data-id='{sid}'] button[data-action=kill]")
-            page.wait_for_selector(f"#sandboxes tr[data-id='{sid}']", state="detached", timeout=30_000)
+            page.click(f"{row} button[data-action=pause]")
+            page.wait_for_selector(f"{row} td.state-paused")
+            page.click(f"{row} button[data-action=kill]")
+            page.wait_for_selector(row, state="detached", timeout=30_000)
             assert page.is_visible("#no-sandboxes")
             shot = tmp_path / "dashboard-killed.png"
             page.screenshot(path=str(shot), full_page=True)
