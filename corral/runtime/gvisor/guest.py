@@ -58,9 +58,11 @@ def main() -> int:
     os.environ.clear()
     os.environ.update(CLEAN_ENV)  # nothing of the bootstrap (LD_LIBRARY_PATH) reaches children
     from corral.envd.config import EnvdConfig
-    from corral.envd.server import preload, serve
+    from corral.envd.server import serve
 
-    preload()
+    # No preload(): unlike the namespace tier's pivoted envd, this one keeps corral's code and
+    # libraries mounted, so modules (the interpreter's Jupyter stack above all) load when first
+    # used. Every import costs Sentry file calls; the start-up path imports half as much.
     os.makedirs(layout.GUEST_INNER_DIR, mode=0o700, exist_ok=True)
     os.chmod(layout.GUEST_INNER_DIR, 0o700)
     inner_envd = _listen(os.path.join(layout.GUEST_INNER_DIR, layout.ENVD_SOCKET))

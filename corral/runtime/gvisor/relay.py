@@ -45,7 +45,7 @@ class Relay:
         self.error: BaseException | None = None
         self._servers: list[asyncio.AbstractServer] = []
         self._conns: set[asyncio.StreamWriter] = set()
-        self._generation = _read_generation(self.resume_path)
+        self._generation = ""
 
     # --- thread -------------------------------------------------------------------------
 
@@ -54,6 +54,19 @@ class Relay:
         self.ready.wait()
         if self.error is not None:
             raise self.error
+
+    def stop(self) -> None:
+        """Close every socket and stop the thread's loop (tests; the guest never stops it)."""
+        async def shutdown() -> None:
+            await self._quiesce()
+            me = asyncio.current_task()
+            tasks = [t for t in asyncio.all_tasks() if t is not me]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -109,6 +122,9 @@ class Relay:
             await writer.drain()
             writer.close()
             return
+        # Resume on the first generation different from the one present now, so a stale file
+        # (or one written before this quiesce) cannot rebind the sockets under a checkpoint.
+        self._generation = _read_generation(self.resume_path)
         await self._quiesce()
         try:
             writer.write(b"ok\n")

@@ -17,7 +17,6 @@ Memory checkpoints (``runsc checkpoint``/``restore``) give full-mode pause, snap
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import json
 import os
 import shutil
@@ -343,26 +342,18 @@ class GVisorTier(Tier, Checkpointing):
             shutil.rmtree(image_dir)
         image_dir.mkdir(parents=True, mode=0o700)
         await self._quiesce(sandbox_id, workdir)
+        # runsc cannot checkpoint a paused sandbox, so a snapshot that must carry a matching
+        # layer stops the sandbox, copies the layer and restores it (what --leave-running does
+        # inside runsc anyway); a plain snapshot lets runsc restart it.
+        native_leave = leave_running and not with_disk
         try:
-            if with_disk and leave_running:
-                # Memory and layer must match: copy the layer while the sandbox is stopped.
-                await self.runsc.call("pause", sandbox_id)
-                try:
-                    await asyncio.to_thread(_sync_layer, self.cgroups.pids(sandbox_id))
-                    await asyncio.to_thread(disk.sparse_copy, lay.disk, image_dir / "disk.img")
-                    await self.runsc.call("checkpoint", f"--image-path={image_dir}",
-                                          "--leave-running", sandbox_id, timeout=120)
-                finally:
-                    if (await self.runsc.state(sandbox_id) or {}).get("status") == "paused":
-                        await self.runsc.call("resume", sandbox_id, check=False)
-            else:
-                await self.runsc.call("checkpoint", f"--image-path={image_dir}",
-                                      *(["--leave-running"] if leave_running else []),
-                                      sandbox_id, timeout=120)
+            await self.runsc.call("checkpoint", f"--image-path={image_dir}",
+                                  *(["--leave-running"] if native_leave else []),
+                                  sandbox_id, timeout=120)
         except RunscError:
             self._signal_resume(workdir)
             raise
-        if leave_running:
+        if native_leave:
             new = await self.runsc.state(sandbox_id)
             self._signal_resume(workdir)
             if new and new.get("pid"):
@@ -375,6 +366,8 @@ class GVisorTier(Tier, Checkpointing):
             if with_disk:
                 await asyncio.to_thread(self._wait_detached, lay)
                 await asyncio.to_thread(disk.sparse_copy, lay.disk, image_dir / "disk.img")
+            if leave_running:
+                await self.restore(sandbox_id, workdir, image_dir)
         size = sum(f.stat().st_blocks * 512 for f in image_dir.iterdir() if f.is_file())
         return CheckpointInfo(image_dir, size, with_disk, time.perf_counter() - t0)
 
@@ -426,22 +419,6 @@ class GVisorTier(Tier, Checkpointing):
                 await self.runsc.call("delete", "--force", sandbox_id, check=False)
                 await asyncio.to_thread(self.cgroups.destroy, sandbox_id)
             raise
-
-
-def _sync_layer(pids: list[int]) -> None:
-    """Flush the layer to disk.img while the sandbox is paused. Its mounts live only in the
-    gofer's mount namespace; the gofer's root (/proc/<pid>/root) is the overlay, and syncfs on
-    an overlay syncs its upper filesystem."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    for pid in pids:
-        try:
-            fd = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            libc.syncfs(fd)
-        finally:
-            os.close(fd)
 
 
 def _pid_exists(pid: int) -> bool:
