@@ -227,15 +227,18 @@ class GVisorTier(Tier, Checkpointing):
         dirfd = self._dirfds.pop(sandbox_id, None)
         if dirfd is not None:
             os.close(dirfd)
-        if self.runsc.state_files(sandbox_id):
-            await self.runsc.call("kill", sandbox_id, "KILL", check=False, timeout=20)
-            await self.runsc.call("delete", "--force", sandbox_id, check=False, timeout=30)
         await asyncio.to_thread(self._destroy_sync, sandbox_id, Path(workdir))
 
-    def _destroy_sync(self, sandbox_id: str, workdir: Path) -> None:
+    def _forget(self, sandbox_id: str) -> None:
+        """End a sandbox's processes and drop runsc's record of it, without ``runsc delete``
+        (which polls for a second and more): every runsc process of a sandbox (Sentry, gofer,
+        ptrace stubs) lives in its cgroups, and runsc's record is two files in ``--root``."""
         self.cgroups.destroy(sandbox_id)
-        for f in self.runsc.state_files(sandbox_id):  # a crash can leave runsc's files behind
+        for f in self.runsc.state_files(sandbox_id):
             f.unlink(missing_ok=True)
+
+    def _destroy_sync(self, sandbox_id: str, workdir: Path) -> None:
+        self._forget(sandbox_id)
         image = L.Layout(workdir).disk
         deadline = time.monotonic() + 10
         delay = 0.0005
@@ -361,8 +364,7 @@ class GVisorTier(Tier, Checkpointing):
             await self._ready(sandbox_id, lay)
         else:
             self._unwatch(sandbox_id)
-            await self.runsc.call("delete", "--force", sandbox_id, check=False)
-            await asyncio.to_thread(self.cgroups.destroy, sandbox_id)
+            await asyncio.to_thread(self._forget, sandbox_id)
             if with_disk:
                 await asyncio.to_thread(self._wait_detached, lay)
                 await asyncio.to_thread(disk.sparse_copy, lay.disk, image_dir / "disk.img")
@@ -390,7 +392,7 @@ class GVisorTier(Tier, Checkpointing):
         if state and state.get("status") in ("running", "paused", "created"):
             raise TierError(f"sandbox {sandbox_id} is already running")
         if state:
-            await self.runsc.call("delete", "--force", sandbox_id, check=False)
+            await asyncio.to_thread(self._forget, sandbox_id)
         if spec is not None:  # a new sandbox from someone else's image (fork)
             if not (image_dir / "disk.img").is_file():
                 raise TierError("this checkpoint has no disk layer; it cannot start a new sandbox")
@@ -405,7 +407,7 @@ class GVisorTier(Tier, Checkpointing):
         else:
             rootfs = json.loads(lay.config.read_text())["annotations"]["dev.corral.rootfs"]
         await asyncio.to_thread(self._wait_detached, lay)
-        await asyncio.to_thread(self.cgroups.destroy, sandbox_id)
+        await asyncio.to_thread(self._forget, sandbox_id)
         for name in L.HOST_SOCKETS:
             lay.socket(name).unlink(missing_ok=True)
         self._signal_resume(workdir)
@@ -416,8 +418,7 @@ class GVisorTier(Tier, Checkpointing):
             if spec is not None:
                 await self.destroy(sandbox_id, workdir)
             else:  # keep the image: a failed resume must not lose the sandbox
-                await self.runsc.call("delete", "--force", sandbox_id, check=False)
-                await asyncio.to_thread(self.cgroups.destroy, sandbox_id)
+                await asyncio.to_thread(self._forget, sandbox_id)
             raise
 
 
