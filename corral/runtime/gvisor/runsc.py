@@ -74,6 +74,9 @@ class Runsc:
             "--oci-seccomp",
             # nproc / os.cpu_count() follow the CPU quota.
             "--cpu-num-from-quota",
+            # Writes go to our own layer (an ext4 image with the disk quota), not to runsc's
+            # overlay in memory or in a filestore beside the root (newer runsc's default).
+            "--overlay2=none",
             *self.extra_flags,
         ]
 
