@@ -22,6 +22,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from corral.envd.config import EnvdConfig
@@ -35,6 +36,7 @@ from corral.runtime.namespace import disk
 from corral.runtime.namespace.request import SANDBOX_ID_RE
 
 DEFAULT_STATE_DIR = Path("/var/lib/corral/runtime")
+BeforeBoot = Callable[[str], Awaitable[None]]
 MAX_SOCKET_PATH = 100
 READY_TIMEOUT_S = 60.0
 
@@ -125,7 +127,12 @@ class GVisorTier(Tier, Checkpointing):
 
     # --- lifecycle -----------------------------------------------------------------------
 
-    async def create(self, spec: SandboxSpec) -> SandboxHandle:
+    async def create(self, spec: SandboxSpec, *,
+                     before_boot: BeforeBoot | None = None) -> SandboxHandle:
+        """``before_boot(netns_path)``: give the sandbox a network. gVisor's network stack takes
+        the interfaces its namespace has when it boots, so egress is attached here, into a fresh
+        namespace made for the sandbox, before runsc starts (corral.network's attach with
+        ``netns_path``). Without it the sandbox has loopback only."""
         await self.start()
         if not SANDBOX_ID_RE.match(spec.sandbox_id):
             raise TierError(f"invalid sandbox id {spec.sandbox_id!r}")
@@ -135,50 +142,85 @@ class GVisorTier(Tier, Checkpointing):
             raise TierError(f"sandbox {spec.sandbox_id} already exists")
         lay = L.Layout(Path(spec.workdir))
         try:
-            await asyncio.to_thread(self._prepare, spec, lay)
+            await asyncio.to_thread(self._prepare, spec, lay, before_boot is not None)
             handoff = {"envd": json.loads(EnvdConfig(
                 sandbox_id=spec.sandbox_id, access_token=spec.access_token,
                 env_vars=dict(spec.env_vars), default_user=spec.default_user,
                 default_workdir=spec.default_workdir,
                 start_kernels=list(spec.start_kernels)).dumps())}
-            await self._launch(spec.sandbox_id, lay, spec.rootfs, "run", handoff)
+            await self._launch(spec.sandbox_id, lay, spec.rootfs, "run", handoff,
+                               before_boot=before_boot)
             return await self._ready(spec.sandbox_id, lay)
         except BaseException:
             await self.destroy(spec.sandbox_id, lay.workdir)
             raise
 
-    def _prepare(self, spec: SandboxSpec, lay: L.Layout) -> None:
+    def _prepare(self, spec: SandboxSpec, lay: L.Layout, networked: bool = False) -> None:
         lay.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(lay.workdir, 0o700)
         for d in (lay.bundle, lay.run):
             d.mkdir(mode=0o700, exist_ok=True)
         golden = disk.golden_image(self.state_dir / "golden", spec.limits.disk_mb)
         disk.sparse_copy(golden, lay.disk)
-        self._write_bundle(spec.sandbox_id, lay, spec.rootfs, spec.limits)
+        self._write_bundle(spec.sandbox_id, lay, spec.rootfs, spec.limits, networked)
 
-    def _write_bundle(self, sandbox_id: str, lay: L.Layout, rootfs: Path | str, limits) -> None:  # type: ignore[no-untyped-def]
+    def _write_bundle(self, sandbox_id: str, lay: L.Layout, rootfs: Path | str, limits,  # type: ignore[no-untyped-def]
+                      networked: bool = False) -> None:
+        # A networked sandbox joins the launcher's namespace, whose path is known only once the
+        # launcher runs (see _point_bundle_at).
         config = bundles.render(sandbox_id, lay, self.cgroups.path_for(sandbox_id), limits,
-                                errno_via_trace=True)
+                                errno_via_trace=True,
+                                netns_path="/proc/0/ns/net" if networked else None)
         config.setdefault("annotations", {})["dev.corral.rootfs"] = str(rootfs)
         tmp = lay.config.with_suffix(".tmp")
         tmp.write_text(json.dumps(config, indent=1))
         os.replace(tmp, lay.config)
 
     async def _launch(self, sandbox_id: str, lay: L.Layout, rootfs: Path | str, verb: str,
-                      handoff: dict[str, object] | None, image_dir: Path | None = None) -> None:
+                      handoff: dict[str, object] | None, image_dir: Path | None = None, *,
+                      before_boot: BeforeBoot | None = None) -> None:
         args = [verb, "--detach", f"--bundle={lay.bundle}"]
         if image_dir is not None:
             args.append(f"--image-path={image_dir}")
-        argv = self.runsc.argv(*args, sandbox_id)
-        spec = {"workdir": str(lay.workdir), "rootfs": str(rootfs), "argv": argv, "env": CLEAN_ENV}
+        network = "sandbox" if before_boot is not None else "none"
+        argv = self.runsc.argv(*args, sandbox_id, network=network)
+        spec: dict[str, object] = {"workdir": str(lay.workdir), "rootfs": str(rootfs),
+                                   "argv": argv, "env": CLEAN_ENV}
+        fds: list[int] = []
+        if before_boot is not None:
+            to_tier_r, to_tier_w = os.pipe()
+            to_launcher_r, to_launcher_w = os.pipe()
+            os.set_inheritable(to_tier_w, True)
+            os.set_inheritable(to_launcher_r, True)
+            fds = [to_tier_w, to_launcher_r]
+            spec["sync"] = [to_tier_w, to_launcher_r]
         log = os.open(lay.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         try:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-I", "-m", "corral.runtime.gvisor.launcher", json.dumps(spec),
                 stdin=asyncio.subprocess.PIPE, stdout=log, stderr=log, env=_launcher_env(),
-                cwd="/")
+                cwd="/", pass_fds=fds)
         finally:
             os.close(log)
+            for fd in fds:
+                os.close(fd)
+        if before_boot is not None:
+            try:
+                line = await asyncio.to_thread(_read_line, to_tier_r)
+                if not line.strip().isdigit():
+                    raise TierError(f"sandbox {sandbox_id} failed to start: {_tail(lay.log)}")
+                holder = int(line)
+                netns_path = f"/proc/{holder}/ns/net"
+                await asyncio.to_thread(_point_bundle_at, lay, netns_path)
+                await before_boot(netns_path)
+                os.write(to_launcher_w, b"g")
+            except BaseException:
+                proc.kill()
+                await proc.wait()
+                raise
+            finally:
+                os.close(to_tier_r)
+                os.close(to_launcher_w)
         assert proc.stdin is not None
         if handoff is not None:
             proc.stdin.write(json.dumps(handoff).encode())
@@ -193,6 +235,11 @@ class GVisorTier(Tier, Checkpointing):
             proc.kill()
             await proc.wait()
             raise TierError(f"runsc {verb} of {sandbox_id} timed out") from None
+        if before_boot is not None:  # runsc has joined it; the holder dies with runsc anyway
+            try:
+                os.kill(holder, 9)
+            except ProcessLookupError:
+                pass
         if rc != 0:
             raise TierError(f"sandbox {sandbox_id} failed to start: {_tail(lay.log)}")
 
@@ -420,6 +467,26 @@ class GVisorTier(Tier, Checkpointing):
             else:  # keep the image: a failed resume must not lose the sandbox
                 await asyncio.to_thread(self._forget, sandbox_id)
             raise
+
+
+def _point_bundle_at(lay: L.Layout, netns_path: str) -> None:
+    config = json.loads(lay.config.read_text())
+    for ns in config["linux"]["namespaces"]:
+        if ns["type"] == "network":
+            ns["path"] = netns_path
+    tmp = lay.config.with_suffix(".tmp")
+    tmp.write_text(json.dumps(config, indent=1))
+    os.replace(tmp, lay.config)
+
+
+def _read_line(fd: int) -> str:
+    out = b""
+    while not out.endswith(b"\n"):
+        chunk = os.read(fd, 64)
+        if not chunk:
+            break
+        out += chunk
+    return out.decode(errors="replace")
 
 
 def _pid_exists(pid: int) -> bool:
