@@ -10,6 +10,7 @@ environment. So envd does not depend on the template having (a compatible) Pytho
 
 from __future__ import annotations
 
+import json
 import sys
 import sysconfig
 from pathlib import Path
@@ -31,7 +32,8 @@ def corral_import_root() -> str:
 
 
 def python_mounts() -> tuple[list[oci.Mount], list[str], str]:
-    """(mounts, guest sys.path entries, guest interpreter path)."""
+    """(read-only binds, guest sys.path entries, guest interpreter path). The launcher binds
+    them into the root filesystem (see launcher.assemble)."""
     prefix = Path(sys.base_prefix).resolve()
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     mounts = [oci.read_only_bind(str(prefix), L.GUEST_PYTHON)]
@@ -63,7 +65,8 @@ def guest_argv(guest_path: list[str], python: str) -> list[str]:
 
 def render(sandbox_id: str, lay: L.Layout, cgroups_path: str, limits: Limits, *,
            errno_via_trace: bool, netns_path: str | None = None) -> dict[str, Any]:
-    mounts, guest_path, python = python_mounts()
+    binds, guest_path, python = python_mounts()
+    mounts: list[oci.Mount] = []
     mounts.append(oci.Mount(L.GUEST_RUN_DIR, "bind", str(lay.run),
                             ("rbind", "rw", "nosuid", "nodev", "noexec")))
     # envd's real sockets must live in the Sentry's own memory: a socket bound on a gofer-backed
@@ -75,5 +78,11 @@ def render(sandbox_id: str, lay: L.Layout, cgroups_path: str, limits: Limits, *,
         limits=limits, mounts=mounts, cgroups_path=cgroups_path, netns_path=netns_path,
         env={"LD_LIBRARY_PATH": f"{L.GUEST_PYTHON}/lib", "PYTHONDONTWRITEBYTECODE": "1"},
         errno_via_trace=errno_via_trace, pids_floor=PIDS_FLOOR + limits.pids_max,
+        annotations={"dev.corral.binds": json.dumps([[m.source, m.destination] for m in binds])},
     )
     return b.render()
+
+
+def binds_of(config: dict[str, Any]) -> list[list[str]]:
+    """The launcher's read-only binds recorded in a rendered bundle."""
+    return json.loads(config.get("annotations", {}).get("dev.corral.binds", "[]"))

@@ -171,7 +171,7 @@ class GVisorTier(Tier, Checkpointing):
         config = bundles.render(sandbox_id, lay, self.cgroups.path_for(sandbox_id), limits,
                                 errno_via_trace=True,
                                 netns_path="/proc/0/ns/net" if networked else None)
-        config.setdefault("annotations", {})["dev.corral.rootfs"] = str(rootfs)
+        config["annotations"]["dev.corral.rootfs"] = str(rootfs)
         tmp = lay.config.with_suffix(".tmp")
         tmp.write_text(json.dumps(config, indent=1))
         os.replace(tmp, lay.config)
@@ -184,8 +184,9 @@ class GVisorTier(Tier, Checkpointing):
             args.append(f"--image-path={image_dir}")
         network = "sandbox" if before_boot is not None else "none"
         argv = self.runsc.argv(*args, sandbox_id, network=network)
+        binds = bundles.binds_of(json.loads(lay.config.read_text()))
         spec: dict[str, object] = {"workdir": str(lay.workdir), "rootfs": str(rootfs),
-                                   "argv": argv, "env": CLEAN_ENV}
+                                   "argv": argv, "env": CLEAN_ENV, "binds": binds}
         fds: list[int] = []
         if before_boot is not None:
             to_tier_r, to_tier_w = os.pipe()
