@@ -34,6 +34,25 @@ class RunscInfo:
     version: str
     platform: str
 
+    @property
+    def release(self) -> str:
+        """The release date, e.g. "20221219" from "0.0~20221219.0"."""
+        tail = self.version.split("~", 1)[-1]
+        return tail.split(".", 1)[0] if tail[:8].isdigit() else "0"
+
+    @property
+    def checkpoints_tcp(self) -> bool:
+        """Whether a checkpoint can save TCP endpoints that have waiters (a Jupyter kernel's
+        ZMQ sockets, any blocked TCP reader). runsc 20221219 refuses ("endpoint still has
+        waiters upon save"); 20240729 saves them."""
+        return self.release >= "20230601"
+
+    @property
+    def full_stat_flags(self) -> bool:
+        """Whether stat/statx accept AT_NO_AUTOMOUNT (coreutils ls -l, stat, cp -a use it);
+        runsc 20221219 answers EINVAL."""
+        return self.release >= "20230601"
+
 
 def find_runsc(explicit: str | None = None) -> str:
     path = explicit or os.environ.get("CORRAL_RUNSC") or shutil.which("runsc", path=CLEAN_ENV["PATH"])

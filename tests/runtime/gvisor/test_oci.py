@@ -77,3 +77,12 @@ def test_deny_rules_render_masked() -> None:
     rules = oci.deny_rules()
     assert {r["names"][0] for r in rules} == {r.syscall for r in policy.DENY_RULES}
     assert all(r["args"][0]["op"] == "SCMP_CMP_MASKED_EQ" for r in rules)
+
+
+def test_runsc_release_features() -> None:
+    from corral.runtime.gvisor.runsc import RunscInfo
+
+    old, new = RunscInfo("r", "0.0~20221219.0", "ptrace"), RunscInfo("r", "0.0~20240729.0", "systrap")
+    assert old.release == "20221219" and not old.checkpoints_tcp and not old.full_stat_flags
+    assert new.checkpoints_tcp and new.full_stat_flags
+    assert RunscInfo("r", "release-20250101.0", "systrap").release == "0"

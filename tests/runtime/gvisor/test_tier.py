@@ -163,3 +163,29 @@ async def test_fork_from_a_running_sandbox(boxes: BoxFactory) -> None:
     await boxes.destroy(fork)
     assert leaks(boxes.tier, spec) == []
     assert image.exists()  # the image belongs to the caller
+
+
+async def _execute(box, code: str) -> str:  # type: ignore[no-untyped-def]
+    async with box.client() as c:
+        r = await c.post("/execute", json={"code": code, "language": "python"},
+                         headers={"E2b-Sandbox-Port": "49999"}, timeout=180)
+        assert r.status_code == 200, r.text
+        return r.text
+
+
+async def test_a_python_kernel_variable_survives_checkpoint_and_restore(boxes: BoxFactory) -> None:
+    import pytest
+
+    rootfs = boxes.rootfs.parent.parent / "code-interpreter-v1" / "rootfs"
+    if not (rootfs / "usr/bin/python3").exists():
+        pytest.skip("the code-interpreter-v1 template is not built")
+    if not boxes.tier.runsc.info.checkpoints_tcp:
+        pytest.skip(f"runsc {boxes.tier.runsc.info.version} cannot checkpoint TCP endpoints with "
+                    "waiters (the kernel's ZMQ sockets); bookworm-backports' runsc can")
+    boxes.rootfs = rootfs
+    box = await boxes.create(Limits(1, 1024, 1024, 256), start_kernels=("python",))
+    assert "42" in await _execute(box, "kept = 41 + 1\nkept")
+    await boxes.tier.checkpoint(box.id, box.spec.workdir)
+    box.handle = await boxes.tier.restore(box.id, box.spec.workdir)
+    out = await _execute(box, "kept * 2")
+    assert "84" in out, out
