@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-from pathlib import Path
 
 from corral.runtime.base import Limits
 from corral.runtime.gvisor import GVisorTier

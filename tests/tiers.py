@@ -1,0 +1,46 @@
+"""Boundary tests run on every isolation tier this machine has.
+
+A module opts in by overriding the ``sdk`` fixture with :func:`sdk_for_tiers` (see
+tests/security/conftest.py): the module then runs once per tier, each time against a test server
+whose default isolation is that tier, so the tests themselves stay tier-agnostic. The gVisor run
+is skipped, with the reason, where runsc is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+TIERS = ("namespace", "gvisor")
+
+
+def runsc_missing() -> str | None:
+    if os.environ.get("CORRAL_RUNSC") or shutil.which("runsc", path="/usr/sbin:/usr/bin:/sbin:/bin"):
+        return None
+    return "gVisor's runsc is not installed (apt-get install runsc): the gvisor tier is not tested"
+
+
+def tier_params() -> list:  # type: ignore[type-arg]
+    missing = runsc_missing()
+    return [pytest.param("namespace", id="namespace"),
+            pytest.param("gvisor", id="gvisor",
+                         marks=pytest.mark.skipif(missing is not None, reason=missing or ""))]
+
+
+def skip_on(tier: str, *tiers: str, reason: str) -> None:
+    """Inside a test: this check does not apply to ``tier`` (say why)."""
+    if tier in tiers:
+        pytest.skip(f"not on the {tier} tier: {reason}")
+
+
+def use_server(server, request: pytest.FixtureRequest) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """Point the official SDK at ``server`` through its environment, for one module."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in server.env().items():
+            mp.setenv(key, value)
+        mp.delenv("E2B_DOMAIN", raising=False)
+        mp.delenv("E2B_DEBUG", raising=False)
+        yield server
