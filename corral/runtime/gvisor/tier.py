@@ -389,9 +389,11 @@ class GVisorTier(Tier, Checkpointing):
         state = await self.runsc.state(sandbox_id)
         if not state or state.get("status") != "running":
             raise TierError(f"sandbox {sandbox_id} is not running")
-        if image_dir.exists():
-            shutil.rmtree(image_dir)
-        image_dir.mkdir(parents=True, mode=0o700)
+        if image_dir == lay.checkpoint and image_dir.exists():
+            shutil.rmtree(image_dir)       # our own previous pause image
+        elif image_dir.exists() and any(image_dir.iterdir()):
+            raise TierError(f"checkpoint directory {image_dir} is not empty")
+        image_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
         await self._quiesce(sandbox_id, workdir)
         # runsc cannot checkpoint a paused sandbox, so a snapshot that must carry a matching
         # layer stops the sandbox, copies the layer and restores it (what --leave-running does
@@ -401,8 +403,12 @@ class GVisorTier(Tier, Checkpointing):
             await self.runsc.call("checkpoint", f"--image-path={image_dir}",
                                   *(["--leave-running"] if native_leave else []),
                                   sandbox_id, timeout=120)
-        except RunscError:
+        except RunscError as exc:
+            # A failed runsc checkpoint stops the sandbox (runsc 20221219 and 20240729 alike).
             self._signal_resume(workdir)
+            if (await self.runsc.state(sandbox_id) or {}).get("status") != "running":
+                self._unwatch(sandbox_id)
+                raise TierError(f"checkpoint of {sandbox_id} failed and stopped it: {exc}") from None
             raise
         if native_leave:
             new = await self.runsc.state(sandbox_id)
