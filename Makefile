@@ -6,9 +6,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # System packages corral needs at run time and to build templates. One list, checked with dpkg;
-# only the missing ones are installed.
+# only the missing ones are installed. runsc is gVisor, the hardened isolation tier (bookworm's
+# build, from the default apt sources; see docs/SECURITY.md for what the newer backports one adds).
 APT_PACKAGES := mmdebstrap e2fsprogs util-linux iproute2 libseccomp2 python3 python3-venv \
-                ca-certificates make curl nftables openssl \
+                ca-certificates make curl nftables openssl runsc \
                 python3-ipykernel python3-matplotlib python3-matplotlib-inline python3-pandas \
                 nodejs node-typescript chromium
 
