@@ -11,11 +11,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from corral.errors import InvalidRequest
 from corral.templates.code_interpreter import TEMPLATE_NAME as CODE_INTERPRETER
 from corral.templates.names import NAME_PATTERN
 
 
-class BaseImageError(ValueError):
+class BaseImageError(InvalidRequest):
     """A FROM name corral cannot provide."""
 
 

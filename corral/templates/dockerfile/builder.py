@@ -26,7 +26,7 @@ from pathlib import Path
 from corral import ENVD_VERSION
 from corral.templates.dockerfile import bases, copying, parser
 from corral.templates.dockerfile.config import TemplateConfig
-from corral.templates.dockerfile.context import BuildContext, ContextError
+from corral.templates.dockerfile.context import BuildContext, BuildContextError
 from corral.templates.dockerfile.image import IMAGE_FILE, ImageConfig
 from corral.templates.dockerfile.instructions import Instruction
 from corral.templates.dockerfile.layers import Layer, LayerCache, layer_key
@@ -164,7 +164,7 @@ class DockerfileBuilder:
                         self._config_step(ins, state)
                         self.on_event(StepEvent(index, total, ins.text, "config"))
                         continue
-                except (SubstitutionError, ContextError, copying.CopyError, RootPathError,
+                except (SubstitutionError, BuildContextError, copying.CopyError, RootPathError,
                         bases.BaseImageError) as exc:
                     raise StepFailed(step, str(exc), []) from None
                 layers.append(layer.key)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from corral.errors import InvalidRequest
 from corral.network import NetworkPolicyError, from_spec
 from corral.templates.info import TemplateResources
 from corral.templates.names import TemplateNameError, check_name
@@ -30,7 +31,7 @@ _RESOURCE_KEYS = {"cpu_count", "memory_mb", "disk_mb"}
 _NETWORK_KEYS = {"internet_access", "allowed_hosts"}
 
 
-class ConfigError(ValueError):
+class ConfigError(InvalidRequest):
     """e2b.toml is missing or wrong; the message names the key."""
 
 

@@ -19,11 +19,13 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from corral.errors import InvalidRequest
+
 IGNORE_FILE = ".dockerignore"
 _GLOB_CHARS = set("*?[")
 
 
-class ContextError(ValueError):
+class BuildContextError(InvalidRequest):
     """A COPY/ADD source that is missing or would leave the build context."""
 
 
@@ -70,23 +72,23 @@ class BuildContext:
     def _check_link(self, path: Path, rel: str) -> None:
         target = os.path.realpath(path)
         if not self._inside(target):
-            raise ContextError(f"{rel!r} is a symlink to {os.readlink(path)!r}, outside the build context")
+            raise BuildContextError(f"{rel!r} is a symlink to {os.readlink(path)!r}, outside the build context")
 
     def resolve(self, pattern: str) -> list[Source]:
         """The sources one COPY argument names (a path or a glob), checked and sorted."""
         if not pattern or "\x00" in pattern:
-            raise ContextError("empty COPY source")
+            raise BuildContextError("empty COPY source")
         if pattern.startswith("/"):
-            raise ContextError(f"COPY source {pattern!r} is absolute; sources are relative to the build context")
+            raise BuildContextError(f"COPY source {pattern!r} is absolute; sources are relative to the build context")
         norm = posixpath.normpath(pattern)
         if norm == ".." or norm.startswith("../"):
-            raise ContextError(f"COPY source {pattern!r} is outside the build context")
+            raise BuildContextError(f"COPY source {pattern!r} is outside the build context")
         if _GLOB_CHARS & set(norm):
             depth = norm.count("/")          # like Docker, a "*" never matches across a "/"
             matches = [rel for rel in self._all_paths()
                        if rel.count("/") == depth and fnmatch.fnmatchcase(rel, norm)]
             if not matches:
-                raise ContextError(f"COPY source {pattern!r} matches no file in the build context")
+                raise BuildContextError(f"COPY source {pattern!r} matches no file in the build context")
             return [self._source(rel) for rel in sorted(matches)]
         return [self._source(norm)]
 
@@ -99,12 +101,12 @@ class BuildContext:
             if current.is_symlink():
                 self._check_link(current, rel)
         if not os.path.lexists(path):
-            raise ContextError(f"COPY source {rel!r} does not exist in the build context")
+            raise BuildContextError(f"COPY source {rel!r} does not exist in the build context")
         if rel != "." and self.ignored(rel):
-            raise ContextError(f"COPY source {rel!r} is excluded by .dockerignore")
+            raise BuildContextError(f"COPY source {rel!r} is excluded by .dockerignore")
         real = Path(os.path.realpath(path))
         if not self._inside(str(real)):
-            raise ContextError(f"COPY source {rel!r} is outside the build context")
+            raise BuildContextError(f"COPY source {rel!r} is outside the build context")
         return Source(rel, real, real.is_dir())
 
     def _all_paths(self) -> list[str]:
@@ -133,7 +135,7 @@ class BuildContext:
                 if stat.S_ISLNK(st.st_mode):
                     self._check_link(host, rel_ctx)
                 elif not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
-                    raise ContextError(f"{rel_ctx!r} is not a regular file, directory or symlink")
+                    raise BuildContextError(f"{rel_ctx!r} is not a regular file, directory or symlink")
                 out.append((os.path.relpath(host, source.path).replace(os.sep, "/"), host, st))
         return out
 

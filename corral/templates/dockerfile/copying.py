@@ -13,11 +13,12 @@ import posixpath
 import shutil
 import stat
 
+from corral.errors import InvalidRequest
 from corral.templates.dockerfile import rootpath
 from corral.templates.dockerfile.context import BuildContext, Source
 
 
-class CopyError(ValueError):
+class CopyError(InvalidRequest):
     pass
 
 

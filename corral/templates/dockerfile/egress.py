@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from corral.errors import CorralError
 from corral.network import NetworkManager, from_spec
 from corral.templates.dockerfile.registries import host_nameservers, local_ca_pem, registry_hosts
 
@@ -17,7 +18,7 @@ BUILD_POOL = "10.202.0.0/24"
 DEFAULT_STATE_DIR = Path("/var/lib/corral/build-network")
 
 
-class EgressUnavailable(RuntimeError):
+class EgressUnavailable(CorralError, RuntimeError):
     pass
 
 

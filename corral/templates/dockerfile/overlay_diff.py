@@ -21,6 +21,8 @@ import shutil
 import stat
 from dataclasses import dataclass, field
 
+from corral.errors import CorralError
+
 OPAQUE_XATTR = "trusted.overlay.opaque"
 REDIRECT_XATTR = "trusted.overlay.redirect"
 METACOPY_XATTR = "trusted.overlay.metacopy"
@@ -33,7 +35,7 @@ EXCLUDED_TREES = frozenset({"proc", "sys", "dev"})
 SCRATCH_DIR = ".corral-build"     # the builder's per-step files (CA bundle); see sandbox.py
 
 
-class DiffError(RuntimeError):
+class DiffError(CorralError, RuntimeError):
     pass
 
 

@@ -11,6 +11,7 @@ import json
 import re
 import shlex
 
+from corral.errors import InvalidRequest
 from corral.templates.dockerfile.instructions import IGNORED, SUPPORTED, Instruction
 
 MAX_DOCKERFILE_BYTES = 1 << 20
@@ -22,7 +23,7 @@ _ALLOWED_FLAGS = {
 }
 
 
-class DockerfileError(ValueError):
+class DockerfileError(InvalidRequest):
     """The Dockerfile cannot be built; the message starts with the line it concerns."""
 
 

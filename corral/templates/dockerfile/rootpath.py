@@ -14,10 +14,12 @@ import os
 import posixpath
 import stat
 
+from corral.errors import InvalidRequest
+
 MAX_SYMLINKS = 40
 
 
-class RootPathError(ValueError):
+class RootPathError(InvalidRequest):
     pass
 
 

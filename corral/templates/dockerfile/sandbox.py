@@ -13,23 +13,22 @@ its own, with a private mount namespace) applies its overlay upper directory to 
 from __future__ import annotations
 
 import asyncio
-import base64
 import itertools
 import json
 import os
 import secrets
-import struct
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
+from corral.errors import CorralError
 from corral.runtime.base import Limits, SandboxSpec
 from corral.runtime.namespace import NamespaceTier, disk
 from corral.templates.dockerfile.overlay_diff import SCRATCH_DIR
+from corral.wire.client import EnvdClient, EnvdError
+from corral.wire.handoff import EnvdConfig
 
 BUILD_CGROUP_GROUP = "corral-build"
 # Build sandboxes take host uids below the server's range (corral.lifecycle.uids starts at 2**30)
@@ -45,8 +44,8 @@ Output = Callable[[str, bytes], None]    # (stream name, bytes)
 _counter = itertools.count()
 
 
-class BuildSandboxError(RuntimeError):
-    pass
+class BuildSandboxError(CorralError, RuntimeError):
+    """A build step's sandbox could not be prepared or its changes not taken out."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +97,8 @@ class BuildSandboxes:
         uid_base = self._uid_base()
         spec = SandboxSpec(sid, "build", lower, workdir, uid_base,
                            Limits(self.limits.cpu_count, self.limits.memory_mb, self.limits.disk_mb,
-                                  self.limits.pids_max), default_user="root")
+                                  self.limits.pids_max),
+                           payload_config=EnvdConfig(sandbox_id=sid, default_user="root").to_bytes())
         started = time.monotonic()
         kept_image = self.work_dir / f"{sid}.img"
         handle = await self.tier.create(spec)
@@ -145,47 +145,19 @@ class BuildSandboxes:
 
     async def _exec(self, socket_path: Path, argv: list[str], *, user: str, cwd: str, env: dict[str, str],
                     output: Output, timeout: float) -> StepResult:
+        """Run one command through the build sandbox's envd, streaming its output to `output`."""
         started = time.monotonic()
-        body = json.dumps({"process": {"cmd": argv[0], "args": argv[1:], "envs": env, "cwd": cwd},
-                           "stdin": False}).encode()
-        auth = "Basic " + base64.b64encode(f"{user}:".encode()).decode()
-        transport = httpx.AsyncHTTPTransport(uds=str(socket_path))
-        exit_code, error = -1, "the step ended without an exit status"
         try:
-            async with httpx.AsyncClient(transport=transport, base_url="http://envd", timeout=None) as client:
-                async with asyncio.timeout(timeout):
-                    async with client.stream(
-                            "POST", "/process.Process/Start", content=struct.pack(">BI", 0, len(body)) + body,
-                            headers={"content-type": "application/connect+json", "authorization": auth}) as resp:
-                        if resp.status_code != 200:
-                            text = (await resp.aread()).decode(errors="replace")
-                            return StepResult(-1, f"envd answered {resp.status_code}: {text[:300]}", 0.0)
-                        buf = b""
-                        async for chunk in resp.aiter_bytes():
-                            buf += chunk
-                            while len(buf) >= 5:
-                                flags, length = struct.unpack(">BI", buf[:5])
-                                if len(buf) < 5 + length:
-                                    break
-                                msg = json.loads(buf[5:5 + length] or b"{}")
-                                buf = buf[5 + length:]
-                                if flags & 2:
-                                    if "error" in msg:
-                                        error = msg["error"].get("message", str(msg["error"]))
-                                    continue
-                                event = msg.get("event", {})
-                                if "data" in event:
-                                    for stream, data in event["data"].items():
-                                        output(stream, base64.b64decode(data))
-                                elif "end" in event:
-                                    end = event["end"]
-                                    exit_code = int(end.get("exitCode", -1))
-                                    error = end.get("error") or (None if exit_code == 0 else end.get("status"))
+            async with EnvdClient.connect(socket_path) as envd, asyncio.timeout(timeout):
+                result = await envd.run(argv, user=user, cwd=cwd, envs=env, on_output=output)
         except TimeoutError:
             return StepResult(-1, f"the step ran longer than {timeout:.0f}s and was stopped", time.monotonic() - started)
-        except httpx.HTTPError as exc:
-            return StepResult(-1, f"lost the build sandbox's envd: {exc}", time.monotonic() - started)
-        return StepResult(exit_code, error, time.monotonic() - started)
+        except EnvdError as exc:
+            if exc.status_code is not None:
+                return StepResult(-1, exc.message, 0.0)
+            return StepResult(-1, f"lost the build sandbox's envd: {exc.__cause__ or exc}",
+                              time.monotonic() - started)
+        return StepResult(result.exit_code, result.error, time.monotonic() - started)
 
 
 # Inside the sandbox, as root, before a networked step: the resolver the egress gave us, and the

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from corral.errors import InvalidRequest
+
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _PATTERN = re.compile(
     r"\\(?P<escaped>\$)"
@@ -19,7 +21,7 @@ _PATTERN = re.compile(
 )
 
 
-class SubstitutionError(ValueError):
+class SubstitutionError(InvalidRequest):
     """A `${...}` that is not one of the supported forms."""
 
 

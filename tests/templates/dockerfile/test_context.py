@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from corral.templates.dockerfile.context import BuildContext, ContextError
+from corral.templates.dockerfile.context import BuildContext, BuildContextError
 
 
 @pytest.fixture
@@ -20,7 +20,7 @@ def ctx(tmp_path: Path) -> BuildContext:
 
 @pytest.mark.parametrize("pattern", ["../outside.txt", "sub/../../outside.txt", "/etc/passwd", ".."])
 def test_paths_leaving_the_context_are_refused(ctx: BuildContext, pattern: str) -> None:
-    with pytest.raises(ContextError):
+    with pytest.raises(BuildContextError):
         ctx.resolve(pattern)
 
 
@@ -28,11 +28,11 @@ def test_symlinks_pointing_out_are_refused(ctx: BuildContext, tmp_path: Path) ->
     os.symlink(tmp_path / "outside.txt", ctx.root / "link")
     os.symlink("/etc", ctx.root / "sub" / "etc")
     os.symlink("../..", ctx.root / "dirlink")
-    with pytest.raises(ContextError, match="outside the build context"):
+    with pytest.raises(BuildContextError, match="outside the build context"):
         ctx.resolve("link")
-    with pytest.raises(ContextError, match="outside the build context"):
+    with pytest.raises(BuildContextError, match="outside the build context"):
         ctx.walk(ctx.resolve("sub")[0])
-    with pytest.raises(ContextError, match="outside the build context"):
+    with pytest.raises(BuildContextError, match="outside the build context"):
         ctx.resolve("dirlink/outside.txt")
 
 
@@ -42,12 +42,12 @@ def test_inside_symlinks_globs_and_dockerignore(ctx: BuildContext) -> None:
     assert ctx.resolve("alias")[0].path == ctx.root / "a.txt"
     (ctx.root / ".dockerignore").write_text("sub/b.txt\n")
     ctx2 = BuildContext(ctx.root)
-    with pytest.raises(ContextError, match="dockerignore"):
+    with pytest.raises(BuildContextError, match="dockerignore"):
         ctx2.resolve("sub/b.txt")
     assert [rel for rel, _, _ in ctx2.walk(ctx2.resolve("sub")[0])] == []
-    with pytest.raises(ContextError, match="does not exist"):
+    with pytest.raises(BuildContextError, match="does not exist"):
         ctx.resolve("nope")
-    with pytest.raises(ContextError, match="matches no file"):
+    with pytest.raises(BuildContextError, match="matches no file"):
         ctx.resolve("*.nope")
 
 

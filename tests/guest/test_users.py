@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from corral.envd import users
-from corral.envd.connect import ConnectError
+from corral.guest import users
+from corral.wire.framing import ConnectError
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import os
 import signal
 import subprocess
 
-from corral.envd.exitstatus import describe
+from corral.guest.exitstatus import describe
 
 
 def _status(args: list[str]) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from corral.envd.connect import ConnectError
+from corral.wire.framing import ConnectError
 
 ETC_ROOT = "/etc"
 
