@@ -28,7 +28,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from corral.lifecycle import envd_calls  # noqa: E402
+from corral.wire.client import EnvdClient, login_shell  # noqa: E402
+from corral.wire.handoff import EnvdConfig  # noqa: E402
 from corral.runtime.base import Limits, SandboxSpec, Tier  # noqa: E402
 
 
@@ -70,15 +71,16 @@ async def bench_tier(tier: Tier, rootfs: Path, base: Path, runs: int) -> dict[st
         sid = f"bench{tier.name[:2]}{os.getpid()}x{i}"
         spec = SandboxSpec(sandbox_id=sid, template="bench", rootfs=rootfs,
                            workdir=base / tier.name / sid, uid_base=(1 << 30) + i * 65536,
-                           limits=Limits(1, 512, 1024, 256), access_token="bench")
+                           limits=Limits(1, 512, 1024, 256),
+                           payload_config=EnvdConfig(sandbox_id=sid, access_token="bench").to_bytes())
         t0 = time.perf_counter()
         handle = await tier.create(spec)
         t1 = time.perf_counter()
         try:
             async with _client(handle.envd_socket) as c:
-                await envd_calls.run(c, "bench", "true")
+                await EnvdClient(c, "bench").run(login_shell("true"))
                 t2 = time.perf_counter()
-                await envd_calls.run(c, "bench", "true")
+                await EnvdClient(c, "bench").run(login_shell("true"))
                 t3 = time.perf_counter()
             await asyncio.sleep(1.0)
             mem = _cgroup_memory(sid)
@@ -99,7 +101,7 @@ async def bench_tier(tier: Tier, rootfs: Path, base: Path, runs: int) -> dict[st
                 t6 = time.perf_counter()
                 handle = await tier.restore(sid, spec.workdir)  # type: ignore[attr-defined]
                 async with _client(handle.envd_socket) as c:
-                    await envd_calls.run(c, "bench", "true")
+                    await EnvdClient(c, "bench").run(login_shell("true"))
                 t7 = time.perf_counter()
                 if counted:
                     add("checkpoint (pause to disk)", info.seconds * 1000)

@@ -57,13 +57,13 @@ def python_mounts() -> tuple[list[oci.Mount], list[str], str]:
     return mounts, guest_path, f"{L.GUEST_PYTHON}/bin/{version}"
 
 
-def guest_argv(guest_path: list[str], python: str) -> list[str]:
+def guest_argv(guest_path: list[str], python: str, entry_point: str) -> list[str]:
     boot = (f"import sys; sys.path[:0] = {guest_path!r}; "
-            "from corral.runtime.gvisor.guest import main; sys.exit(main())")
-    return [python, "-I", "-c", boot]
+            "from corral.runtime.gvisor.guest import main; sys.exit(main(sys.argv[1]))")
+    return [python, "-I", "-c", boot, entry_point]
 
 
-def render(sandbox_id: str, lay: L.Layout, cgroups_path: str, limits: Limits, *,
+def render(sandbox_id: str, lay: L.Layout, cgroups_path: str, limits: Limits, entry_point: str, *,
            errno_via_trace: bool, netns_path: str | None = None) -> dict[str, Any]:
     binds, guest_path, python = python_mounts()
     mounts: list[oci.Mount] = []
@@ -74,7 +74,7 @@ def render(sandbox_id: str, lay: L.Layout, cgroups_path: str, limits: Limits, *,
     mounts.append(oci.Mount(L.GUEST_INNER_DIR, "tmpfs", "tmpfs",
                             ("nosuid", "nodev", "noexec", "mode=700", "size=64k")))
     b = oci.Bundle(
-        sandbox_id=sandbox_id, root_path=str(lay.root), args=guest_argv(guest_path, python),
+        sandbox_id=sandbox_id, root_path=str(lay.root), args=guest_argv(guest_path, python, entry_point),
         limits=limits, mounts=mounts, cgroups_path=cgroups_path, netns_path=netns_path,
         env={"LD_LIBRARY_PATH": f"{L.GUEST_PYTHON}/lib", "PYTHONDONTWRITEBYTECODE": "1"},
         errno_via_trace=errno_via_trace, pids_floor=PIDS_FLOOR + limits.pids_max,

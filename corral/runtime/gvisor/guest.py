@@ -2,8 +2,8 @@
 
 runsc starts it as the sandbox's init with the server's Python mounted read-only at
 ``/.corral/python`` and only corral's own code and dependencies on ``sys.path``. Its standard
-input is a pipe carrying the hand-off (envd's configuration: the access token, env vars): it is
-read once and replaced by /dev/null, so no file ever holds the secret and no host pipe is left
+input is a pipe carrying the payload's configuration bytes (for envd the hand-off: the access
+token, env vars): it is read once and replaced by /dev/null, so no file ever holds the secret and no host pipe is left
 open for a checkpoint to trip over.
 
 The process then binds envd's sandbox-internal sockets (a 0700 directory only the sandbox's root
@@ -13,13 +13,13 @@ thread until SIGTERM.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sys
 
 from corral.runtime.gvisor import layout
 from corral.runtime.gvisor.relay import Relay
+from corral.wire.entry_points import resolve
 
 CLEAN_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
              "HOME": "/root", "LANG": "C.UTF-8"}
@@ -40,29 +40,27 @@ def _listen(path: str) -> socket.socket:
     return sock
 
 
-def _read_handoff() -> dict[str, object]:
+def _read_handoff() -> bytes:
+    """The payload's configuration bytes (opaque here), then /dev/null as stdin."""
     raw = b""
     while chunk := os.read(0, 1 << 16):
         raw += chunk
     null = os.open("/dev/null", os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
-    data = json.loads(raw)
-    if not isinstance(data, dict):
-        raise ValueError("hand-off is not a JSON object")
-    return data
+    return raw
 
 
-def main() -> int:
-    handoff = _read_handoff()
+def main(entry_point: str) -> int:
+    """``entry_point`` ("module:function") is the payload, called as
+    ``function(listener, config_bytes, ports_listener)``; named, never imported by the runtime."""
+    config = _read_handoff()
     os.environ.clear()
     os.environ.update(CLEAN_ENV)  # nothing of the bootstrap (LD_LIBRARY_PATH) reaches children
-    from corral.envd.config import EnvdConfig
-    from corral.envd.server import serve
-
-    # No preload(): unlike the namespace tier's pivoted envd, this one keeps corral's code and
+    # No preloads: unlike the namespace tier's pivoted init, this one keeps corral's code and
     # libraries mounted, so modules (the interpreter's Jupyter stack above all) load when first
     # used. Every import costs Sentry file calls; the start-up path imports half as much.
+    serve = resolve(entry_point)
     os.makedirs(layout.GUEST_INNER_DIR, mode=0o700, exist_ok=True)
     os.chmod(layout.GUEST_INNER_DIR, 0o700)
     inner_envd = _listen(os.path.join(layout.GUEST_INNER_DIR, layout.ENVD_SOCKET))
@@ -73,7 +71,7 @@ def main() -> int:
                   layout.CTL_SOCKET, layout.RESUME_FILE)
     relay.start()
     os.chdir("/")
-    serve(inner_envd, EnvdConfig(**handoff["envd"]), inner_ports)  # type: ignore[arg-type]
+    serve(inner_envd, config, inner_ports)
     return 0
 
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from corral.wire.constants import ENVD_SOCKET, PORTS_SOCKET  # the names the server connects to
+
 # Inside the sandbox.
 GUEST_RUN_DIR = "/run/corral"            # host-backed: envd.sock, ports.sock, ctl.sock, resume
 GUEST_INNER_DIR = "/run/corral-guest"    # sandbox-internal sockets envd really listens on (0700)
@@ -26,11 +28,10 @@ GUEST_PYTHON = "/.corral/python"         # the server's Python runtime, read-onl
 GUEST_SITE = "/.corral/site"             # the server's site-packages (envd's dependencies)
 GUEST_SRC = "/.corral/src"               # the corral package, when it is not in site-packages
 
-ENVD_SOCKET = "envd.sock"
-PORTS_SOCKET = "ports.sock"
 CTL_SOCKET = "ctl.sock"
 RESUME_FILE = "resume"
 HOST_SOCKETS = (ENVD_SOCKET, PORTS_SOCKET, CTL_SOCKET)
+__all__ = ["ENVD_SOCKET", "PORTS_SOCKET", "CTL_SOCKET", "RESUME_FILE", "HOST_SOCKETS", "Layout"]
 
 
 @dataclass(frozen=True)

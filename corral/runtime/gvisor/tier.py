@@ -25,15 +25,16 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from corral.envd.config import EnvdConfig
-from corral.runtime.base import ResourceUsage, SandboxHandle, SandboxSpec, Tier, TierError
+from corral.runtime.base import (
+    Payload, ResourceUsage, SandboxHandle, SandboxSpec, Tier, TierError,
+)
 from corral.runtime.checkpoint import CheckpointInfo, Checkpointing
 from corral.runtime.gvisor import bundle as bundles
 from corral.runtime.gvisor import layout as L
 from corral.runtime.gvisor.cgroups import SandboxCgroups
 from corral.runtime.gvisor.runsc import CLEAN_ENV, Runsc, RunscError, find_runsc, probe
 from corral.runtime.namespace import disk
-from corral.runtime.namespace.request import SANDBOX_ID_RE
+from corral.wire.constants import ENVD_PAYLOAD, is_sandbox_id
 
 DEFAULT_STATE_DIR = Path("/var/lib/corral/runtime")
 BeforeBoot = Callable[[str], Awaitable[None]]
@@ -45,9 +46,13 @@ class GVisorTier(Tier, Checkpointing):
     name = "gvisor"
 
     def __init__(self, state_dir: Path = DEFAULT_STATE_DIR, cgroup_group: str = "corral-gvisor",
-                 runsc_root: Path | None = None, runsc_path: str | None = None) -> None:
+                 runsc_root: Path | None = None, runsc_path: str | None = None,
+                 payload: Payload | None = None) -> None:
         """``runsc_root``: runsc's state directory (default ``<state_dir>/runsc-<group>``); keep it
-        under the server's data dir so a restarted server finds its sandboxes."""
+        under the server's data dir so a restarted server finds its sandboxes. ``payload``: what
+        the sandbox's init runs (default envd, by import path; its preloads are not needed here,
+        the code stays mounted)."""
+        self.payload = payload or Payload(*ENVD_PAYLOAD)
         self.state_dir = state_dir
         self.cgroup_group = cgroup_group
         self.cgroups = SandboxCgroups(cgroup_group)
@@ -134,7 +139,7 @@ class GVisorTier(Tier, Checkpointing):
         namespace made for the sandbox, before runsc starts (corral.network's attach with
         ``netns_path``). Without it the sandbox has loopback only."""
         await self.start()
-        if not SANDBOX_ID_RE.match(spec.sandbox_id):
+        if not is_sandbox_id(spec.sandbox_id):
             raise TierError(f"invalid sandbox id {spec.sandbox_id!r}")
         if not Path(spec.rootfs).is_dir():
             raise TierError(f"template root filesystem {spec.rootfs} does not exist")
@@ -143,12 +148,7 @@ class GVisorTier(Tier, Checkpointing):
         lay = L.Layout(Path(spec.workdir))
         try:
             await asyncio.to_thread(self._prepare, spec, lay, before_boot is not None)
-            handoff = {"envd": json.loads(EnvdConfig(
-                sandbox_id=spec.sandbox_id, access_token=spec.access_token,
-                env_vars=dict(spec.env_vars), default_user=spec.default_user,
-                default_workdir=spec.default_workdir,
-                start_kernels=list(spec.start_kernels)).dumps())}
-            await self._launch(spec.sandbox_id, lay, spec.rootfs, "run", handoff,
+            await self._launch(spec.sandbox_id, lay, spec.rootfs, "run", spec.payload_config,
                                before_boot=before_boot)
             return await self._ready(spec.sandbox_id, lay)
         except BaseException:
@@ -169,7 +169,7 @@ class GVisorTier(Tier, Checkpointing):
         # A networked sandbox joins the launcher's namespace, whose path is known only once the
         # launcher runs (see _point_bundle_at).
         config = bundles.render(sandbox_id, lay, self.cgroups.path_for(sandbox_id), limits,
-                                errno_via_trace=True,
+                                self.payload.entry_point, errno_via_trace=True,
                                 netns_path="/proc/0/ns/net" if networked else None)
         config["annotations"]["dev.corral.rootfs"] = str(rootfs)
         tmp = lay.config.with_suffix(".tmp")
@@ -177,7 +177,7 @@ class GVisorTier(Tier, Checkpointing):
         os.replace(tmp, lay.config)
 
     async def _launch(self, sandbox_id: str, lay: L.Layout, rootfs: Path | str, verb: str,
-                      handoff: dict[str, object] | None, image_dir: Path | None = None, *,
+                      handoff: bytes | None, image_dir: Path | None = None, *,
                       before_boot: BeforeBoot | None = None) -> None:
         args = [verb, "--detach", f"--bundle={lay.bundle}"]
         if image_dir is not None:
@@ -224,7 +224,7 @@ class GVisorTier(Tier, Checkpointing):
                 os.close(to_launcher_w)
         assert proc.stdin is not None
         if handoff is not None:
-            proc.stdin.write(json.dumps(handoff).encode())
+            proc.stdin.write(handoff)
         try:
             await proc.stdin.drain()
         except (BrokenPipeError, ConnectionResetError):

@@ -14,13 +14,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from corral.lifecycle import envd_calls
+from corral.wire.client import EnvdClient, login_shell
+from corral.wire.handoff import EnvdConfig
 from corral.runtime.base import Limits, SandboxHandle, SandboxSpec
 from corral.runtime.gvisor import GVisorTier
 from corral.runtime.namespace import disk
 from tests.runtime.namespace.sandboxes import find_rootfs
 
 _ids = itertools.count()
+
+
+@dataclass
+class Finished:
+    exit_code: int
+    output: str
 
 
 def require_gvisor() -> Path:
@@ -48,9 +55,16 @@ class Box:
         return httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=str(self.handle.envd_socket)),
                                  base_url="http://envd", timeout=120)
 
-    async def sh(self, cmd: str, user: str = "root", timeout: float = 60) -> envd_calls.Finished:
+    @property
+    def token(self) -> str | None:
+        return EnvdConfig.from_bytes(self.spec.payload_config).access_token
+
+    async def sh(self, cmd: str, user: str = "root", timeout: float = 60) -> Finished:
+        """Run ``cmd`` in a login shell through envd's process service."""
         async with self.client() as c:
-            return await envd_calls.run(c, self.spec.access_token, cmd, user=user, timeout_s=timeout)
+            envd = EnvdClient(c, self.token)
+            done = await envd.run(login_shell(cmd), user=user, timeout=timeout)
+            return Finished(done.exit_code, done.text)
 
 
 class BoxFactory:
@@ -60,9 +74,11 @@ class BoxFactory:
 
     def spec(self, limits: Limits = Limits(1, 512, 256, 256), **kw) -> SandboxSpec:  # type: ignore[no-untyped-def]
         sid = f"gvt{os.getpid()}x{next(_ids)}"
+        token = kw.pop("access_token", "tok-" + sid)
+        handoff = EnvdConfig(sandbox_id=sid, access_token=token, **kw)
         return SandboxSpec(sandbox_id=sid, template="base", rootfs=self.rootfs,
                            workdir=self.base / "sandboxes" / sid, uid_base=1 << 30,
-                           limits=limits, access_token=kw.pop("access_token", "tok-" + sid), **kw)
+                           limits=limits, payload_config=handoff.to_bytes())
 
     async def create(self, limits: Limits = Limits(1, 512, 256, 256), **kw) -> Box:  # type: ignore[no-untyped-def]
         spec = self.spec(limits, **kw)

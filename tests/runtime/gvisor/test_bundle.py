@@ -10,7 +10,7 @@ from corral.runtime.gvisor import bundle, layout
 
 def _render(tmp_path: Path) -> dict:
     return bundle.render("abc", layout.Layout(tmp_path / "w"), "/g/abc", Limits(1, 256, 256, 64),
-                         errno_via_trace=True)
+                         "corral.envd.server:serve_handoff", errno_via_trace=True)
 
 
 def test_only_code_and_the_run_dir_come_from_the_host(tmp_path: Path) -> None:
@@ -48,3 +48,4 @@ def test_guest_boots_from_the_mounted_interpreter(tmp_path: Path) -> None:
     args = _render(tmp_path)["process"]["args"]
     assert args[0].startswith(layout.GUEST_PYTHON + "/bin/python3")
     assert args[1] == "-I" and "corral.runtime.gvisor.guest" in args[3]
+    assert args[4] == "corral.envd.server:serve_handoff"     # the payload, by name only

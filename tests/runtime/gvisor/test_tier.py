@@ -57,7 +57,7 @@ async def test_host_files_are_out_of_reach(boxes: BoxFactory) -> None:
     assert "Read-only file system" in r.output            # envd's code is mounted read-only
     assert "envd.sock" in r.output and "ctl.sock" in r.output
     assert "tok-" not in r.output and "CORRAL" not in r.output   # no token, no server setting
-    assert box.spec.access_token and box.spec.access_token not in r.output
+    assert box.token and box.token not in r.output
 
 
 async def test_writes_land_in_the_layer_not_the_template(boxes: BoxFactory) -> None:
@@ -149,7 +149,7 @@ async def test_fork_from_a_running_sandbox(boxes: BoxFactory) -> None:
                                        with_disk=True)
     assert info.with_disk and (image / "disk.img").exists()
     # The fork starts with the source's memory, envd's access token included.
-    spec = boxes.spec(access_token=box.spec.access_token)
+    spec = boxes.spec(access_token=box.token)
     handle = await boxes.tier.restore(spec.sandbox_id, spec.workdir, image, spec=spec)
     from tests.runtime.gvisor.sandboxes import Box
     fork = Box(boxes.tier, handle, spec)
@@ -182,7 +182,7 @@ async def test_a_python_kernel_variable_survives_checkpoint_and_restore(boxes: B
         pytest.skip(f"runsc {boxes.tier.runsc.info.version} cannot checkpoint TCP endpoints with "
                     "waiters (the kernel's ZMQ sockets); bookworm-backports' runsc can")
     boxes.rootfs = rootfs
-    box = await boxes.create(Limits(1, 1024, 1024, 256), start_kernels=("python",))
+    box = await boxes.create(Limits(1, 1024, 1024, 256), start_kernels=["python"])
     assert "42" in await _execute(box, "kept = 41 + 1\nkept")
     await boxes.tier.checkpoint(box.id, box.spec.workdir)
     box.handle = await boxes.tier.restore(box.id, box.spec.workdir)
