@@ -9,11 +9,12 @@ silently upgraded, so a client learns what it gets.
 
 from __future__ import annotations
 
+from corral.config import ISOLATION_LEVELS
 from corral.errors import InvalidRequest
 
 # Weakest first. "microvm" is listed so that a template asking for it is refused with a clear
 # message on a host that cannot run it, instead of an unknown-name error.
-LEVELS: tuple[str, ...] = ("namespace", "gvisor", "microvm")
+LEVELS: tuple[str, ...] = ISOLATION_LEVELS
 METADATA_KEY = "corral.isolation"
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from corral.errors import InvalidRequest
 from corral.network import NetworkPolicyError, from_spec
+from corral.config import ISOLATION_LEVELS
 from corral.templates.info import TemplateResources
 from corral.templates.names import TemplateNameError, check_name
 
@@ -61,13 +62,11 @@ class TemplateConfig:
 
 
 def _isolation(value: object) -> str | None:
-    from corral.runtime.isolation import LEVELS
-
     if value is None:
         return None
-    if not isinstance(value, str) or value not in LEVELS:
+    if not isinstance(value, str) or value not in ISOLATION_LEVELS:
         raise ConfigError(f"{CONFIG_FILE}: [template] isolation must be one of "
-                          f"{', '.join(LEVELS)}, got {value!r}")
+                          f"{', '.join(ISOLATION_LEVELS)}, got {value!r}")
     return value
 
 
