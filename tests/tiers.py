@@ -36,7 +36,17 @@ def skip_on(tier: str, *tiers: str, reason: str) -> None:
         pytest.skip(f"not on the {tier} tier: {reason}")
 
 
-def use_server(server, request: pytest.FixtureRequest) -> Iterator[object]:  # type: ignore[no-untyped-def]
+def server_for(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """The session's test server for the tier in ``request.param``."""
+    return request.getfixturevalue(f"{request.param}_server")
+
+
+def sdk_for_tiers(request: pytest.FixtureRequest) -> Iterator[object]:
+    """Body of an ``sdk`` fixture parametrised with :func:`tier_params` (module scope)."""
+    yield from use_server(server_for(request))
+
+
+def use_server(server) -> Iterator[object]:  # type: ignore[no-untyped-def]
     """Point the official SDK at ``server`` through its environment, for one module."""
     with pytest.MonkeyPatch.context() as mp:
         for key, value in server.env().items():
@@ -44,3 +54,16 @@ def use_server(server, request: pytest.FixtureRequest) -> Iterator[object]:  # t
         mp.delenv("E2B_DOMAIN", raising=False)
         mp.delenv("E2B_DEBUG", raising=False)
         yield server
+
+
+@pytest.fixture(scope="module", params=tier_params())
+def tiered_sdk(request: pytest.FixtureRequest) -> Iterator[object]:
+    """An ``sdk`` fixture that runs its module once per tier. Opt a module in with
+    ``sdk = tiered_sdk`` (a module-level fixture overrides tests/conftest.py's)."""
+    yield from sdk_for_tiers(request)
+
+
+@pytest.fixture(scope="module")
+def tiered_server(sdk):  # type: ignore[no-untyped-def]
+    """The server the module's tier runs on (``server = tiered_server`` beside ``sdk``)."""
+    return sdk

@@ -51,10 +51,40 @@ def _read_handoff() -> bytes:
     return raw
 
 
+def _set_title(title: bytes) -> None:
+    """Make /proc/1/cmdline read ``title``: our argv names the server's interpreter path and the
+    boot code, host details the sandbox has no business reading. gVisor reports no arg_start in
+    /proc/self/stat (the namespace tier's way), so find our argv strings, which the kernel put at
+    the top of the stack, by their exact bytes and overwrite them in place."""
+    import ctypes
+
+    needle = b"\0".join(os.fsencode(a) for a in [sys.executable, *sys.orig_argv[1:]]) + b"\0"
+    with open("/proc/self/maps") as f:
+        stack = next((ln.split()[0] for ln in f if ln.rstrip().endswith("[stack]")), None)
+    if stack is None:
+        return
+    start, end = (int(x, 16) for x in stack.split("-"))
+    image = ctypes.string_at(start, end - start)
+    at = image.rfind(b"\0".join(os.fsencode(a) for a in sys.orig_argv) + b"\0")
+    if at < 0:
+        at = image.rfind(needle)
+        size = len(needle)
+    else:
+        size = len(b"\0".join(os.fsencode(a) for a in sys.orig_argv)) + 1
+    if at < 0:
+        return
+    data = title[: size - 1]
+    ctypes.memmove(start + at, data + b"\0" * (size - len(data)), size)
+
+
 def main(entry_point: str) -> int:
     """``entry_point`` ("module:function") is the payload, called as
     ``function(listener, config_bytes, ports_listener)``; named, never imported by the runtime."""
     config = _read_handoff()
+    try:
+        _set_title(b"envd")
+    except (OSError, ValueError):
+        pass   # cosmetic and a hygiene measure; never a reason not to start
     os.environ.clear()
     os.environ.update(CLEAN_ENV)  # nothing of the bootstrap (LD_LIBRARY_PATH) reaches children
     # No preloads: unlike the namespace tier's pivoted init, this one keeps corral's code and

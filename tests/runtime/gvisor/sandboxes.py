@@ -57,7 +57,8 @@ class Box:
 
     @property
     def token(self) -> str | None:
-        return EnvdConfig.from_bytes(self.spec.payload_config).access_token
+        cfg = self.spec.payload_config
+        return EnvdConfig.from_bytes(cfg).access_token if cfg else None
 
     async def sh(self, cmd: str, user: str = "root", timeout: float = 60) -> Finished:
         """Run ``cmd`` in a login shell through envd's process service."""
