@@ -1,9 +1,9 @@
 """The OCI bundle of one gVisor sandbox, and how envd's code gets into it.
 
 envd is corral's own Python code. It runs inside the sandbox on the *server's* interpreter and
-libraries, mounted read-only: the interpreter's prefix at ``/.corral/python``, the directories
-holding corral's dependencies at ``/.corral/site*`` and, for a source checkout, the directory
-holding the ``corral`` package at ``/.corral/src``. These are code, not configuration: the
+libraries, mounted read-only: the interpreter's prefix at ``/run/corral-code/python``, the directories
+holding corral's dependencies at ``/run/corral-code/site*`` and, for a source checkout, the directory
+holding the ``corral`` package at ``/run/corral-code/src``. These are code, not configuration: the
 server's data dir, keys and database are never mounted, and the process starts with an empty
 environment. So envd does not depend on the template having (a compatible) Python at all.
 """

@@ -1,7 +1,7 @@
 """The first process of a gVisor sandbox: envd behind the relay.
 
 runsc starts it as the sandbox's init with the server's Python mounted read-only at
-``/.corral/python`` and only corral's own code and dependencies on ``sys.path``. Its standard
+``/run/corral-code/python`` and only corral's own code and dependencies on ``sys.path``. Its standard
 input is a pipe carrying the payload's configuration bytes (for envd the hand-off: the access
 token, env vars): it is read once and replaced by /dev/null, so no file ever holds the secret and no host pipe is left
 open for a checkpoint to trip over.

@@ -23,7 +23,7 @@ def test_only_code_and_the_run_dir_come_from_the_host(tmp_path: Path) -> None:
     assert len(binds) == 1
     # envd's code goes in read-only through the launcher, into the root, under /.corral only.
     code = bundle.binds_of(cfg)
-    assert code and all(dest.startswith("/.corral/") for _, dest in code)
+    assert code and all(dest.startswith("/run/corral-code/") for _, dest in code)
     assert any(dest == layout.GUEST_PYTHON for _, dest in code)
 
 

@@ -50,7 +50,7 @@ async def test_envd_runs_inside_gvisor_with_the_policy(boxes: BoxFactory) -> Non
 async def test_host_files_are_out_of_reach(boxes: BoxFactory) -> None:
     box = await boxes.create()
     workdir = str(box.spec.workdir)
-    r = await box.sh(f"test -e {workdir} || echo 'No such file'; touch /.corral/python/x 2>&1; "
+    r = await box.sh(f"test -e {workdir} || echo 'No such file'; touch /run/corral-code/python/x 2>&1; "
                      "python3 -c 'import os; print(os.listdir(\"/run/corral\"))'; "
                      "cat /proc/1/environ | tr '\\0' '\\n'", user="root")
     assert "No such file" in r.output                     # the host's workdir does not exist inside
