@@ -2,8 +2,8 @@
 
 envd is corral's own Python code. It runs inside the sandbox on the *server's* interpreter and
 libraries, mounted read-only: the interpreter's prefix at ``/run/corral-code/python``, the directories
-holding corral's dependencies at ``/run/corral-code/site*`` and, for a source checkout, the directory
-holding the ``corral`` package at ``/run/corral-code/src``. These are code, not configuration: the
+holding corral's dependencies at ``/run/corral-code/site*`` and, for a source checkout, the ``corral``
+package directory (only it, not the checkout) at ``/run/corral-code/src/corral``. These are code, not configuration: the
 server's data dir, keys and database are never mounted, and the process starts with an empty
 environment. So envd does not depend on the template having (a compatible) Python at all.
 """
@@ -45,7 +45,10 @@ def python_mounts() -> tuple[list[oci.Mount], list[str], str]:
             sites.append(p)
     root = corral_import_root()
     if root not in sites:
-        mounts.append(oci.read_only_bind(root, L.GUEST_SRC))
+        # A source checkout: bind the package directory alone, never its parent (the repository
+        # holds the default data dir, .data/, with the database of every sandbox's token).
+        package = str(Path(corral.__file__).resolve().parent)
+        mounts.append(oci.read_only_bind(package, L.GUEST_SRC + "/corral"))
         guest_path.append(L.GUEST_SRC)
     for i, site in enumerate(sites):
         if Path(site).is_relative_to(prefix):  # inside the interpreter's prefix already

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from corral.runtime.base import Limits
@@ -25,6 +26,17 @@ def test_only_code_and_the_run_dir_come_from_the_host(tmp_path: Path) -> None:
     code = bundle.binds_of(cfg)
     assert code and all(dest.startswith("/run/corral-code/") for _, dest in code)
     assert any(dest == layout.GUEST_PYTHON for _, dest in code)
+
+
+def test_a_source_checkout_is_bound_as_the_package_only(tmp_path: Path) -> None:
+    """The repository around the package holds the default data dir (the database with every
+    sandbox's access token): only the package directory itself may go in."""
+    import corral
+
+    package = str(Path(corral.__file__).resolve().parent)
+    for source, _ in bundle.binds_of(_render(tmp_path)):
+        assert not Path(package).is_relative_to(source) or source == package or \
+            "site-packages" in source or source == str(Path(sys.base_prefix).resolve()), source
 
 
 def test_envd_sockets_are_on_a_sandbox_tmpfs(tmp_path: Path) -> None:

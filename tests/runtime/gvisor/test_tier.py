@@ -52,11 +52,13 @@ async def test_host_files_are_out_of_reach(boxes: BoxFactory) -> None:
     workdir = str(box.spec.workdir)
     r = await box.sh(f"test -e {workdir} || echo 'No such file'; touch /run/corral-code/python/x 2>&1; "
                      "python3 -c 'import os; print(os.listdir(\"/run/corral\"))'; "
-                     "cat /proc/1/environ | tr '\\0' '\\n'", user="root")
+                     "cat /proc/1/environ | tr '\\0' '\\n'; "
+                     "test -e /run/corral-code/src/pyproject.toml || echo no-checkout", user="root")
     assert "No such file" in r.output                     # the host's workdir does not exist inside
     assert "Read-only file system" in r.output            # envd's code is mounted read-only
     assert "envd.sock" in r.output and "ctl.sock" in r.output
     assert "tok-" not in r.output and "CORRAL" not in r.output   # no token, no server setting
+    assert "no-checkout" in r.output    # only the corral package, not the repository around it
     assert box.token and box.token not in r.output
 
 
