@@ -18,7 +18,7 @@ from rich.console import Console
 
 from corral.errors import CorralError
 from corral.network import NetworkPolicyError
-from corral.templates.dockerfile import StepEvent, StepFailed, build_dockerfile, load
+from corral.builder import StepEvent, StepFailed, build_dockerfile, load
 from corral.templates.store import ROOT_ENV, TemplateStore
 
 

@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from corral.templates import TemplateInfo
-from corral.templates.dockerfile.image import ImageConfig, load_image_config
+from corral.templates.image import ImageConfig, load_image_config
 
 log = logging.getLogger("corral.lifecycle")
 

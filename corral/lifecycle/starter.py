@@ -33,7 +33,7 @@ from corral.runtime.base import Limits, SandboxHandle, SandboxSpec, TierError
 from corral.store import SandboxRecord, SandboxState
 from corral.templates import TemplateInfo
 from corral.wire import ENVD_VERSION
-from corral.templates.dockerfile.image import ImageConfig
+from corral.templates.image import ImageConfig
 from corral.wire.client import EnvdError, login_shell
 from corral.wire.handoff import EnvdConfig
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from corral.templates.dockerfile.parser import DockerfileError, parse
-from corral.templates.dockerfile.variables import SubstitutionError, expand
+from corral.builder.parser import DockerfileError, parse
+from corral.builder.variables import SubstitutionError, expand
 
 
 def test_every_supported_instruction_parses() -> None:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from corral.templates.dockerfile import copying, rootpath
-from corral.templates.dockerfile.context import BuildContext
+from corral.builder import copying, rootpath
+from corral.builder.context import BuildContext
 
 
 def test_absolute_and_dotdot_symlinks_stay_in_the_tree(tmp_path: Path) -> None:

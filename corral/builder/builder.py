@@ -24,15 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from corral import ENVD_VERSION
-from corral.templates.dockerfile import bases, copying, parser
-from corral.templates.dockerfile.config import TemplateConfig
-from corral.templates.dockerfile.context import BuildContext, BuildContextError
-from corral.templates.dockerfile.image import IMAGE_FILE, ImageConfig
-from corral.templates.dockerfile.instructions import Instruction
-from corral.templates.dockerfile.layers import Layer, LayerCache, layer_key
-from corral.templates.dockerfile.rootpath import RootPathError
-from corral.templates.dockerfile.sandbox import BuildSandboxes, StepLimits
-from corral.templates.dockerfile.variables import SubstitutionError, expand
+from corral.builder import bases, copying, parser
+from corral.builder.config import TemplateConfig
+from corral.builder.context import BuildContext, BuildContextError
+from corral.templates.image import IMAGE_FILE, ImageConfig
+from corral.builder.instructions import Instruction
+from corral.builder.layers import Layer, LayerCache, layer_key
+from corral.builder.rootpath import RootPathError
+from corral.builder.sandbox import BuildSandboxes, StepLimits
+from corral.builder.variables import SubstitutionError, expand
 from corral.templates.info import TemplateInfo, utc_now
 from corral.templates.marker import MARKER_DIR, MARKER_FILE
 from corral.templates.store import TemplateError, TemplateNotFound, TemplateStore
@@ -333,7 +333,7 @@ class DockerfileBuilder:
                    user: str, step: str) -> None:
         if self._sandboxes is None:
             if self.network and self.egress is None:
-                from corral.templates.dockerfile.egress import RegistryEgress
+                from corral.builder.egress import RegistryEgress
 
                 self.egress = RegistryEgress()
             if self.network and self.egress is not None and not getattr(self, "_egress_started", False):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from corral.templates.dockerfile.context import BuildContext, BuildContextError
+from corral.builder.context import BuildContext, BuildContextError
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from corral.errors import CorralError
 from corral.network import NetworkManager, from_spec
-from corral.templates.dockerfile.registries import host_nameservers, local_ca_pem, registry_hosts
+from corral.builder.registries import host_nameservers, local_ca_pem, registry_hosts
 
 BUILD_POOL = "10.202.0.0/24"
 DEFAULT_STATE_DIR = Path("/var/lib/corral/build-network")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from corral.templates.dockerfile import overlay_diff
+from corral.builder import overlay_diff
 
 pytestmark = pytest.mark.root
 BASE = 5_000_000

@@ -14,8 +14,8 @@ import shutil
 import stat
 
 from corral.errors import InvalidRequest
-from corral.templates.dockerfile import rootpath
-from corral.templates.dockerfile.context import BuildContext, Source
+from corral.builder import rootpath
+from corral.builder.context import BuildContext, Source
 
 
 class CopyError(InvalidRequest):

@@ -12,7 +12,7 @@ import re
 import shlex
 
 from corral.errors import InvalidRequest
-from corral.templates.dockerfile.instructions import IGNORED, SUPPORTED, Instruction
+from corral.builder.instructions import IGNORED, SUPPORTED, Instruction
 
 MAX_DOCKERFILE_BYTES = 1 << 20
 _FLAG = re.compile(r"--([a-z][a-z-]*)=(\S*)")

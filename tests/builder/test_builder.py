@@ -13,8 +13,8 @@ import pytest
 from corral.runtime.base import SandboxSpec
 from corral.runtime.namespace import NamespaceTier
 from corral.templates import TemplateStore
-from corral.templates.dockerfile import StepFailed, build_dockerfile, load, load_image_config
-from corral.templates.dockerfile.sandbox import BuildSandboxes, StepLimits
+from corral.builder import StepFailed, build_dockerfile, load, load_image_config
+from corral.builder.sandbox import BuildSandboxes, StepLimits
 from corral.templates.info import TemplateInfo
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]

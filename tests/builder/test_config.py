@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from corral.templates.dockerfile.config import ConfigError, load
+from corral.builder.config import ConfigError, load
 
 
 def _dir(tmp_path: Path, toml: str, dockerfile: str = "FROM debian:bookworm\n") -> Path:

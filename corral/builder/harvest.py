@@ -17,7 +17,7 @@ import tempfile
 
 from corral.runtime.namespace import disk
 from corral.runtime.namespace import syscalls as sc
-from corral.templates.dockerfile import overlay_diff
+from corral.builder import overlay_diff
 
 
 def harvest(image: str, tree: str, uid_base: int) -> overlay_diff.DiffStats:

@@ -26,7 +26,7 @@ from pathlib import Path
 from corral.errors import CorralError
 from corral.runtime.base import Limits, SandboxSpec
 from corral.runtime.namespace import NamespaceTier, disk
-from corral.templates.dockerfile.overlay_diff import SCRATCH_DIR
+from corral.builder.overlay_diff import SCRATCH_DIR
 from corral.wire.client import EnvdClient, EnvdError
 from corral.wire.handoff import EnvdConfig
 
@@ -69,7 +69,7 @@ class BuildSandboxes:
     def __init__(self, work_dir: Path, *, egress: "object | None" = None,
                  limits: StepLimits = StepLimits(), tier: NamespaceTier | None = None) -> None:
         self.work_dir = work_dir
-        self.egress = egress            # corral.templates.dockerfile.egress.RegistryEgress
+        self.egress = egress            # corral.builder.egress.RegistryEgress
         self.limits = limits
         self.tier = tier or NamespaceTier(cgroup_group=BUILD_CGROUP_GROUP)
         self._started = False
@@ -172,7 +172,7 @@ printf '%s\\n' "$CORRAL_CA" >> {CA_PATH}
 
 async def _harvest(image: Path, tree: Path, uid_base: int) -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "corral.templates.dockerfile.harvest", str(image), str(tree), str(uid_base),
+        sys.executable, "-m", "corral.builder.harvest", str(image), str(tree), str(uid_base),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await proc.communicate()
     try:
