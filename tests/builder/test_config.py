@@ -62,7 +62,7 @@ def test_isolation_minimum(tmp_path: Path) -> None:
 
 
 def test_image_config_carries_isolation_and_reads_old_files() -> None:
-    from corral.templates.dockerfile.image import ImageConfig
+    from corral.templates.image import ImageConfig
 
     assert ImageConfig.from_json(ImageConfig(isolation="gvisor").to_json()).isolation == "gvisor"
     old = ImageConfig().to_json().replace('  "isolation": null,\n', "")

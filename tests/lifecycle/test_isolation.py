@@ -12,7 +12,7 @@ from corral.lifecycle import CreateRequest, SandboxService
 from corral.runtime.tiers import TierSet
 from corral.store import Store
 from corral.templates import TemplateStore
-from corral.templates.dockerfile.image import IMAGE_FILE, ImageConfig
+from corral.templates.image import IMAGE_FILE, ImageConfig
 from tests.lifecycle.memory_tier import MemoryTier
 from tests.templates.helpers import make_template
 
