@@ -49,9 +49,10 @@ class TierSet(Tier, Checkpointing):
         for tier in self.tiers.values():
             await tier.close()
 
-    async def create(self, spec: SandboxSpec) -> SandboxHandle:
+    async def create(self, spec: SandboxSpec, **options: object) -> SandboxHandle:
+        """``options`` go to the owning tier's create (gVisor's ``before_boot``)."""
         name = self._owner.setdefault(spec.sandbox_id, self.default)
-        return await self.tiers[name].create(spec)
+        return await self.tiers[name].create(spec, **options)  # type: ignore[call-arg]
 
     async def destroy(self, sandbox_id: str, workdir: Path) -> None:
         name = self._owner.pop(sandbox_id, None)

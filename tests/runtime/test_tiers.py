@@ -73,3 +73,18 @@ async def test_after_a_restart_ownership_is_found_again() -> None:
     assert ("destroy", "old") in gv.calls and ("destroy", "old") not in ns.calls
     await fresh.destroy("gone", Path("/w/gone"))       # nobody has it: the default cleans up
     assert ("destroy", "gone") in ns.calls and ("destroy", "gone") not in gv.calls
+
+
+async def test_create_options_reach_the_owning_tier() -> None:
+    seen: dict[str, object] = {}
+
+    class WithOptions(Recorder):
+        async def create(self, spec: SandboxSpec, **options: object) -> SandboxHandle:  # type: ignore[override]
+            seen.update(options)
+            return await super().create(spec)
+
+    ts = TierSet({"namespace": Recorder("namespace"), "gvisor": WithOptions("gvisor")}, "namespace")
+    ts.use("x", "gvisor")
+    marker = object()
+    await ts.create(_spec("x"), before_boot=marker)
+    assert seen == {"before_boot": marker}
