@@ -7,9 +7,11 @@ SHELL := /bin/bash
 
 # System packages corral needs at run time and to build templates. One list, checked with dpkg;
 # only the missing ones are installed. chromium and a font: the gateway's browser test (Playwright
-# drives Debian's Chromium; it never downloads a browser of its own).
+# drives Debian's Chromium; it never downloads a browser of its own). runsc is gVisor, the
+# hardened isolation tier (bookworm's build, from the default apt sources; see docs/SECURITY.md
+# for what the newer backports one adds).
 APT_PACKAGES := mmdebstrap e2fsprogs util-linux iproute2 libseccomp2 python3 python3-venv \
-                ca-certificates make curl nftables openssl \
+                ca-certificates make curl nftables openssl runsc \
                 python3-ipykernel python3-matplotlib python3-matplotlib-inline python3-pandas \
                 nodejs node-typescript \
                 chromium fonts-dejavu-core \

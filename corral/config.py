@@ -53,12 +53,19 @@ class Ceilings:
     timeout_s: int = 24 * 3600
 
 
+# Isolation tiers by name, weakest first (the server default, a template's minimum and a request
+# name one of these; corral.runtime.isolation orders and checks them).
+ISOLATION_LEVELS: tuple[str, ...] = ("namespace", "gvisor", "microvm")
+
+
 @dataclass
 class Settings:
     host: str = "127.0.0.1"
     port: int = 3000
     data_dir: Path = Path(".data")
     template_dir: Path | None = None
+    # The default isolation tier (the weakest a sandbox may get): "namespace" or "gvisor". A
+    # template may ask for more (e2b.toml `isolation`), a request too (metadata corral.isolation).
     tier: str = "namespace"
     default_timeout_s: int = 300
     # Processes per sandbox (a template's cpu/memory/disk come with the template, see templates.info).
@@ -96,7 +103,7 @@ class Settings:
             port=_env_int("CORRAL_PORT", 3000),
             data_dir=Path(os.environ.get("CORRAL_DATA_DIR", ".data")),
             template_dir=Path(os.environ["CORRAL_TEMPLATE_DIR"]) if os.environ.get("CORRAL_TEMPLATE_DIR") else None,
-            tier=os.environ.get("CORRAL_TIER", "namespace"),
+            tier=os.environ.get("CORRAL_ISOLATION") or os.environ.get("CORRAL_TIER") or "namespace",
             default_timeout_s=_env_int("CORRAL_DEFAULT_TIMEOUT", 300),
             env_api_keys=tuple(k.strip() for k in os.environ.get("CORRAL_API_KEY", "").split(",") if k.strip()),
             domain=os.environ.get("CORRAL_DOMAIN") or None,

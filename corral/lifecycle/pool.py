@@ -23,6 +23,7 @@ from corral.lifecycle.images import image_config
 from corral.lifecycle.parts import Parts, now
 from corral.lifecycle.starter import Starter, StartPlan
 from corral.lifecycle.teardown import Teardown
+from corral.lifecycle.tiers import attaches_at_boot
 from corral.store import SandboxRecord, SandboxState
 from corral.wire.client import EnvdError, login_shell
 
@@ -113,6 +114,10 @@ class WarmPool:
         """A pooled sandbox was started with its template's limits; a request that narrows them
         needs a sandbox of its own."""
         lim = plan.limits
+        if rec.tier != plan.isolation:
+            return False       # a request that raised isolation needs a sandbox of its tier
+        if plan.egress.grants_egress and attaches_at_boot(self.parts.tier, rec.tier):
+            return False       # its network must be attached before it boots
         return (rec.cpu_count, rec.memory_mb, rec.disk_mb, rec.pids_max) == \
             (lim.cpu_count, lim.memory_mb, lim.disk_mb, lim.pids_max)
 

@@ -24,7 +24,9 @@ from corral.lifecycle.parts import Parts
 from corral.lifecycle.pool import WarmPool
 from corral.lifecycle.requests import CreateRequest, NetworkUpdate
 from corral.lifecycle.teardown import KillHook
+from corral.errors import Conflict
 from corral.lifecycle.errors import SandboxNotFound
+from corral.lifecycle.tiers import attaches_at_boot
 from corral.runtime.base import ResourceUsage, SandboxHandle, Tier
 from corral.store import SandboxRecord, SandboxState, Store
 from corral.templates import TemplateStore
@@ -148,6 +150,10 @@ class SandboxService:
             handle = self.parts.handles.get(sandbox_id)
             if handle is None:
                 raise SandboxNotFound(sandbox_id)
+            if (update.egress.grants_egress and attaches_at_boot(self.parts.tier, rec.tier)
+                    and not self.egress.is_attached(sandbox_id)):
+                raise Conflict(f"sandbox {sandbox_id} runs on the {rec.tier} tier, which takes its "
+                               "network when it starts: create it with the egress it needs")
             policy = await self.egress.update(sandbox_id, update.egress, handle, rec.envd_access_token)
             self.store.update(sandbox_id, allow_internet_access=policy.internet, network=update.echo)
 
