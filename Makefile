@@ -7,12 +7,15 @@ SHELL := /bin/bash
 
 # System packages corral needs at run time and to build templates. One list, checked with dpkg;
 # only the missing ones are installed. chromium and a font: the gateway's browser test (Playwright
-# drives Debian's Chromium; it never downloads a browser of its own).
+# drives Debian's Chromium; it never downloads a browser of its own). runsc is gVisor, the
+# hardened isolation tier (bookworm's build, from the default apt sources; see docs/SECURITY.md
+# for what the newer backports one adds).
 APT_PACKAGES := mmdebstrap e2fsprogs util-linux iproute2 libseccomp2 python3 python3-venv \
-                ca-certificates make curl nftables openssl \
+                ca-certificates make curl nftables openssl runsc \
                 python3-ipykernel python3-matplotlib python3-matplotlib-inline python3-pandas \
                 nodejs node-typescript \
-                chromium fonts-dejavu-core
+                chromium fonts-dejavu-core \
+                postgresql umoci runsc
 
 VENV    := .venv
 PYTHON  := $(VENV)/bin/python
@@ -23,7 +26,7 @@ PORT    ?= 3000
 DATA    ?= .data
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv template spec-templates js-deps client-deps js-test run test clean distclean
+.PHONY: help deps venv template spec-templates image js-deps client-deps js-test run test clean distclean
 
 help:
 	@echo "make run        start a corral server on http://$(HOST):$(PORT) and run examples/demo.py against it"
@@ -32,6 +35,7 @@ help:
 	@echo "make venv       create $(VENV)/ and install corral with its test dependencies"
 	@echo "make template   build the built-in templates, base and code-interpreter-v1 (skipped when current)"
 	@echo "make spec-templates  build the product spec's templates in templates/ (cached per step)"
+	@echo "make image      build corral's OCI image into build/image/oci (mmdebstrap + umoci, no Docker; cached)"
 	@echo "make js-deps    install E2B's npm SDKs and CLI into tests/js (npm ci from its lock file)"
 	@echo "make client-deps  js-deps, plus E2B's MCP server in its own venv and nss-myhostname for the domain-only tests"
 	@echo "make js-test    run only the JS SDK, CLI and domain-only client tests against a corral server"
@@ -70,6 +74,10 @@ run: deps venv spec-templates
 # package registries only. One retry: a registry hiccup should not fail a whole set-up.
 spec-templates: template
 	@CORRAL=$(CORRAL) templates/build-all.sh || { echo "spec-templates: retrying once"; CORRAL=$(CORRAL) templates/build-all.sh; }
+
+# corral's OCI image for Kubernetes (docs/DEPLOY.md). tests/deploy builds it too (same cache).
+image: deps venv
+	image/build.sh build/image
 
 # E2B's npm SDKs and CLI for the JS client tests, exactly as locked. Debian 12's nodejs is 18,
 # older than the SDKs need (>= 20.18.1): the lock also brings Node 20 itself from the npm registry

@@ -53,12 +53,19 @@ class Ceilings:
     timeout_s: int = 24 * 3600
 
 
+# Isolation tiers by name, weakest first (the server default, a template's minimum and a request
+# name one of these; corral.runtime.isolation orders and checks them).
+ISOLATION_LEVELS: tuple[str, ...] = ("namespace", "gvisor", "microvm")
+
+
 @dataclass
 class Settings:
     host: str = "127.0.0.1"
     port: int = 3000
     data_dir: Path = Path(".data")
     template_dir: Path | None = None
+    # The default isolation tier (the weakest a sandbox may get): "namespace" or "gvisor". A
+    # template may ask for more (e2b.toml `isolation`), a request too (metadata corral.isolation).
     tier: str = "namespace"
     default_timeout_s: int = 300
     # How long a paused sandbox is kept before it is deleted with its files (E2B: 30 days).
@@ -78,6 +85,13 @@ class Settings:
     dns_upstreams: tuple[str, ...] = ()
     # Warm pools: template name -> number of pre-started sandboxes kept ready.
     pool: dict[str, int] = field(default_factory=dict)
+    # Metering: the price file `corral usage` prices with (None: E2B's rates, shipped), and how
+    # often each running sandbox's resources are sampled into the metric history (0: never).
+    prices: Path | None = None
+    metrics_interval_s: float = 5.0
+    # Where state lives: None is a SQLite file in the data dir (one machine); a URL such as
+    # postgresql://user@host:5432/corral shares it between machines.
+    database_url: str | None = None
     # "required": code-interpreter calls need the sandbox's access or traffic token (the current
     # SDKs send one). "optional": a sandbox with public traffic also takes calls without one, as
     # E2B's cloud does; for clients built on e2b-code-interpreter < 2 (e2b-mcp-server 0.1.x), which
@@ -91,7 +105,7 @@ class Settings:
             port=_env_int("CORRAL_PORT", 3000),
             data_dir=Path(os.environ.get("CORRAL_DATA_DIR", ".data")),
             template_dir=Path(os.environ["CORRAL_TEMPLATE_DIR"]) if os.environ.get("CORRAL_TEMPLATE_DIR") else None,
-            tier=os.environ.get("CORRAL_TIER", "namespace"),
+            tier=os.environ.get("CORRAL_ISOLATION") or os.environ.get("CORRAL_TIER") or "namespace",
             default_timeout_s=_env_int("CORRAL_DEFAULT_TIMEOUT", 300),
             paused_retention_s=_env_int("CORRAL_PAUSED_RETENTION", 30 * 24 * 3600),
             env_api_keys=tuple(k.strip() for k in os.environ.get("CORRAL_API_KEY", "").split(",") if k.strip()),
@@ -101,6 +115,9 @@ class Settings:
             network_pool=os.environ.get("CORRAL_NETWORK_POOL") or "10.201.0.0/16",
             network_forbidden=_csv(os.environ.get("CORRAL_NETWORK_FORBIDDEN", "")),
             dns_upstreams=_csv(os.environ.get("CORRAL_DNS_UPSTREAMS", "")),
+            prices=Path(os.environ["CORRAL_PRICES"]) if os.environ.get("CORRAL_PRICES") else None,
+            metrics_interval_s=_env_int("CORRAL_METRICS_INTERVAL", 5),
+            database_url=os.environ.get("CORRAL_DATABASE_URL") or None,
             interpreter_token=os.environ.get("CORRAL_INTERPRETER_TOKEN", "required"),
         )
         if s.interpreter_token not in ("required", "optional"):
@@ -118,3 +135,8 @@ class Settings:
     @property
     def db_path(self) -> Path:
         return self.data_dir / "corral.db"
+
+    @property
+    def database(self) -> str | Path:
+        """What `Store` opens: the configured URL, else the data dir's SQLite file."""
+        return self.database_url or self.db_path

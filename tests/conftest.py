@@ -32,6 +32,7 @@ class Server:
     data_dir: Path
     proc: subprocess.Popen
     log_path: Path
+    isolation: str = "namespace"   # the server's default isolation tier (tests/tiers.py)
 
     def env(self) -> dict[str, str]:
         return {"E2B_API_KEY": self.api_key, "E2B_API_URL": self.url, "E2B_SANDBOX_URL": self.url}
@@ -60,7 +61,8 @@ def start_server(data_dir: Path, port: int | None = None, extra_env: dict[str, s
             raise RuntimeError(f"corral serve exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
         try:
             if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return Server(url, E2E_KEY, data_dir, proc, log_path)
+                return Server(url, E2E_KEY, data_dir, proc, log_path,
+                              isolation=env.get("CORRAL_ISOLATION") or "namespace")
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
@@ -162,10 +164,28 @@ def stop_tls_server(srv: TlsServer) -> None:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def namespace_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     if os.geteuid() != 0:
         pytest.skip("the corral server needs root")
     srv = start_server(tmp_path_factory.mktemp("corral") / "data")
+    yield srv
+    stop_server(srv)
+
+
+@pytest.fixture(scope="session")
+def server(namespace_server: Server) -> Server:
+    """The test server (default isolation: namespace). Modules that run on every tier override
+    it with the server of the tier they run on (tests/tiers.py)."""
+    return namespace_server
+
+
+@pytest.fixture(scope="session")
+def gvisor_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A second test server whose default isolation is gVisor (see tests/tiers.py)."""
+    if os.geteuid() != 0:
+        pytest.skip("the corral server needs root")
+    srv = start_server(tmp_path_factory.mktemp("corral-gvisor") / "data",
+                       extra_env={"CORRAL_ISOLATION": "gvisor"})
     yield srv
     stop_server(srv)
 

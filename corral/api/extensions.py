@@ -18,6 +18,7 @@ from typing import Any
 
 from corral.errors import InvalidRequest
 from corral.lifecycle import ResourceRequest
+from corral.runtime.isolation import LEVELS
 
 METADATA_PREFIX = "corral."
 
@@ -45,9 +46,17 @@ class Extension:
     from_json: Callable[[str, Any], Any]        # (where, JSON value) -> typed value
 
 
+def _tier_name(where: str, value: Any) -> str:
+    """An isolation tier's name (which ones this server runs is the lifecycle's to check)."""
+    if not isinstance(value, str) or value.strip() not in LEVELS:
+        raise InvalidRequest(f"{where}: expected one of {', '.join(LEVELS)}, got {value!r}")
+    return value.strip()
+
+
 EXTENSIONS = (
     Extension("cpu_count", "cpuCount", _whole_number_text, _whole_number_json),
     Extension("memory_mb", "memoryMB", _whole_number_text, _whole_number_json),
+    Extension("isolation", "isolation", _tier_name, _tier_name),
 )
 
 

@@ -98,7 +98,7 @@ class NewSandbox(_Req):
             template=self.template_id, timeout=self.timeout, metadata=dict(self.metadata),
             env_vars=dict(self.env_vars), auto_pause=self.auto_pause,
             network=network_request(self.allow_internet_access, self.network),
-            resources=resource_request(extensions),
+            resources=resource_request(extensions), isolation=extensions.get("isolation"),
         )
 
 
@@ -155,6 +155,8 @@ def detail_doc(rec: SandboxRecord, domain: str | None) -> dict[str, Any]:
         allowInternetAccess=rec.allow_internet_access,
         domain=domain,
         lifecycle={"autoResume": False, "onTimeout": rec.on_timeout},
+        # corral's extra field (E2B has none): the isolation tier the sandbox runs in.
+        isolation=rec.tier,
     )
     if rec.network is not None:  # the SDK parses `network` as an object whenever the key is present
         doc["network"] = rec.network

@@ -363,7 +363,8 @@ class DockerfileBuilder:
         return ImageConfig(env=dict(state.env), workdir=state.workdir, user=state.user,
                            entrypoint=state.entrypoint, cmd=state.cmd, labels=state.labels,
                            start_cmd=start, ready_cmd=self.config.ready_cmd,
-                           network=self.config.network.to_json(), base=base, layers=layers)
+                           network=self.config.network.to_json(), isolation=self.config.isolation,
+                           base=base, layers=layers)
 
     async def _publish(self, layer: Layer, image: ImageConfig, started: float, run: int,
                        cached: int) -> DockerfileBuildResult:

@@ -18,6 +18,7 @@ from typing import Any
 
 from corral.errors import InvalidRequest
 from corral.network import NetworkPolicyError, from_spec
+from corral.config import ISOLATION_LEVELS
 from corral.templates.info import TemplateResources
 from corral.templates.names import TemplateNameError, check_name
 
@@ -25,7 +26,8 @@ CONFIG_FILE = "e2b.toml"
 DOCKERFILE_CANDIDATES = ("e2b.Dockerfile", "Dockerfile")
 _FLAT_KEYS = {"template_name", "dockerfile", "start_cmd", "ready_cmd", "cpu_count", "memory_mb",
               "template_id", "team_id", "template"}
-_TEMPLATE_KEYS = {"name", "dockerfile", "start_cmd", "ready_cmd", "resources", "network"}
+_TEMPLATE_KEYS = {"name", "dockerfile", "start_cmd", "ready_cmd", "resources", "network",
+                  "isolation"}
 _RESOURCE_KEYS = {"cpu_count", "memory_mb", "disk_mb"}
 _NETWORK_KEYS = {"internet_access", "allowed_hosts"}
 
@@ -54,6 +56,18 @@ class TemplateConfig:
     network: NetworkDefaults = field(default_factory=NetworkDefaults)
     start_cmd: str | None = None
     ready_cmd: str | None = None
+    # The weakest isolation tier its sandboxes may run in ("gvisor" for untrusted analysis);
+    # None: the server's default. A request may raise it, never lower it.
+    isolation: str | None = None
+
+
+def _isolation(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in ISOLATION_LEVELS:
+        raise ConfigError(f"{CONFIG_FILE}: [template] isolation must be one of "
+                          f"{', '.join(ISOLATION_LEVELS)}, got {value!r}")
+    return value
 
 
 def _positive_int(value: object, key: str) -> int:
@@ -141,4 +155,5 @@ def load(directory: Path, *, name: str | None = None) -> TemplateConfig:
         network=NetworkDefaults(internet, tuple(hosts)),
         start_cmd=_optional_str(section.get("start_cmd", data.get("start_cmd")), "start_cmd"),
         ready_cmd=_optional_str(section.get("ready_cmd", data.get("ready_cmd")), "ready_cmd"),
+        isolation=_isolation(section.get("isolation")),
     )

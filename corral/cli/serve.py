@@ -24,6 +24,8 @@ def serve(
     domain: str = typer.Option(None, help="Public domain for {port}-{id}.{domain} sandbox hosts."),
     tls: bool = typer.Option(False, "--tls", help="Serve HTTPS with a local CA and a certificate for *.DOMAIN (default domain e2b.localhost)."),
     pool: str = typer.Option(None, help="Warm pools, e.g. 'code-interpreter-v1=2,base=1' (default: $CORRAL_POOL)."),
+    isolation: str = typer.Option(None, help="Default isolation tier: namespace or gvisor (default: $CORRAL_ISOLATION, else namespace). "
+                                             "Templates and requests may raise it, never lower it."),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
     """Run the corral server (REST control plane + in-sandbox traffic on one port)."""
@@ -31,7 +33,7 @@ def serve(
         raise CliError("corral serve must run as root (it creates namespaces, cgroups and loop devices)")
     try:
         settings = Settings.from_env(host=host, port=port, data_dir=data_dir, template_dir=template_dir, domain=domain,
-                                     pool=parse_pool(pool) if pool is not None else None)
+                                     pool=parse_pool(pool) if pool is not None else None, tier=isolation)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -45,7 +47,7 @@ def serve(
         ssl_args = {"ssl_certfile": str(files.cert), "ssl_keyfile": str(files.key)}
         # What the SDK is told in create responses: it builds https://{port}-{id}.{domain} from it.
         settings.domain = base_domain if settings.port == 443 else f"{base_domain}:{settings.port}"
-    store = Store(settings.db_path)
+    store = Store(settings.database)
     if not settings.env_api_keys and not store.keys():
         key = create_key(store, "first-run")
         typer.echo(f"No API key was configured, so one was created (shown once, stored hashed):\n  {key}")
@@ -54,8 +56,12 @@ def serve(
     # httpx logs every proxied request at INFO: noise, and measurable cost on the hot path.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     from corral.api import create_app
+    from corral.errors import CorralError
 
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except CorralError as exc:
+        raise CliError(str(exc)) from None
     if tls:
         typer.echo(f"corral listening on https://{settings.host}:{settings.port} (data dir {settings.data_dir})")
         typer.echo(f"  export E2B_DOMAIN={settings.domain}\n  export SSL_CERT_FILE={files.ca_cert}")

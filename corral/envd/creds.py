@@ -22,9 +22,10 @@ from corral.guest.users import User
 T = TypeVar("T")
 
 _SYSCALLS = {
-    "x86_64": {"setgroups": 116, "setfsuid": 122, "setfsgid": 123},
-    "aarch64": {"setgroups": 159, "setfsuid": 151, "setfsgid": 152},
+    "x86_64": {"setgroups": 116, "setfsuid": 122, "setfsgid": 123, "setresuid": 117, "setresgid": 119},
+    "aarch64": {"setgroups": 159, "setfsuid": 151, "setfsgid": 152, "setresuid": 147, "setresgid": 149},
 }
+ENOSYS = 38
 
 # dlopen(NULL): the symbols of the running program, libc included; works after pivot_root
 # because libc is already mapped (ctypes.util.find_library would spawn ldconfig instead).
@@ -40,7 +41,29 @@ def _set_groups(groups: tuple[int, ...]) -> None:
         raise OSError(err, os.strerror(err))
 
 
+_fsid_missing: bool | None = None   # gVisor's kernel has no setfsuid/setfsgid (ENOSYS)
+
+
+def _fsid_unsupported() -> bool:
+    global _fsid_missing
+    if _fsid_missing is None:
+        ctypes.set_errno(0)
+        rc = _syscall(ctypes.c_long(_nr["setfsuid"]), ctypes.c_long(-1))
+        _fsid_missing = rc == -1 and ctypes.get_errno() == ENOSYS
+    return _fsid_missing
+
+
 def _set_fsid(which: str, value: int) -> None:
+    if _fsid_unsupported():
+        # Where setfsuid does not exist (gVisor), switch the thread's *effective* id instead:
+        # the raw syscall changes this thread only, the fs id follows the effective id, and the
+        # real and saved ids stay the daemon's, so switching back always works.
+        call = "setresuid" if which == "setfsuid" else "setresgid"
+        if _syscall(ctypes.c_long(_nr[call]), ctypes.c_long(-1), ctypes.c_long(value),
+                    ctypes.c_long(-1)) != 0:
+            err = ctypes.get_errno()
+            raise PermissionError(err, f"{call}(-1, {value}, -1): {os.strerror(err)}")
+        return
     # setfsuid/setfsgid return the previous value and never fail loudly; verify by re-reading.
     _syscall(ctypes.c_long(_nr[which]), ctypes.c_long(value))
     current = _syscall(ctypes.c_long(_nr[which]), ctypes.c_long(-1))

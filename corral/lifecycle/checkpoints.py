@@ -27,8 +27,8 @@ class MemoryCheckpoints(Protocol):
     def has_checkpoint(self, workdir: Path, image_dir: Path | None = None) -> bool: ...
 
 
-def memory_checkpoints(tier: Tier) -> MemoryCheckpoints | None:
-    """The tier's checkpoint methods when it declares it can checkpoint memory, else None."""
-    if tier.capabilities.memory_checkpoint and isinstance(tier, MemoryCheckpoints):
+def memory_checkpoints(tier: Tier, sandbox_id: str) -> MemoryCheckpoints | None:
+    """The tier's checkpoint methods when it declares it can checkpoint this sandbox's memory."""
+    if tier.capabilities_of(sandbox_id).memory_checkpoint and isinstance(tier, MemoryCheckpoints):
         return tier
     return None

@@ -49,6 +49,7 @@ class Control:
             await self.pauser.pause(rec, mode)
             self.parts.store.update(sandbox_id, state=SandboxState.PAUSED.value,
                                     end_at=now() + self.pauser.retention())
+            self.parts.metering.paused(sandbox_id)
         self.parts.wake.set()
         return True
 
@@ -61,6 +62,7 @@ class Control:
             if rec.state == SandboxState.PAUSED.value:
                 state = await self.pauser.resume(rec)
                 resumed = True
+                self.parts.metering.resumed(sandbox_id)
                 # The caller's timeout, else what was left when it paused: never a silent default.
                 fields["end_at"] = now() + timedelta(seconds=self._timeout(timeout if timeout is not None
                                                                            else state.timeout_s))

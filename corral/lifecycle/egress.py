@@ -93,6 +93,15 @@ class Egress:
         if att is not None:
             await self._write_resolv_conf(sandbox_id, handle.envd_socket, access_token, str(att.nameserver))
 
+    def is_attached(self, sandbox_id: str) -> bool:
+        return self._net is not None and sandbox_id in self._net.attached()
+
+    async def attach_at_boot(self, sandbox_id: str, policy: EgressPolicy, netns_path: str) -> None:
+        """Attach into a namespace the sandbox will join when it boots (the gVisor tier); the
+        later `attach` finds it attached and writes resolv.conf through envd."""
+        net = await self._ensure_started()
+        await net.ensure(sandbox_id, policy, netns_path=netns_path)
+
     async def update(self, sandbox_id: str, requested: EgressPolicy, handle: SandboxHandle,
                      access_token: str | None) -> EgressPolicy:
         """PUT /sandboxes/{id}/network: replace the sandbox's egress rules (capped by the server)."""

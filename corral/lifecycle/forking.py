@@ -46,7 +46,7 @@ class Forks:
     async def fork(self, sandbox_id: str, count: int, timeout: int | None, mode: str | None) -> list[ForkResult]:
         if not 1 <= count <= MAX_FORKS:
             raise InvalidRequest(f"invalid count: must be between 1 and {MAX_FORKS}")
-        resolved = self.snapshots.resolve_mode(mode, "fork")
+        resolved = self.snapshots.resolve_mode(mode, "fork", sandbox_id)
         if resolved == "full":
             raise ModeUnsupported("memory forks are not implemented for this tier yet; use mode=filesystem")
         parts = self.parts

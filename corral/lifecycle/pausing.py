@@ -58,10 +58,10 @@ class Pauser:
         left = int((rec.end_at - now()).total_seconds())
         if left < MIN_LEFT_S:
             left = max(MIN_LEFT_S, int((rec.end_at - rec.started_at).total_seconds()))
-        caps = tier.capabilities
+        caps = tier.capabilities_of(rec.sandbox_id)
         try:
             if check_mode(mode) == FULL:
-                ckpt = memory_checkpoints(tier)
+                ckpt = memory_checkpoints(tier, rec.sandbox_id)
                 if ckpt is not None:
                     await ckpt.checkpoint(rec.sandbox_id, workdir)
                     state = boot.PauseState(FULL, "checkpoint", left)
@@ -97,7 +97,7 @@ class Pauser:
             if state.how == "freezer":
                 await tier.thaw(rec.sandbox_id)
             elif state.how == "checkpoint":
-                ckpt = memory_checkpoints(tier)
+                ckpt = memory_checkpoints(tier, rec.sandbox_id)
                 if ckpt is None:
                     raise TierFailed(f"the {tier.name} tier cannot restore a memory checkpoint")
                 parts.handles[rec.sandbox_id] = await ckpt.restore(rec.sandbox_id, workdir)

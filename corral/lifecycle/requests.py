@@ -51,3 +51,6 @@ class CreateRequest:
     auto_pause: bool = False
     network: NetworkRequest = field(default_factory=NetworkRequest)
     resources: ResourceRequest = field(default_factory=ResourceRequest)
+    # corral's `isolation` extension: a tier at least as strong as the template's and the
+    # server's minimum (None: that minimum).
+    isolation: str | None = None

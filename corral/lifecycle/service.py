@@ -24,11 +24,14 @@ from corral.lifecycle.parts import Parts
 from corral.lifecycle.pool import WarmPool
 from corral.lifecycle.requests import CreateRequest, NetworkUpdate
 from corral.lifecycle.teardown import KillHook
+from corral.errors import Conflict
 from corral.lifecycle.errors import SandboxNotFound
+from corral.lifecycle.tiers import attaches_at_boot
 from corral.runtime.base import ResourceUsage, SandboxHandle, Tier
 from corral.store import SandboxRecord, SandboxState, Store
 from corral.templates import TemplateStore
 from corral.uds import SandboxClients
+from corral.usage import UsageRecorder
 
 log = logging.getLogger("corral.lifecycle")
 
@@ -37,7 +40,7 @@ class SandboxService:
     def __init__(self, settings: Settings, store: Store, templates: TemplateStore, tier: Tier) -> None:
         clients = SandboxClients()  # HTTP clients for sandbox daemons, shared by proxy and pool
         self.parts = Parts(settings=settings, store=store, templates=templates, tier=tier, clients=clients,
-                           egress=Egress(settings, clients))
+                           egress=Egress(settings, clients), metering=UsageRecorder(store))
         self.teardown = teardown.Teardown(self.parts)
         self.starter = starter.Starter(self.parts, self.teardown)
         self.pauser = pausing.Pauser(self.parts, self.starter)
@@ -65,6 +68,10 @@ class SandboxService:
     @property
     def egress(self) -> Egress:
         return self.parts.egress
+
+    @property
+    def metering(self) -> UsageRecorder:
+        return self.parts.metering
 
     @property
     def on_kill(self) -> list[KillHook]:
@@ -95,9 +102,9 @@ class SandboxService:
     async def create(self, request: CreateRequest) -> SandboxRecord:
         plan = self.snapshots.plan(self.starter, request) or self.starter.plan(request)
         rec = await self.pool.claim(plan) if self.pool is not None and plan.layer is None else None
-        if rec is None:
-            return await self.starter.start(plan)
-        return await self.starter.finish(rec, plan)
+        running = await self.starter.start(plan) if rec is None else await self.starter.finish(rec, plan)
+        self.parts.metering.started(running, from_pool=rec is not None)
+        return running
 
     async def kill(self, sandbox_id: str, reason: str = "killed") -> bool:
         return await self.teardown.kill(sandbox_id, reason)
@@ -174,6 +181,10 @@ class SandboxService:
             handle = self.parts.handles.get(sandbox_id)
             if handle is None:
                 raise SandboxNotFound(sandbox_id)
+            if (update.egress.grants_egress and attaches_at_boot(self.parts.tier, rec.tier)
+                    and not self.egress.is_attached(sandbox_id)):
+                raise Conflict(f"sandbox {sandbox_id} runs on the {rec.tier} tier, which takes its "
+                               "network when it starts: create it with the egress it needs")
             policy = await self.egress.update(sandbox_id, update.egress, handle, rec.envd_access_token)
             self.store.update(sandbox_id, allow_internet_access=policy.internet, network=update.echo)
 

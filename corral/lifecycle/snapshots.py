@@ -79,17 +79,17 @@ class Snapshots:
     def root(self) -> Path:
         return self.parts.settings.data_dir / "snapshots"
 
-    def resolve_mode(self, mode: str | None, what: str) -> str:
+    def resolve_mode(self, mode: str | None, what: str, sandbox_id: str) -> str:
         """'full' or 'filesystem' for this tier: an explicit full is refused where memory cannot
         be saved, naming the mode that works; unset is the best the tier can do."""
         tier = self.parts.tier
-        can_full = memory_checkpoints(tier) is not None
+        can_full = memory_checkpoints(tier, sandbox_id) is not None
         if mode is None:
             return "full" if can_full else "filesystem"
         if mode == "full" and not can_full:
             raise ModeUnsupported(f"the {tier.name} tier cannot save memory, so a full {what} is not possible "
                                   f"here; use mode=filesystem (memory: false)")
-        if mode == "filesystem" and not tier.capabilities.filesystem:
+        if mode == "filesystem" and not tier.capabilities_of(sandbox_id).filesystem:
             raise ModeUnsupported(f"the {tier.name} tier cannot copy a filesystem; use mode=full")
         if mode not in ("full", "filesystem"):
             raise ModeUnsupported(f"invalid mode {mode!r}: expected full or filesystem")
@@ -105,7 +105,7 @@ class Snapshots:
             raise TierFailed(f"copying the filesystem of {rec.sandbox_id} failed: {exc}") from None
 
     async def take(self, rec: SandboxRecord, name: str | None, mode: str | None) -> Snapshot:
-        resolved = self.resolve_mode(mode, "snapshot")
+        resolved = self.resolve_mode(mode, "snapshot", rec.sandbox_id)
         if resolved == "full":
             raise ModeUnsupported("full snapshots are not implemented for this tier yet; use mode=filesystem")
         if rec.state == SandboxState.PAUSED.value and not (Path(rec.workdir) / LAYER).exists():

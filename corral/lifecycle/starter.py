@@ -1,6 +1,6 @@
 """Starting a sandbox, as a pipeline whose every step leaves the store consistent:
 
-    template → limits → slot → record → hand-off → tier → ready → network → running
+    template → limits → isolation → slot → record → hand-off → tier → ready → network → running
 
 `plan` does the steps that need no resources (the template is resolved here, once per create;
 limits, timeout and egress are settled against it), `launch` takes a uid slot, writes the row in
@@ -28,6 +28,7 @@ from corral.lifecycle.limits import resolve_limits, resolve_timeout
 from corral.lifecycle.parts import Parts, now
 from corral.lifecycle.requests import CreateRequest, ResourceRequest
 from corral.lifecycle.teardown import Teardown
+from corral.lifecycle.tiers import attaches_at_boot, choose_isolation, route
 from corral.lifecycle.uids import uid_base_for_slot
 from corral.network import EgressPolicy
 from corral.runtime.base import Limits, SandboxHandle, SandboxSpec, TierError
@@ -51,6 +52,7 @@ class StartPlan:
     timeout: int
     egress: EgressPolicy
     request: CreateRequest
+    isolation: str = "namespace"   # the tier chosen for it (see lifecycle/tiers.py)
     # Boot from this writable layer (a snapshot's) instead of an empty one; never from a pool.
     layer: Path | None = None
 
@@ -81,17 +83,29 @@ class Starter:
             timeout=resolve_timeout(request.timeout, s.default_timeout_s, s.ceilings),
             egress=self.parts.egress.resolve(request.network, image.network if image else None),
             request=request,
+            isolation=choose_isolation(s, self.parts.tier, image.isolation if image else None,
+                                       request.isolation),
         )
+
+    def default_isolation(self, image: ImageConfig | None) -> str:
+        """The tier a sandbox of this template gets when nobody asks (warm pools)."""
+        return choose_isolation(self.parts.settings, self.parts.tier,
+                                image.isolation if image else None, None)
 
     # --- slot → record → tier → ready ----------------------------------------------------------
 
     async def launch(self, template: TemplateInfo, image: ImageConfig | None, limits: Limits, *,
                      env: dict[str, str], alias: str, timeout: int, metadata: dict[str, str],
-                     auto_pause: bool = False, pooled: bool = False, layer: Path | None = None,
+                     auto_pause: bool = False, pooled: bool = False, isolation: str | None = None,
+                     egress: EgressPolicy | None = None, layer: Path | None = None,
                      handoff: EnvdConfig | None = None) -> SandboxRecord:
-        """Start one sandbox; its row is left in `starting` (or `pooled`), never `running`."""
+        """Start one sandbox; its row is left in `starting` (or `pooled`), never `running`.
+
+        ``egress``: a tier whose sandboxes take their network at boot (gVisor) gets it attached
+        here, before the tier starts the sandbox; `finish` then only writes resolv.conf."""
         parts = self.parts
         sandbox_id, token = new_sandbox_id(), new_access_token()
+        isolation = isolation or self.default_isolation(image)
         workdir = parts.settings.sandboxes_dir / sandbox_id
         started = now()
         async with self._slot_lock:
@@ -99,7 +113,7 @@ class Starter:
             slot = next(i for i in range(len(used) + 1) if i not in used)
             parts.store.add(SandboxRecord(
                 sandbox_id=sandbox_id, template_id=template.name, alias=alias, client_id="corral",
-                state=SandboxState.STARTING.value, tier=parts.tier.name, started_at=started,
+                state=SandboxState.STARTING.value, tier=isolation, started_at=started,
                 end_at=started + timedelta(seconds=timeout), cpu_count=limits.cpu_count,
                 memory_mb=limits.memory_mb, disk_mb=limits.disk_mb, pids_max=limits.pids_max,
                 uid_slot=slot, workdir=str(workdir), envd_version=ENVD_VERSION,
@@ -116,11 +130,17 @@ class Starter:
             sandbox_id=sandbox_id, template=template.name, rootfs=template.rootfs, workdir=workdir,
             uid_base=uid_base_for_slot(slot), limits=limits, payload_config=handoff.to_bytes(), layer=layer,
         )
+        before_boot = None
+        if egress is not None and egress.grants_egress and attaches_at_boot(parts.tier, isolation):
+            async def before_boot(netns_path: str) -> None:
+                await parts.egress.attach_at_boot(sandbox_id, egress, netns_path)
         try:
             workdir.mkdir(parents=True, exist_ok=False, mode=0o700)
             if not pooled:
                 boot.save_config(workdir, handoff)   # what a filesystem-mode resume boots with
-            handle = await parts.tier.create(spec)
+            route(parts.tier, sandbox_id, isolation)
+            handle = await (parts.tier.create(spec, before_boot=before_boot) if before_boot
+                            else parts.tier.create(spec))
         except BaseException as exc:
             await self.teardown.discard(sandbox_id, workdir, "failed to start")
             if isinstance(exc, TierError):
@@ -199,5 +219,5 @@ class Starter:
         req = plan.request
         rec = await self.launch(plan.template, plan.image, plan.limits, env=plan.env, alias=req.template,
                                 timeout=plan.timeout, metadata=dict(req.metadata), auto_pause=req.auto_pause,
-                                layer=plan.layer)
+                                isolation=plan.isolation, egress=plan.egress, layer=plan.layer)
         return await self.finish(rec, plan)

@@ -111,6 +111,10 @@ class Tier(abc.ABC):
     def capabilities(self) -> Capabilities:
         return Capabilities(memory_checkpoint=callable(getattr(self, "checkpoint", None)))
 
+    def capabilities_of(self, sandbox_id: str) -> Capabilities:
+        """What this tier can do to one sandbox (a set of tiers answers for the sandbox's own)."""
+        return self.capabilities
+
     @abc.abstractmethod
     async def start(self) -> None:
         """Prepare host-side machinery (spawner process, cgroup parents). Idempotent."""

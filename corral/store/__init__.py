@@ -1,6 +1,12 @@
-"""Durable state: sandbox records and API keys (SQLite by default, any SQLAlchemy URL at scale)."""
+"""Durable state: sandbox records, API keys and metering (usage, pool events, sandbox logs, metric
+history), in SQLite (one machine) or PostgreSQL (many), with the schema kept current by Alembic
+migrations that run whenever the store is opened."""
 
 from corral.store.db import Store
+from corral.store.engine import StoreError
 from corral.store.models import ApiKey, SandboxRecord, SandboxState
+from corral.store.usage import UsageStart, UsageStore
+from corral.store.usage_models import MetricSample, PoolEvent, SandboxEvent, UsageRecord
 
-__all__ = ["ApiKey", "SandboxRecord", "SandboxState", "Store"]
+__all__ = ["ApiKey", "MetricSample", "PoolEvent", "SandboxEvent", "SandboxRecord", "SandboxState", "Store",
+           "StoreError", "UsageRecord", "UsageStart", "UsageStore"]

@@ -28,6 +28,7 @@ class ImageConfig:
     start_cmd: str | None = None          # e2b.toml's, else ENTRYPOINT + CMD as one shell line
     ready_cmd: str | None = None
     network: dict[str, Any] = field(default_factory=lambda: {"internet_access": False, "allowed_hosts": []})
+    isolation: str | None = None          # e2b.toml's minimum tier; None: the server's default
     base: str = ""                        # the corral template the build started from
     layers: list[str] = field(default_factory=list)
 

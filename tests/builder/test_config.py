@@ -52,3 +52,18 @@ def test_bad_config_is_refused(tmp_path: Path, toml: str, needle: str) -> None:
 def test_missing_toml(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="e2b.toml not found"):
         load(tmp_path)
+
+
+def test_isolation_minimum(tmp_path: Path) -> None:
+    assert load(_dir(tmp_path, '[template]\nname = "a"\n')).isolation is None
+    assert load(_dir(tmp_path, '[template]\nname = "a"\nisolation = "gvisor"\n')).isolation == "gvisor"
+    with pytest.raises(ConfigError, match="isolation must be one of"):
+        load(_dir(tmp_path, '[template]\nname = "a"\nisolation = "vm"\n'))
+
+
+def test_image_config_carries_isolation_and_reads_old_files() -> None:
+    from corral.templates.image import ImageConfig
+
+    assert ImageConfig.from_json(ImageConfig(isolation="gvisor").to_json()).isolation == "gvisor"
+    old = ImageConfig().to_json().replace('  "isolation": null,\n', "")
+    assert ImageConfig.from_json(old).isolation is None

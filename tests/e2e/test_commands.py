@@ -14,8 +14,13 @@ from collections.abc import Iterator
 import pytest
 from e2b import CommandExitException, Sandbox
 from e2b.exceptions import TimeoutException
+from tests.tiers import tiered_sdk, tiered_server
 
 pytestmark = pytest.mark.e2e
+
+# The SDK's boundary tests run on every isolation tier this machine has (tests/tiers.py).
+sdk = tiered_sdk
+server = tiered_server
 
 
 @pytest.fixture(scope="module")

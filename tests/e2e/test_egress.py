@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import E2E_KEY, REPO
+from tests.tiers import tier_params
 from tests.network.fakenet import DNS_IP, METADATA_IP, OTHER_IP, RAW_IP, build_internet, make_tls_context
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
@@ -33,8 +34,10 @@ for s in httpx.get(url + "/v2/sandboxes", headers={"X-API-Key": key}, timeout=10
 """
 
 
-@pytest.fixture
-def results(tmp_path: Path):  # type: ignore[no-untyped-def]
+@pytest.fixture(params=tier_params())
+def results(tmp_path: Path, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """The egress client's findings, against a server whose default isolation is the tier in
+    ``request.param`` (on gVisor the uplink is attached before the sandbox boots)."""
     if not CAN_NET:
         pytest.skip("needs root, ip, nft, nsenter and openssl")
     loop = asyncio.new_event_loop()
@@ -47,7 +50,7 @@ def results(tmp_path: Path):  # type: ignore[no-untyped-def]
     data = tmp_path / "data"
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("E2B_", "CORRAL_"))},
            "CORRAL_API_KEY": E2E_KEY, "CORRAL_DNS_UPSTREAMS": DNS_IP, "CORRAL_NETWORK_POOL": "10.209.0.0/16",
-           "CORRAL_POOL": "", "PYTHONPATH": str(REPO)}
+           "CORRAL_POOL": "", "PYTHONPATH": str(REPO), "CORRAL_ISOLATION": request.param}
     log = (tmp_path / "server.log").open("wb")
     # nsenter switches only the network namespace (`ip netns exec` would also remount /sys,
     # hiding the cgroup hierarchy the runtime needs).

@@ -14,8 +14,13 @@ from collections.abc import Iterator
 import pytest
 from e2b import FileType, FilesystemEventType, Sandbox
 from e2b.exceptions import FileNotFoundException, SandboxException
+from tests.tiers import tiered_sdk, tiered_server
 
 pytestmark = pytest.mark.e2e
+
+# The SDK's boundary tests run on every isolation tier this machine has (tests/tiers.py).
+sdk = tiered_sdk
+server = tiered_server
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +45,15 @@ def test_text_round_trip(sbx: Sandbox, workdir: str) -> None:
     assert sbx.files.read(f"{workdir}/hello.txt") == text
     # What the files API wrote is what a process inside sees, owned by the default user.
     assert sbx.commands.run(f"cat {workdir}/hello.txt").stdout == text
-    assert sbx.commands.run(f"stat -c %U:%G {workdir}/hello.txt").stdout == "user:user\n"
+    # (find, not stat: the Debian bookworm runsc rejects the statx flag coreutils' stat passes)
+    assert sbx.commands.run(f"find {workdir}/hello.txt -printf '%u:%g\\n'").stdout == "user:user\n"
 
 
 def test_binary_round_trip(sbx: Sandbox, workdir: str) -> None:
     blob = bytes(range(256)) * 64 + os.urandom(200_000)
     sbx.files.write(f"{workdir}/blob.bin", blob)
     assert sbx.files.read(f"{workdir}/blob.bin", format="bytes") == bytes(blob)
-    assert sbx.commands.run(f"stat -c %s {workdir}/blob.bin").stdout == f"{len(blob)}\n"
+    assert sbx.commands.run(f"find {workdir}/blob.bin -printf '%s\\n'").stdout == f"{len(blob)}\n"
 
 
 def test_overwrite_replaces_content(sbx: Sandbox, workdir: str) -> None:

@@ -12,7 +12,13 @@ import pytest
 from e2b import Sandbox
 from websockets.sync.client import connect as ws_connect
 
+from tests.tiers import tiered_sdk, tiered_server
+
 pytestmark = pytest.mark.e2e
+
+# The SDK's boundary tests run on every isolation tier this machine has (tests/tiers.py).
+sdk = tiered_sdk
+server = tiered_server
 
 # A stdlib-only WebSocket echo server (the base template has no websockets package).
 WS_SERVER = r'''

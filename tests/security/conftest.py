@@ -13,9 +13,23 @@ from pathlib import Path
 import pytest
 from e2b import CommandExitException, CommandResult, Sandbox
 
+from tests.tiers import sdk_for_tiers, tier_params
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 Runner = Callable[..., CommandResult]
+
+
+@pytest.fixture(scope="module", params=tier_params())
+def sdk(request: pytest.FixtureRequest) -> Iterator[object]:
+    """Every module here runs once per isolation tier (tests/tiers.py); `sdk.isolation` says which."""
+    yield from sdk_for_tiers(request)
+
+
+@pytest.fixture(scope="module")
+def server(sdk):  # type: ignore[no-untyped-def]
+    """The server of the tier this module runs on (tests that restart or inspect it)."""
+    return sdk
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ import pytest
 from e2b import Sandbox
 from e2b.exceptions import SandboxException
 
+from tests.tiers import skip_on
 from tests.security.conftest import cgroup_file, run, run_py
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
@@ -46,7 +47,9 @@ print("survived", flush=True)
 '''
 
 
-def test_memory_bomb_is_killed_at_the_limit(fresh: Sandbox) -> None:
+def test_memory_bomb_is_killed_at_the_limit(fresh: Sandbox, sdk) -> None:  # type: ignore[no-untyped-def]
+    skip_on(sdk.isolation, "gvisor", reason="an OOM kills the whole gVisor sandbox (the Sentry is one "
+            "host process), not the bomb alone; headroom for the daemon is issue 11 item 5")
     limit_mb = fresh.get_info().memory_mb
     limit_file = cgroup_file(fresh.sandbox_id, "memory/memory.limit_in_bytes", "memory.max")
     assert limit_file is not None, "no memory cgroup for the sandbox on the host"
@@ -63,7 +66,9 @@ def test_memory_bomb_is_killed_at_the_limit(fresh: Sandbox) -> None:
     _host_is_fine()
 
 
-def test_memory_bomb_as_root_is_killed_too(fresh: Sandbox) -> None:
+def test_memory_bomb_as_root_is_killed_too(fresh: Sandbox, sdk) -> None:  # type: ignore[no-untyped-def]
+    skip_on(sdk.isolation, "gvisor", reason="an OOM kills the whole gVisor sandbox (the Sentry is one "
+            "host process), not the bomb alone; headroom for the daemon is issue 11 item 5")
     limit_mb = fresh.get_info().memory_mb
     out = run_py(fresh, MEMORY_BOMB, user="root", timeout=300)
     assert out.exit_code != 0
@@ -93,7 +98,10 @@ print(len(children), err)
 '''
 
 
-def test_fork_bomb_is_stopped_by_the_pids_limit(fresh: Sandbox) -> None:
+def test_fork_bomb_is_stopped_by_the_pids_limit(fresh: Sandbox, sdk) -> None:  # type: ignore[no-untyped-def]
+    skip_on(sdk.isolation, "gvisor", reason="gVisor's tasks are not host processes: the pids limit "
+            "counts the Sentry's threads, and a storm makes the Sentry fail instead of fork() "
+            "returning EAGAIN; issue 11 item 5")
     pids_max_file = cgroup_file(fresh.sandbox_id, "pids/pids.max", "pids.max")
     assert pids_max_file is not None, "no pids cgroup for the sandbox on the host"
     pids_max = int(pids_max_file.read_text())
@@ -107,9 +115,12 @@ def test_fork_bomb_is_stopped_by_the_pids_limit(fresh: Sandbox) -> None:
     assert fresh.commands.run("echo alive").stdout == "alive\n"
 
 
-def test_shell_fork_bomb_is_contained(fresh: Sandbox) -> None:
+def test_shell_fork_bomb_is_contained(fresh: Sandbox, sdk) -> None:  # type: ignore[no-untyped-def]
     """The classic bomb, made to stop itself once a file exists; the file is written through
     the files API, which needs no new process inside the sandbox."""
+    skip_on(sdk.isolation, "gvisor", reason="gVisor's tasks are not host processes: the pids limit "
+            "counts the Sentry's threads, and a storm makes the Sentry fail instead of fork() "
+            "returning EAGAIN; issue 11 item 5")
     pids_max = int(cgroup_file(fresh.sandbox_id, "pids/pids.max", "pids.max").read_text())  # type: ignore[union-attr]
     current = cgroup_file(fresh.sandbox_id, "pids/pids.current", "pids.current")
     assert current is not None
@@ -136,7 +147,7 @@ def test_shell_fork_bomb_is_contained(fresh: Sandbox) -> None:
 
 def test_disk_fill_stops_at_the_quota(fresh: Sandbox) -> None:
     host_free_before = _host_free_bytes()
-    out = run(fresh, "dd if=/dev/zero of=/home/user/fill bs=1M status=none; echo rc=$?; stat -c %s /home/user/fill",
+    out = run(fresh, "dd if=/dev/zero of=/home/user/fill bs=1M status=none; echo rc=$?; wc -c < /home/user/fill",
               user="user", timeout=600)
     lines = out.stdout.split()
     assert "rc=0" not in lines, "dd never hit the end of the disk"
@@ -156,7 +167,7 @@ def test_disk_fill_stops_at_the_quota(fresh: Sandbox) -> None:
 
 
 def test_disk_fill_as_root_stops_at_the_quota(fresh: Sandbox) -> None:
-    out = run(fresh, "dd if=/dev/zero of=/root/fill bs=1M status=none; stat -c %s /root/fill", user="root", timeout=600)
+    out = run(fresh, "dd if=/dev/zero of=/root/fill bs=1M status=none; wc -c < /root/fill", user="root", timeout=600)
     written = int(out.stdout.split()[-1])
     assert written <= 2048 * MiB, written
     run(fresh, "rm -f /root/fill", user="root")
