@@ -3,6 +3,8 @@ with the schema kept current by Alembic migrations that run whenever the store i
 
 from corral.store.db import Store
 from corral.store.engine import StoreError
-from corral.store.models import ApiKey, SandboxRecord, SandboxState
+from corral.store.models import ApiKey, NodeRecord, NodeState, SandboxRecord, SandboxState
+from corral.store.nodes import NodeInfo, NodeRegistry
 
-__all__ = ["ApiKey", "SandboxRecord", "SandboxState", "Store", "StoreError"]
+__all__ = ["ApiKey", "NodeInfo", "NodeRecord", "NodeRegistry", "NodeState", "SandboxRecord", "SandboxState",
+           "Store", "StoreError"]

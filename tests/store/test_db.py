@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from corral.store import SandboxRecord, SandboxState, Store
+from corral.store.migrate import HEAD
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -71,7 +72,7 @@ def test_reopening_keeps_rows_and_does_not_migrate_again(store_location):
     again = Store(store_location)
     assert again.get("kept") is not None and again.has_key("h")
     with again.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [HEAD]
     again.engine.dispose()
 
 
