@@ -10,7 +10,7 @@ SHELL := /bin/bash
 APT_PACKAGES := mmdebstrap e2fsprogs util-linux iproute2 libseccomp2 python3 python3-venv \
                 ca-certificates make curl nftables openssl \
                 python3-ipykernel python3-matplotlib python3-matplotlib-inline python3-pandas \
-                nodejs node-typescript \
+                nodejs node-typescript chromium \
                 postgresql umoci runsc
 
 VENV    := .venv
@@ -74,6 +74,7 @@ image: deps venv
 
 test: deps venv template spec-templates
 	$(PYTHON) -m ruff check corral tests
+	$(VENV)/bin/lint-imports --no-logo --no-cache
 	@$(PYTHON) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc = 5 ]; then echo "error: no tests ran" >&2; exit 1; fi; exit $$rc
 

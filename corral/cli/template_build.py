@@ -16,7 +16,7 @@ from typing import NoReturn, Optional
 import typer
 from rich.console import Console
 
-from corral.network.policy import NetworkPolicyError
+from corral.network import NetworkPolicyError
 from corral.templates.dockerfile import ConfigError, DockerfileError, StepEvent, StepFailed, build_dockerfile, load
 from corral.templates.names import TemplateNameError
 from corral.templates.store import ROOT_ENV, TemplateError, TemplateStore

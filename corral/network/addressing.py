@@ -18,13 +18,16 @@ import re
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
-# corral.ids.SANDBOX_ID_RE ends in `$`, which also matches before a trailing newline; names built
-# from an id end up in nft scripts and device names, so the check here is a full match.
+from corral.errors import Unavailable
+
+# Names built from an id end up in nft scripts and device names, so the id must match in full: a
+# `$`-anchored search would also accept a trailing newline, which would end an nft statement.
 _ID = re.compile(r"[a-z0-9]{1,64}")
 
 
-def is_sandbox_id(value: str) -> bool:
+def _is_sandbox_id(value: str) -> bool:
     return _ID.fullmatch(value) is not None
+
 
 HOST_PREFIX = "crh"
 PEER_PREFIX = "crp"
@@ -34,7 +37,7 @@ IFNAMSIZ = 15
 
 
 def check_sandbox_id(sandbox_id: str) -> str:
-    if not isinstance(sandbox_id, str) or not is_sandbox_id(sandbox_id):
+    if not isinstance(sandbox_id, str) or not _is_sandbox_id(sandbox_id):
         raise ValueError(f"not a sandbox id: {sandbox_id!r}")
     return sandbox_id
 
@@ -56,9 +59,13 @@ def table_name(sandbox_id: str) -> str:
 
 
 def sandbox_from_table(name: str) -> str | None:
-    if name.startswith(TABLE_PREFIX) and is_sandbox_id(name[len(TABLE_PREFIX):]):
+    if name.startswith(TABLE_PREFIX) and _is_sandbox_id(name[len(TABLE_PREFIX):]):
         return name[len(TABLE_PREFIX):]
     return None
+
+
+class PoolExhausted(Unavailable):
+    """Every /30 of the pool is in use (a 503: slots come free as sandboxes end)."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +114,7 @@ class SlotAllocator:
                 self._used.add(i)
                 self._next = (i + 1) % self.capacity
                 return Slot(self.pool, i)
-        raise RuntimeError(f"sandbox network pool {self.pool} is exhausted ({self.capacity} sandboxes)")
+        raise PoolExhausted(f"the sandbox network pool is exhausted ({self.capacity} sandboxes)")
 
     def release(self, index: int) -> None:
         self._used.discard(index)

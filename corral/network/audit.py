@@ -8,7 +8,7 @@ memory or its state file): past `MAX_NAMES` distinct names, further new names ar
 from __future__ import annotations
 
 from ipaddress import IPv4Address
-from typing import Any
+from typing import Any, TypedDict
 
 MAX_NAMES = 512
 MAX_ADDRS_PER_NAME = 32
@@ -84,8 +84,52 @@ class ProxyLog:
                 "not_recorded": self.dropped}
 
 
+class HostTraffic(TypedDict):
+    ip: str
+    names: list[str]          # the allowed names whose answers pinned this address
+    bytes_out: int
+    packets_out: int
+    bytes_in: int
+    packets_in: int
+
+
+class DeniedAttempt(TypedDict):
+    ip: str
+    protocol: str | None
+    port: int | None
+    packets: int
+
+
+class BudgetUse(TypedDict):
+    limit: int
+    used: int
+    exhausted: bool
+    refused_packets: int
+
+
+class AuditReport(TypedDict):
+    """What `NetworkManager.audit` returns; the API serves it as JSON as it is."""
+
+    sandbox_id: str
+    address: str
+    gateway: str
+    policy: dict[str, Any]                 # EgressPolicy.to_json()
+    bytes_out: int
+    packets_out: int
+    bytes_in: int
+    packets_in: int
+    denied_attempts: int
+    denied: list[DeniedAttempt]
+    hosts: list[HostTraffic]
+    dns: list[dict[str, Any]]              # one entry per name asked: queries, allowed, addresses, reason
+    dns_names_not_recorded: int
+    pinned: list[dict[str, Any]]           # ip, expires_in
+    budget: BudgetUse | None
+    names_checked: dict[str, Any]          # ProxyLog.report(): allowed, denied, not_recorded
+
+
 def build_report(sandbox_id: str, address: str, gateway: str, policy: dict[str, Any],
-                 table: dict[str, Any], dns: DnsLog, proxy: ProxyLog | None = None) -> dict[str, Any]:
+                 table: dict[str, Any], dns: DnsLog, proxy: ProxyLog | None = None) -> AuditReport:
     counters = table["counters"]
     sets = table["sets"]
 

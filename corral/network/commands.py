@@ -15,6 +15,9 @@ from .netns import netns_prefix
 
 
 class CommandError(RuntimeError):
+    """A failed `ip`/`nft` run. Deliberately not a CorralError: its message holds argv, namespace
+    paths and stderr, which an API client must not see; an edge answers it as a plain 500."""
+
     def __init__(self, argv: list[str], code: int, stderr: str, stdin: str | None = None) -> None:
         self.argv, self.code, self.stderr, self.stdin = argv, code, stderr, stdin
         super().__init__(f"{' '.join(argv)} exited {code}: {stderr.strip()}")

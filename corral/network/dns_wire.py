@@ -33,7 +33,7 @@ class Question:
 
 
 @dataclass(frozen=True)
-class Message:
+class DnsMessage:
     id: int
     flags: int
     questions: tuple[Question, ...]
@@ -119,7 +119,7 @@ def encode_name(name: str) -> bytes:
     return bytes(out)
 
 
-def parse_message(data: bytes, *, with_answers: bool = False) -> Message:
+def parse_message(data: bytes, *, with_answers: bool = False) -> DnsMessage:
     if len(data) < _HEADER.size:
         raise DnsFormatError("shorter than a DNS header")
     mid, flags, qd, an, _ns, _ar = _HEADER.unpack_from(data)
@@ -155,14 +155,14 @@ def parse_message(data: bytes, *, with_answers: bool = False) -> Message:
                 rdata = data[pos:pos + rdlen]
             answers.append(Record(name, rtype, rclass, min(ttl, 0x7FFFFFFF), rdata))
             pos += rdlen
-    return Message(mid, flags, tuple(questions), tuple(answers))
+    return DnsMessage(mid, flags, tuple(questions), tuple(answers))
 
 
 def build_query(mid: int, name: str, qtype: int = TYPE_A) -> bytes:
     return _HEADER.pack(mid, FLAG_RD, 1, 0, 0, 0) + encode_name(name) + struct.pack("!HH", qtype, CLASS_IN)
 
 
-def build_response(query: Message, rcode: int, addresses: list[IPv4Address] = (), ttl: int = 0) -> bytes:  # type: ignore[assignment]
+def build_response(query: DnsMessage, rcode: int, addresses: list[IPv4Address] = (), ttl: int = 0) -> bytes:  # type: ignore[assignment]
     """An answer to `query` holding only A records for its (single) question name."""
     flags = FLAG_QR | (query.opcode << 11) | (query.flags & FLAG_RD) | FLAG_RA | (rcode & 0xF)
     q = query.questions[0] if query.questions else None
@@ -176,7 +176,7 @@ def build_response(query: Message, rcode: int, addresses: list[IPv4Address] = ()
     return _HEADER.pack(query.id, flags, 1 if q else 0, len(addresses), 0, 0) + body + answers
 
 
-def follow_a_records(response: Message, qname: str) -> tuple[list[IPv4Address], int]:
+def follow_a_records(response: DnsMessage, qname: str) -> tuple[list[IPv4Address], int]:
     """A records for `qname` following CNAMEs within the answer section; also the smallest TTL."""
     target = qname.rstrip(".").lower()
     seen = {target}

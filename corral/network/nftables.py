@@ -18,7 +18,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from .addressing import Slot
-from .policy import GUARDED_RANGES, EgressPolicy
+from .egress_policy import GUARDED_RANGES, EgressPolicy
 
 GLOBAL_TABLE = "corral"
 REJECT = "reject with icmpx admin-prohibited"

@@ -26,7 +26,7 @@ from ipaddress import IPv4Address, IPv4Network
 from . import dns_wire as w
 from .audit import DnsLog
 from .netns import make_socket
-from .policy import EgressPolicy, answer_acceptable
+from .egress_policy import EgressPolicy, answer_acceptable
 
 log = logging.getLogger("corral.network.resolver")
 
@@ -180,12 +180,8 @@ class Resolver:
                 if (msg.id != mid or not msg.is_response or len(msg.questions) != 1
                         or msg.questions[0].name != name.rstrip(".").lower() or msg.questions[0].qtype != w.TYPE_A):
                     continue   # not the answer to our question: keep waiting until the timeout
-                addrs, ttl = follow_a_records(msg, name)
+                addrs, ttl = w.follow_a_records(msg, name)
                 return UpstreamAnswer(msg.rcode, addrs, ttl)
-
-
-def follow_a_records(msg: w.Message, name: str) -> tuple[list[IPv4Address], int]:
-    return w.follow_a_records(msg, name)
 
 
 def system_resolvers(path: str = "/etc/resolv.conf") -> list[str]:

@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from .addressing import check_sandbox_id
-from .policy import EgressPolicy
+from .egress_policy import EgressPolicy
 
 
 @dataclass
-class SandboxRecord:
+class AttachedSandbox:
+    """One sandbox's attachment as the manager remembers it (and saves, one JSON file each)."""
+
     sandbox_id: str
     slot: int
     netns: str
@@ -33,7 +35,7 @@ class SandboxRecord:
                 "checked": self.checked}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> SandboxRecord:
+    def from_json(cls, data: dict[str, Any]) -> AttachedSandbox:
         return cls(sandbox_id=check_sandbox_id(data["sandbox_id"]), slot=int(data["slot"]),
                    netns=str(data["netns"]), policy=EgressPolicy.from_json(data["policy"]),
                    status=str(data.get("status", "attaching")), dns=dict(data.get("dns") or {}),
@@ -41,6 +43,8 @@ class SandboxRecord:
 
 
 class StateDir:
+    """`<state_dir>/sandboxes/<id>.json`, one file per attached (or attaching) sandbox."""
+
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.dir = self.root / "sandboxes"
@@ -51,7 +55,7 @@ class StateDir:
     def path(self, sandbox_id: str) -> Path:
         return self.dir / f"{check_sandbox_id(sandbox_id)}.json"
 
-    def save(self, record: SandboxRecord) -> None:
+    def save(self, record: AttachedSandbox) -> None:
         self.ensure()
         target = self.path(record.sandbox_id)
         tmp = target.with_suffix(".json.tmp")
@@ -65,14 +69,14 @@ class StateDir:
         for p in (self.path(sandbox_id), self.path(sandbox_id).with_suffix(".json.tmp")):
             p.unlink(missing_ok=True)
 
-    def load_all(self) -> tuple[list[SandboxRecord], list[Path]]:
+    def load_all(self) -> tuple[list[AttachedSandbox], list[Path]]:
         """Every readable record, and the files that could not be read (to be reported)."""
         records, broken = [], []
         if not self.dir.is_dir():
             return records, broken
         for p in sorted(self.dir.glob("*.json")):
             try:
-                records.append(SandboxRecord.from_json(json.loads(p.read_text())))
+                records.append(AttachedSandbox.from_json(json.loads(p.read_text())))
             except (OSError, ValueError, KeyError, TypeError):
                 broken.append(p)
         return records, broken

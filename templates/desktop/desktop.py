@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-DISPLAY = os.environ.get("DISPLAY", ":99")
+DISPLAY = os.environ.get("DISPLAY", ":0")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -4,7 +4,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
-from corral.network.addressing import (IFNAMSIZ, Slot, SlotAllocator, host_ifname, peer_ifname, sandbox_from_table,
+from corral.network.addressing import (IFNAMSIZ, PoolExhausted, Slot, SlotAllocator, host_ifname, peer_ifname, sandbox_from_table,
                                        table_name)
 
 
@@ -37,8 +37,9 @@ def test_allocator_does_not_reuse_a_freed_slot_at_once_and_runs_out_cleanly() ->
     assert a.allocate().index != first.index
     a.take(3)
     assert {a.allocate().index, a.allocate().index} == {0, 2}
-    with pytest.raises(RuntimeError, match="exhausted"):
+    with pytest.raises(PoolExhausted, match="exhausted") as exc:
         a.allocate()
+    assert exc.value.status == 503     # reaches the API as "try again later", not a 500
     with pytest.raises(ValueError):
         a.take(4)
     with pytest.raises(ValueError):

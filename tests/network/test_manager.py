@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from corral.network import NO_EGRESS, NetworkManager, from_e2b
+from corral.network import NO_EGRESS, NetworkManager, NotAttached, from_e2b
 from corral.network.addressing import host_ifname, table_name
 
 from .fakenet import (API_IP, BULK_BYTES, DNS_IP, LAN_IP, METADATA_IP, OTHER_IP, RAW_IP, WORLD_IP, FakeInternet,
@@ -281,6 +281,11 @@ async def test_bad_attach_arguments_leave_nothing(manager: NetworkManager, inter
         await manager.attach("nopid", NO_EGRESS)
     with pytest.raises(KeyError):
         await manager.update("never", NO_EGRESS)
+    with pytest.raises(NotAttached) as exc:
+        await manager.audit("never")
+    assert exc.value.status == 404
+    with pytest.raises(TypeError):
+        await manager.attach("typed", {"allowOut": ["0.0.0.0/0"]}, netns_path=internet.new_sandbox_netns())  # type: ignore[arg-type]
     assert await manager.leftovers() == set()
     assert not list(manager.state.dir.glob("*"))
 

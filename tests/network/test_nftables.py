@@ -9,7 +9,7 @@ import pytest
 
 from corral.network.addressing import Slot
 from corral.network.nftables import SandboxTable, parse_table_json, render_global, render_table, render_update
-from corral.network.policy import FLOOR_RANGES, from_e2b
+from corral.network.egress_policy import FLOOR_RANGES, from_e2b
 
 from .conftest import CAN_NET
 

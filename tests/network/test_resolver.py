@@ -6,7 +6,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 from corral.network import dns_wire as w
 from corral.network.audit import DnsLog
-from corral.network.policy import FLOOR_RANGES, from_e2b
+from corral.network.egress_policy import FLOOR_RANGES, from_e2b
 from corral.network.resolver import Resolver, UpstreamAnswer
 
 FLOOR = FLOOR_RANGES + (IPv4Network("10.201.0.0/16"),)
@@ -32,7 +32,7 @@ class TableResolver(Resolver):
         return UpstreamAnswer(w.RCODE_NOERROR, [IPv4Address(a) for a in self.answers[name]], 30)
 
 
-async def ask(r: Resolver, name: str, qtype: int = w.TYPE_A) -> w.Message:
+async def ask(r: Resolver, name: str, qtype: int = w.TYPE_A) -> w.DnsMessage:
     reply = await r.handle("sbx", w.build_query(99, name, qtype))
     assert reply is not None
     return w.parse_message(reply, with_answers=True)

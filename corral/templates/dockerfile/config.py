@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from corral.network.policy import NetworkPolicyError, from_spec
+from corral.network import NetworkPolicyError, from_spec
 from corral.templates.info import TemplateResources
 from corral.templates.names import TemplateNameError, check_name
 

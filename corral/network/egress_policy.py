@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+from corral.errors import InvalidRequest
+
 MAX_RULES = 512          # per list; every entry becomes nft set elements
 MAX_BUDGET = 1 << 62
 
@@ -56,8 +58,8 @@ ALL_TRAFFIC = IPv4Network("0.0.0.0/0")
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
-class NetworkPolicyError(ValueError):
-    """A network rule that cannot be honoured; the message says which entry and why."""
+class NetworkPolicyError(InvalidRequest):
+    """A network rule that cannot be honoured (a 400); the message says which entry and why."""
 
 
 @dataclass(frozen=True)

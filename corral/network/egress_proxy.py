@@ -25,10 +25,10 @@ from ipaddress import IPv4Address, IPv4Network
 
 from .audit import ProxyLog
 from .netns import make_socket, run_in_netns
-from .policy import EgressPolicy, destination_allowed, in_ranges
+from .egress_policy import EgressPolicy, destination_allowed, in_ranges
 from .sniff import HTTP, MAX_HELLO, MAX_HTTP_HEAD, NeedMore, Sniffed, sniff
 
-log = logging.getLogger("corral.network.proxy")
+log = logging.getLogger("corral.network.egress_proxy")
 
 PROXIED_PORTS = (80, 443)
 SO_ORIGINAL_DST = 80

@@ -6,8 +6,9 @@ from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
-from corral.network.policy import (FLOOR_RANGES, NO_EGRESS, DomainRule, EgressPolicy, NetworkPolicyError,
-                                   answer_acceptable, destination_allowed, from_e2b, from_spec, narrow)
+from corral.errors import CorralError
+from corral.network.egress_policy import (FLOOR_RANGES, NO_EGRESS, DomainRule, EgressPolicy, NetworkPolicyError,
+                                          answer_acceptable, destination_allowed, from_e2b, from_spec, narrow)
 
 POOL = IPv4Network("10.201.0.0/16")
 FLOOR = FLOOR_RANGES + (POOL,)
@@ -147,3 +148,10 @@ def test_narrow_never_widens() -> None:
     open_ceiling = from_e2b(True, {"denyOut": ["5.0.0.0/8"]})
     assert narrow(from_e2b(True, {"allowOut": ["5.1.1.1"]}), open_ceiling).allow_nets == ()
     assert narrow(from_e2b(False, None), open_ceiling) .grants_egress is False
+
+
+def test_a_bad_rule_is_a_400_with_the_entry_in_its_message() -> None:
+    with pytest.raises(CorralError) as exc:
+        from_e2b(None, {"allowOut": ["http://x.example.com/"]})
+    assert isinstance(exc.value, NetworkPolicyError) and exc.value.status == 400
+    assert "http://x.example.com/" in exc.value.message
