@@ -2,5 +2,7 @@
 
 __version__ = "0.1.0"
 
-# The envd protocol version we speak. The SDK gates features on it (see docs/COMPATIBILITY.md).
-ENVD_VERSION = "0.6.4"
+# The envd protocol version we speak; defined in the wire package, which both sides share.
+from corral.wire.constants import ENVD_VERSION  # noqa: E402
+
+__all__ = ["ENVD_VERSION", "__version__"]

@@ -11,8 +11,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from corral.runtime.base import Limits
-
 DEFAULT_TEMPLATE_DIR = Path("/var/lib/corral/templates")
 # One warm sandbox per common template (templates that are not built are skipped): the first
 # create is then a hand-over, not a start. CORRAL_POOL="" turns pools off.
@@ -63,7 +61,8 @@ class Settings:
     template_dir: Path | None = None
     tier: str = "namespace"
     default_timeout_s: int = 300
-    defaults: Limits = field(default_factory=Limits)
+    # Processes per sandbox (a template's cpu/memory/disk come with the template, see templates.info).
+    pids_max: int = 512
     ceilings: Ceilings = field(default_factory=Ceilings)
     # Keys accepted in addition to those stored (hashed) in the data dir.
     env_api_keys: tuple[str, ...] = ()

@@ -1,7 +1,7 @@
-"""Identifiers and secrets.
+"""Identifiers and secrets the server makes.
 
-Sandbox ids follow E2B's shape (`[a-z0-9]{20}`) because the SDK and host-based routing
-(`{port}-{id}.{domain}`) depend on it: no `-` or `.` may ever appear in one.
+Sandbox ids follow E2B's shape (`[a-z0-9]{20}`); the format every side checks is defined once,
+in `corral.wire.constants` (`SANDBOX_ID_RE`, `is_sandbox_id`), and re-exported here.
 """
 
 from __future__ import annotations
@@ -11,8 +11,12 @@ import re
 import secrets
 import string
 
+from corral.wire.constants import SANDBOX_ID_RE, is_sandbox_id
+
+__all__ = ["API_KEY_RE", "SANDBOX_ID_RE", "hash_key", "is_sandbox_id", "new_access_token", "new_api_key",
+           "new_sandbox_id"]
+
 _ALPHABET = string.ascii_lowercase + string.digits
-SANDBOX_ID_RE = re.compile(r"^[a-z0-9]{1,64}$")
 API_KEY_RE = re.compile(r"^e2b_[0-9a-f]{40}$")
 
 
@@ -31,7 +35,3 @@ def new_access_token() -> str:
 def hash_key(key: str) -> str:
     """Keys are stored as SHA-256 digests: a leaked database does not leak usable keys."""
     return hashlib.sha256(key.encode()).hexdigest()
-
-
-def is_sandbox_id(value: str) -> bool:
-    return bool(SANDBOX_ID_RE.match(value))

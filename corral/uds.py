@@ -1,10 +1,8 @@
 """HTTP clients for sandbox sockets, one pooled client per sandbox.
 
-httpx builds a verifying SSL context for every transport it creates, which means reading the CA
-bundle: about 25 ms, paid on the first request to every new sandbox. Nothing on a unix socket
-speaks TLS, so these transports skip it. Clients are shared by everything that talks to a
-sandbox's daemon (the proxy, the warm pool's hand-over), so the connection the hand-over opens is
-the one the client's first command uses.
+Clients are shared by everything that talks to a sandbox's daemon (the proxy, the warm pool's
+hand-over), so the connection the hand-over opens is the one the client's first command uses.
+The transport itself (no TLS on a unix socket) is `corral.wire.transport.uds_client`.
 """
 
 from __future__ import annotations
@@ -13,14 +11,9 @@ from pathlib import Path
 
 import httpx
 
-STREAM_TIMEOUT = httpx.Timeout(None, connect=10.0)
+from corral.wire.transport import STREAM_TIMEOUT, uds_client
 
-
-def uds_client(socket: Path | str, *, timeout: httpx.Timeout | float = 10.0,
-               limits: httpx.Limits | None = None) -> httpx.AsyncClient:
-    transport = httpx.AsyncHTTPTransport(uds=str(socket), retries=0, verify=False,
-                                         limits=limits or httpx.Limits())
-    return httpx.AsyncClient(transport=transport, base_url="http://sandbox", timeout=timeout)
+__all__ = ["STREAM_TIMEOUT", "SandboxClients", "uds_client"]
 
 
 class SandboxClients:

@@ -34,9 +34,9 @@ def test_the_server_layers_are_the_architecture() -> None:
     assert server["containers"] == ["corral"] and server["exhaustive"] is True
     assert set(server["exhaustive_ignores"]) == {"envd", "interpreter", "guest"}
     layers = [layer.replace(" ", "") for layer in server["layers"]]
-    assert layers.index("cli") < layers.index("api|(mediagateway)|bench") < layers.index("lifecycle")
+    assert layers.index("cli") < layers.index("api|(mediagateway)|bench") < layers.index("lifecycle|builder")
     # the four building blocks are independent siblings, above the wire and the exception base
-    assert layers.index("lifecycle") < layers.index("templates|network|runtime|store") < layers.index("(wire)")
+    assert layers.index("lifecycle|builder") < layers.index("templates|network|runtime|store") < layers.index("(wire)")
     assert layers[-1] == "errors"
 
 

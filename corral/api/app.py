@@ -8,13 +8,10 @@ else is the control plane, which requires `X-API-Key`.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -22,15 +19,16 @@ from starlette.types import Receive, Scope, Send
 
 from corral.api import sandboxes, templates
 from corral.api.auth import KeyRing
-from corral.api.errors import ApiError, api_error_handler, error_response, http_error_handler
+from corral.api.errors import EXCEPTION_HANDLERS, error_response
 from corral.api.meter import Meter
 from corral.api.proxy import SandboxProxy
 from corral.api.routing import sandbox_target
 from corral.api.telemetry import Telemetry
 from corral.config import Settings
-from corral.lifecycle import SandboxService
+from corral.lifecycle import SandboxService, make_tier
 from corral.runtime.base import Tier
 from corral.store import Store
+from corral.templates import TemplateStore
 
 log = logging.getLogger("corral.api")
 
@@ -74,32 +72,15 @@ class Corral:
         await self.rest(scope, receive, send)
 
 
-def make_tier(settings: Settings) -> Tier:
-    if settings.tier == "namespace":
-        from corral.runtime.namespace import NamespaceTier
-
-        # Cgroups are grouped per data dir, so two servers on one host (a test server beside a
-        # real one) never mistake each other's sandboxes for leftovers.
-        digest = hashlib.sha256(str(settings.data_dir).encode()).hexdigest()[:10]
-        return NamespaceTier(cgroup_group=f"corral-{digest}")
-    raise ValueError(f"unknown isolation tier {settings.tier!r} (available: namespace)")
-
-
-def make_templates(settings: Settings) -> Any:
-    from corral.templates import TemplateStore
-
-    return TemplateStore(settings.template_dir)
-
-
-def create_app(settings: Settings, *, tier: Tier | None = None, templates_store: Any = None) -> Corral:
+def create_app(settings: Settings, *, tier: Tier | None = None, templates_store: TemplateStore | None = None) -> Corral:
     store = Store(settings.database)
     keys = KeyRing(store, settings.env_api_keys)
-    tmpl = templates_store if templates_store is not None else make_templates(settings)
+    tmpl = templates_store if templates_store is not None else TemplateStore(settings.template_dir)
     service = SandboxService(settings, store, tmpl, tier or make_tier(settings))
     proxy = SandboxProxy(service)
     telemetry = Telemetry()
     meter = Meter(service)
-    service.on_kill += [proxy.drop, meter.forget]
+    service.on_kill.extend([proxy.drop, meter.forget])
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -112,7 +93,7 @@ def create_app(settings: Settings, *, tier: Tier | None = None, templates_store:
 
     rest = Starlette(
         routes=[Route("/health", health), Route("/metrics", telemetry.endpoint), *sandboxes.routes, *templates.routes],
-        exception_handlers={ApiError: api_error_handler, HTTPException: http_error_handler},
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     rest.state.settings = settings

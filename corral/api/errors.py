@@ -1,4 +1,8 @@
-"""Errors in the shape the E2B SDK parses: `{"code": <int>, "message": "..."}`."""
+"""Errors in the shape the E2B SDK parses: `{"code": <int>, "message": "..."}`.
+
+One handler for the product's `CorralError` (whose subclasses carry their HTTP status) and one
+for Starlette's own HTTP errors (unknown route, wrong method), registered once in the app.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +10,21 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+from corral.errors import CorralError
 
 
 def error_response(status: int, message: str) -> JSONResponse:
     return JSONResponse({"code": status, "message": message}, status_code=status)
 
 
-async def api_error_handler(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ApiError)
+async def corral_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CorralError)
     return error_response(exc.status, exc.message)
 
 
 async def http_error_handler(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     return error_response(exc.status_code, str(exc.detail))
+
+
+EXCEPTION_HANDLERS = {CorralError: corral_error_handler, HTTPException: http_error_handler}

@@ -14,14 +14,13 @@ import json
 import httpx
 from starlette.types import Message, Receive, Scope, Send
 
-from corral.api.routing import ENVD_PORT, INTERPRETER_PORT
 from corral.api.websocket import relay_websocket
 from corral.lifecycle import SandboxService
 from corral.store import SandboxRecord
-
-# envd routes the server uses to manage a sandbox (warm-pool hand-off); never reachable by clients.
-SERVER_ONLY_PREFIX = "/.corral/"
-PORTS_SOCKET = "ports.sock"  # beside envd.sock: the daemon's raw tunnels to the sandbox's TCP ports
+# SERVER_ONLY_PREFIX: envd routes the server uses to manage a sandbox (the warm-pool hand-over),
+# never reachable by clients. PORTS_SOCKET: beside envd.sock, the daemon's raw tunnels to the
+# sandbox's own TCP ports.
+from corral.wire import ENVD_PORT, INTERPRETER_PORT, PORTS_SOCKET, SERVER_ONLY_PREFIX
 
 _HOP_BY_HOP = {
     b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailers",

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import re
 
-from corral.ids import is_sandbox_id
-
-ENVD_PORT = 49983
-INTERPRETER_PORT = 49999
+from corral.wire import ENVD_PORT, is_sandbox_id
 
 _HOST_RE = re.compile(r"^(?P<port>\d{1,5})-(?P<id>[a-z0-9]+)\.")
 

@@ -1,7 +1,8 @@
 """REST handlers for `/sandboxes` and `/v2/sandboxes`, with E2B's status codes.
 
 The SDK special-cases a few statuses (404 on kill means False, 409 on pause means False, 201 vs 200
-on connect tells whether a resume happened), so each handler answers exactly those.
+on connect tells whether a resume happened), so each handler answers exactly those. Failures are
+`CorralError`s, mapped to E2B's error shape by the one handler the app registers (api/errors.py).
 """
 
 from __future__ import annotations
@@ -19,11 +20,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from corral.api.errors import ApiError
-from corral.api.schemas import ConnectBody, NewSandbox, RefreshBody, TimeoutBody, detail_doc, listed_doc, sandbox_doc
-from corral.lifecycle import CreateParams, NotFound, SandboxService
-from corral.policy import PolicyError
-from corral.runtime.base import TierError
+from corral.api.schemas import (ConnectBody, NewSandbox, RefreshBody, TimeoutBody, detail_doc, listed_doc,
+                                network_update, sandbox_doc)
+from corral.errors import Conflict, InvalidRequest
+from corral.lifecycle import SandboxNotFound, SandboxService
 from corral.store import SandboxRecord
 
 MAX_PAGE = 100
@@ -43,58 +43,40 @@ async def _body(request: Request, model: type[BaseModel], *, empty_ok: bool = Fa
         if empty_ok:
             raw = b"{}"
         else:
-            raise ApiError(400, "request body is required")
+            raise InvalidRequest("request body is required")
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ApiError(400, "request body is not valid JSON") from None
+        raise InvalidRequest("request body is not valid JSON") from None
     if not isinstance(data, dict):
-        raise ApiError(400, "request body must be a JSON object")
+        raise InvalidRequest("request body must be a JSON object")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise ApiError(400, f"invalid {where}: {first['msg']}") from None
-
-
-def _not_found(sandbox_id: str) -> ApiError:
-    return ApiError(404, f"sandbox {sandbox_id} not found")
+        raise InvalidRequest(f"invalid {where}: {first['msg']}") from None
 
 
 async def create(request: Request) -> Response:
     body: NewSandbox = await _body(request, NewSandbox)
-    templates = request.app.state.templates
-    if not templates.exists(body.template_id):
-        raise ApiError(404, f"template '{body.template_id}' not found")
-    params = CreateParams(
-        template=body.template_id, timeout=body.timeout, metadata=body.metadata, env_vars=body.env_vars,
-        allow_internet_access=body.allow_internet_access, network=body.network, auto_pause=body.auto_pause,
-    )
+    params = body.to_request()
     t0 = time.perf_counter()
-    try:
-        rec = await _service(request).create(params)
-    except PolicyError as exc:
-        raise ApiError(400, str(exc)) from None
-    except TierError as exc:
-        raise ApiError(500, f"sandbox failed to start: {exc}") from None
+    rec = await _service(request).create(params)
     request.app.state.telemetry.created(time.perf_counter() - t0, rec.template_id)
     return JSONResponse(sandbox_doc(rec, _domain(request)), status_code=201)
 
 
 async def get_one(request: Request) -> Response:
     sid = request.path_params["sandbox_id"]
-    try:
-        rec = _service(request).get(sid)
-    except NotFound:
-        raise _not_found(sid) from None
+    rec = _service(request).get(sid)
     return JSONResponse(detail_doc(rec, _domain(request)))
 
 
 async def kill(request: Request) -> Response:
     sid = request.path_params["sandbox_id"]
     if not await _service(request).kill(sid):
-        raise _not_found(sid)
+        raise SandboxNotFound(sid)
     request.app.state.telemetry.killed()
     return Response(status_code=204)
 
@@ -102,49 +84,29 @@ async def kill(request: Request) -> Response:
 async def set_timeout(request: Request) -> Response:
     sid = request.path_params["sandbox_id"]
     body: TimeoutBody = await _body(request, TimeoutBody)
-    try:
-        await _service(request).set_timeout(sid, body.timeout)
-    except NotFound:
-        raise _not_found(sid) from None
-    except PolicyError as exc:
-        raise ApiError(400, str(exc)) from None
+    await _service(request).set_timeout(sid, body.timeout)
     return Response(status_code=204)
 
 
 async def refresh(request: Request) -> Response:
     sid = request.path_params["sandbox_id"]
     body: RefreshBody = await _body(request, RefreshBody, empty_ok=True)
-    try:
-        await _service(request).refresh(sid, body.duration)
-    except NotFound:
-        raise _not_found(sid) from None
-    except PolicyError as exc:
-        raise ApiError(400, str(exc)) from None
+    await _service(request).refresh(sid, body.duration)
     return Response(status_code=204)
 
 
 async def pause(request: Request) -> Response:
     sid = request.path_params["sandbox_id"]
-    try:
-        paused = await _service(request).pause(sid)
-    except NotFound:
-        raise _not_found(sid) from None
-    except TierError as exc:
-        raise ApiError(500, f"pause failed: {exc}") from None
+    paused = await _service(request).pause(sid)
     if not paused:
-        raise ApiError(409, f"sandbox {sid} is already paused")
+        raise Conflict(f"sandbox {sid} is already paused")
     return Response(status_code=204)
 
 
 async def connect(request: Request) -> Response:
     sid = request.path_params["sandbox_id"]
     body: ConnectBody = await _body(request, ConnectBody, empty_ok=True)
-    try:
-        rec, resumed = await _service(request).connect(sid, body.timeout)
-    except NotFound:
-        raise _not_found(sid) from None
-    except PolicyError as exc:
-        raise ApiError(400, str(exc)) from None
+    rec, resumed = await _service(request).connect(sid, body.timeout)
     return JSONResponse(sandbox_doc(rec, _domain(request)), status_code=201 if resumed else 200)
 
 
@@ -152,22 +114,16 @@ async def resume(request: Request) -> Response:
     """Legacy v1 resume: 409 when the sandbox is already running."""
     sid = request.path_params["sandbox_id"]
     body: ConnectBody = await _body(request, ConnectBody, empty_ok=True)
-    try:
-        rec = _service(request).get(sid)
-    except NotFound:
-        raise _not_found(sid) from None
+    rec = _service(request).get(sid)
     if rec.state != "paused":
-        raise ApiError(409, f"sandbox {sid} is already running")
+        raise Conflict(f"sandbox {sid} is already running")
     rec, _ = await _service(request).connect(sid, body.timeout)
     return JSONResponse(sandbox_doc(rec, _domain(request)), status_code=201)
 
 
 async def metrics(request: Request) -> Response:
     sid = request.path_params["sandbox_id"]
-    try:
-        sample = await request.app.state.meter.sample(sid)
-    except NotFound:
-        raise _not_found(sid) from None
+    sample = await request.app.state.meter.sample(sid)
     return JSONResponse([sample])
 
 
@@ -179,7 +135,7 @@ def _metadata_filter(raw: str | None) -> dict[str, str]:
     try:
         return {unquote(k): unquote(v) for k, v in parse_qsl(raw, keep_blank_values=True, strict_parsing=True)}
     except ValueError:
-        raise ApiError(400, "invalid metadata filter: expected key=value pairs joined by '&'") from None
+        raise InvalidRequest("invalid metadata filter: expected key=value pairs joined by '&'") from None
 
 
 def _page_token(raw: str | None) -> int:
@@ -194,7 +150,7 @@ def _page_token(raw: str | None) -> int:
             raise ValueError
         return offset
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ApiError(400, "invalid nextToken") from None
+        raise InvalidRequest("invalid nextToken") from None
 
 
 def _filter(records: list[SandboxRecord], request: Request, default_states: set[str]) -> list[SandboxRecord]:
@@ -203,7 +159,7 @@ def _filter(records: list[SandboxRecord], request: Request, default_states: set[
     states = {s.strip() for s in q.get("state", "").split(",") if s.strip()} or default_states
     bad = states - {"running", "paused"}
     if bad:
-        raise ApiError(400, f"invalid state filter: {', '.join(sorted(bad))} (expected running, paused)")
+        raise InvalidRequest(f"invalid state filter: {', '.join(sorted(bad))} (expected running, paused)")
     out = [r for r in records if r.state in states and all((r.metadata_ or {}).get(k) == v for k, v in meta.items())]
     if template := q.get("template"):
         out = [r for r in out if template in (r.template_id, r.alias)]
@@ -211,7 +167,7 @@ def _filter(records: list[SandboxRecord], request: Request, default_states: set[
         try:
             cutoff = datetime.fromisoformat(after.replace("Z", "+00:00"))
         except ValueError:
-            raise ApiError(400, "invalid startedAfter: expected an RFC 3339 timestamp") from None
+            raise InvalidRequest("invalid startedAfter: expected an RFC 3339 timestamp") from None
         if cutoff.tzinfo is None:
             cutoff = cutoff.replace(tzinfo=timezone.utc)
         out = [r for r in out if r.started_at > cutoff]
@@ -228,12 +184,12 @@ async def list_v2(request: Request) -> Response:
     try:
         limit = int(q.get("limit", MAX_PAGE))
     except ValueError:
-        raise ApiError(400, "invalid limit: expected an integer") from None
+        raise InvalidRequest("invalid limit: expected an integer") from None
     if not 1 <= limit <= MAX_PAGE:
-        raise ApiError(400, f"invalid limit: must be between 1 and {MAX_PAGE}")
+        raise InvalidRequest(f"invalid limit: must be between 1 and {MAX_PAGE}")
     order = q.get("order", "asc")
     if order not in ("asc", "desc"):
-        raise ApiError(400, "invalid order: expected asc or desc")
+        raise InvalidRequest("invalid order: expected asc or desc")
     recs = _filter(_service(request).list(), request, {"running", "paused"})
     if order == "desc":
         recs.reverse()
@@ -252,25 +208,18 @@ async def update_network(request: Request) -> Response:
     try:
         body = json.loads(raw or b"{}")
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ApiError(400, "request body is not valid JSON") from None
+        raise InvalidRequest("request body is not valid JSON") from None
     if not isinstance(body, dict):
-        raise ApiError(400, "request body must be a JSON object")
-    try:
-        await _service(request).update_network(sid, body)
-    except NotFound:
-        raise _not_found(sid) from None
-    except PolicyError as exc:
-        raise ApiError(400, str(exc)) from None
+        raise InvalidRequest("request body must be a JSON object")
+    _service(request).get(sid)  # an unknown sandbox is a 404 whatever the body says
+    await _service(request).update_network(sid, network_update(body))
     return Response(status_code=204)
 
 
 async def network_audit(request: Request) -> Response:
     """Per-sandbox egress audit: hosts contacted, bytes each way, denied attempts, names asked."""
     sid = request.path_params["sandbox_id"]
-    try:
-        return JSONResponse(await _service(request).network_audit(sid))
-    except NotFound:
-        raise _not_found(sid) from None
+    return JSONResponse(await _service(request).network_audit(sid))
 
 
 routes = [

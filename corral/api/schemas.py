@@ -1,7 +1,11 @@
 """Request bodies and response documents, with E2B's field names.
 
-Requests ignore unknown fields (newer SDKs add some); responses carry every field the SDK's parser
-requires (`clientID` included, deprecated as it is).
+A request body is parsed here once into the lifecycle's typed requests (`CreateRequest`,
+`NetworkUpdate`): E2B's `network` object becomes an `EgressPolicy` through corral.network's
+policy model, corral's create extensions become typed values (see extensions.py), and every
+mistake is an `InvalidRequest` (400) with a message. Requests ignore unknown top-level fields
+(newer SDKs add some); responses carry every field the SDK's parser requires (`clientID`
+included, deprecated as it is).
 """
 
 from __future__ import annotations
@@ -11,7 +15,57 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from corral.api.extensions import parse_extensions, resource_request
+from corral.errors import InvalidRequest
+from corral.lifecycle import CreateRequest, NetworkRequest, NetworkUpdate
+from corral.network import EgressPolicy, NetworkPolicyError, from_e2b
 from corral.store import SandboxRecord
+
+# E2B network fields with meaning beyond allowOut/denyOut, in both spellings the SDKs send.
+_PUBLIC_TRAFFIC = ("allowPublicTraffic", "allow_public_traffic")
+_BUDGET = ("egressBudgetBytes", "egress_budget_bytes")     # corral's extension: bytes before egress is cut
+_IGNORED = ("dnsServers", "dns_servers")   # accepted, ignored: the resolver intercepts every DNS query
+_UNSUPPORTED = ("egressProxy", "egress_proxy", "rules")     # refused on update; ignored on create (as before)
+_ALLOW_INTERNET = ("allow_internet_access", "allowInternetAccess")
+
+
+def _first(body: dict[str, Any], keys: tuple[str, ...], default: Any = None) -> Any:
+    for key in keys:
+        if key in body:
+            return body[key]
+    return default
+
+
+def _egress(allow_internet_access: Any, network: dict[str, Any]) -> EgressPolicy:
+    fields = {k: v for k, v in network.items()
+              if k not in _IGNORED + _UNSUPPORTED + _BUDGET + _ALLOW_INTERNET}
+    try:
+        return from_e2b(allow_internet_access, fields, byte_budget=_first(network, _BUDGET))
+    except NetworkPolicyError as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
+def network_request(allow_internet_access: bool | None, network: dict[str, Any] | None) -> NetworkRequest:
+    """E2B's create fields `allow_internet_access` and `network`."""
+    if network is not None and not isinstance(network, dict):
+        raise InvalidRequest("network: expected an object with allowOut / denyOut")
+    asked = allow_internet_access is not None or bool(network)
+    egress = _egress(allow_internet_access, network or {}) if asked else None
+    public = _first(network or {}, _PUBLIC_TRAFFIC, True)
+    if not isinstance(public, bool):
+        raise InvalidRequest("network.allowPublicTraffic: expected true or false")
+    echo = {k: v for k, v in (network or {}).items() if k not in _IGNORED} if asked else None
+    return NetworkRequest(egress=egress, public_traffic=public, echo=echo)
+
+
+def network_update(body: dict[str, Any]) -> NetworkUpdate:
+    """E2B's `PUT /sandboxes/{id}/network` body."""
+    for key in _UNSUPPORTED:
+        if body.get(key):
+            raise InvalidRequest(f"network.{key} is not supported by corral")
+    allow = _first(body, _ALLOW_INTERNET)
+    egress = _egress(allow if allow is not None else False, body)
+    return NetworkUpdate(egress=egress, echo={k: v for k, v in body.items() if k in ("allowOut", "denyOut")})
 
 
 class _Req(BaseModel):
@@ -34,8 +88,18 @@ class NewSandbox(_Req):
     env_vars: dict[str, str] = Field(default_factory=dict, alias="envVars")
     allow_internet_access: bool | None = None
     network: dict[str, Any] | None = None
+    corral: dict[str, Any] | None = None      # corral's create extensions (see extensions.py)
 
     _maps = field_validator("metadata", "env_vars", mode="before")(_str_map)
+
+    def to_request(self) -> CreateRequest:
+        extensions = parse_extensions(self.metadata, self.corral)
+        return CreateRequest(
+            template=self.template_id, timeout=self.timeout, metadata=dict(self.metadata),
+            env_vars=dict(self.env_vars), auto_pause=self.auto_pause,
+            network=network_request(self.allow_internet_access, self.network),
+            resources=resource_request(extensions),
+        )
 
 
 class TimeoutBody(_Req):

@@ -3,42 +3,51 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from corral import ENVD_VERSION
+from corral.templates import TemplateInfo, TemplateStore
+from corral.wire import ENVD_VERSION
 
 
-def _iso(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return str(value) if value else "1970-01-01T00:00:00Z"
+def _iso(value: str) -> str:
+    """A template's ISO 8601 creation time, normalised to E2B's second-precision UTC form."""
+    try:
+        stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return "1970-01-01T00:00:00Z"
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=timezone.utc)
+    return stamp.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def template_doc(t: TemplateInfo) -> dict[str, Any]:
+    created = _iso(t.created_at)
+    return {
+        "templateID": t.name,
+        "buildID": t.recipe_hash or t.name,
+        "aliases": [t.name, *t.aliases],
+        "cpuCount": t.resources.cpu_count,
+        "memoryMB": t.resources.memory_mb,
+        "diskSizeMB": t.resources.disk_mb,
+        "public": False,
+        "buildStatus": "ready",
+        "envdVersion": ENVD_VERSION,
+        "createdAt": created,
+        "updatedAt": created,
+        "buildCount": 1,
+        "spawnCount": 0,
+        "lastSpawnedAt": None,
+        "createdBy": None,
+    }
 
 
 async def list_templates(request: Request) -> Response:
-    out = []
-    for t in request.app.state.templates.list():
-        created = _iso(getattr(t, "created_at", None))
-        out.append({
-            "templateID": t.name,
-            "buildID": getattr(t, "recipe_hash", None) or t.name,
-            "aliases": [t.name, *getattr(t, "aliases", ())],
-            "cpuCount": getattr(t, "cpu_count", None) or 2,
-            "memoryMB": getattr(t, "memory_mb", None) or 1024,
-            "diskSizeMB": getattr(t, "disk_mb", None) or 2048,
-            "public": False,
-            "buildStatus": "ready",
-            "envdVersion": ENVD_VERSION,
-            "createdAt": created,
-            "updatedAt": created,
-            "buildCount": 1,
-            "spawnCount": 0,
-            "lastSpawnedAt": None,
-            "createdBy": None,
-        })
-    return JSONResponse(out)
+    store: TemplateStore = request.app.state.templates
+    return JSONResponse([template_doc(t) for t in store.list()])
 
 
 routes = [Route("/templates", list_templates, methods=["GET"])]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from corral.errors import CorralError
 from corral.config import DEFAULT_POOL
 from corral.bench import density, floor, interpreter, latency
 from corral.bench.machine import describe_machine
@@ -25,7 +26,7 @@ from corral.bench.target import Target
 Tick = Callable[[], None]
 
 
-class BenchError(RuntimeError):
+class BenchError(CorralError, RuntimeError):
     """A benchmark phase failed; the message says which and, for our own server, carries its log."""
 
 

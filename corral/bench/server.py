@@ -19,8 +19,10 @@ from pathlib import Path
 
 import httpx
 
+from corral.errors import CorralError
 
-class ServerError(RuntimeError):
+
+class ServerError(CorralError, RuntimeError):
     """The benchmark's own server did not start; the message carries the tail of its log."""
 
 

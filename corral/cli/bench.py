@@ -13,7 +13,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from corral.cli.errors import CliError
+from corral.cli.errors import CliError, run_cli
+from corral.errors import CorralError
 
 
 class _RichProgress:
@@ -64,7 +65,6 @@ def bench(
     import os
 
     from corral.bench import BenchConfig, render_console, render_markdown, run_benchmark
-    from corral.bench.server import ServerError
 
     if as_json and as_markdown:
         raise CliError("choose one of --json and --markdown")
@@ -83,9 +83,9 @@ def bench(
     try:
         with Progress(*columns, console=err, transient=True) as progress:
             report = run_benchmark(config, _RichProgress(progress))
-    except (ValueError, ServerError) as exc:
+    except ValueError as exc:
         raise CliError(str(exc)) from None
-    except KeyboardInterrupt:
+    except (CorralError, KeyboardInterrupt):
         raise
     except Exception as exc:  # noqa: BLE001 - SDK and server failures become one clear error, no traceback
         raise CliError(f"benchmark failed: {exc.__class__.__name__}: {exc}") from None
@@ -100,20 +100,9 @@ def bench(
 
 def main() -> None:
     """`python -m corral.cli.bench`: the same command, usable before or without `corral` mounting it."""
-    import click
-
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command()(bench)
-    try:
-        app(standalone_mode=False)
-    except CliError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    run_cli(app)
 
 
 if __name__ == "__main__":

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from corral.cli import keys, sandbox
 from corral.cli.client import server_url
-from corral.cli.errors import CliError
+from corral.cli.errors import run_cli
 from corral.cli.bench import bench
 from corral.cli.serve import serve
 
@@ -40,29 +38,7 @@ def env(api_key: str = typer.Option(None, "--api-key", envvar="E2B_API_KEY", hel
 
 
 def main() -> None:
-    try:
-        # Without standalone mode click returns (not raises) the code of a typer.Exit.
-        rc = app(standalone_mode=False)
-        sys.exit(rc if isinstance(rc, int) else 0)
-    except CliError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(1)
-    except (typer.Exit, SystemExit) as exc:
-        code = getattr(exc, "exit_code", None)
-        sys.exit(code if code is not None else getattr(exc, "code", 0))
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception as exc:  # noqa: BLE001 - the CLI promise: no tracebacks
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        typer.echo(f"error: {exc.__class__.__name__}: {exc}", err=True)
-        sys.exit(1)
+    run_cli(app)
 
 
 if __name__ == "__main__":

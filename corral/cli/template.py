@@ -19,11 +19,12 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from corral.cli.errors import run_cli
+from corral.errors import CorralError
 from corral.templates import build as template_build
 from corral.templates.builtin import BUILTIN_RECIPES
 from corral.cli.template_build import build as build_from_dockerfile
-from corral.templates.names import TemplateNameError
-from corral.templates.store import ROOT_ENV, TemplateError, TemplateNotFound, TemplateStore
+from corral.templates.store import ROOT_ENV, TemplateNotFound, TemplateStore
 
 app = typer.Typer(
     name="template",
@@ -138,7 +139,7 @@ def _build_one(store: TemplateStore, name: str, force: bool) -> None:
         _fail(f"{exc}; nothing was left behind")
     except KeyboardInterrupt:
         _fail("interrupted; the partial build was removed", 130)
-    except (TemplateError, TemplateNameError, OSError) as exc:
+    except (CorralError, OSError) as exc:
         _fail(str(exc))
     info = result.info
     if result.skipped:
@@ -203,7 +204,7 @@ def remove_template(
             _fail(f"{name!r} is an alias of {info.name!r}; remove it with: corral template unalias {name}")
         store.remove(name)
         busy = store.purge_trash()
-    except (TemplateError, TemplateNameError, OSError) as exc:
+    except (CorralError, OSError) as exc:
         _fail(str(exc))
     note = f" ({len(busy)} retired cop{'y is' if len(busy) == 1 else 'ies are'} still mounted)" if busy else ""
     Console().print(f"Removed template [bold]{name}[/]{note}", highlight=False, soft_wrap=True)
@@ -218,7 +219,7 @@ def alias_template(
     """Make ALIAS another name for template NAME (as the E2B SDK asks for templates by name)."""
     try:
         info = TemplateStore(store_dir).set_alias(alias, name)
-    except (TemplateError, TemplateNameError, OSError) as exc:
+    except (CorralError, OSError) as exc:
         _fail(str(exc))
     Console().print(f"{alias} -> {info.name}", highlight=False, soft_wrap=True)
 
@@ -233,13 +234,13 @@ def unalias_template(
         TemplateStore(store_dir).remove_alias(alias)
     except TemplateNotFound:
         _fail(f"no template has the alias {alias!r}")
-    except (TemplateError, TemplateNameError, OSError) as exc:
+    except (CorralError, OSError) as exc:
         _fail(str(exc))
     Console().print(f"Removed alias {alias}", highlight=False, soft_wrap=True)
 
 
 def main() -> None:  # pragma: no cover - for `python -m corral.cli.template`
-    app()
+    run_cli(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

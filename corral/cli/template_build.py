@@ -16,10 +16,10 @@ from typing import NoReturn, Optional
 import typer
 from rich.console import Console
 
+from corral.errors import CorralError
 from corral.network import NetworkPolicyError
-from corral.templates.dockerfile import ConfigError, DockerfileError, StepEvent, StepFailed, build_dockerfile, load
-from corral.templates.names import TemplateNameError
-from corral.templates.store import ROOT_ENV, TemplateError, TemplateStore
+from corral.builder import StepEvent, StepFailed, build_dockerfile, load
+from corral.templates.store import ROOT_ENV, TemplateStore
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -47,7 +47,7 @@ def build(
         args[key] = value
     try:
         config = load(directory, name=name)
-    except (ConfigError, TemplateNameError) as exc:
+    except CorralError as exc:
         _fail(str(exc))
     console = Console()
     started = time.monotonic()
@@ -80,7 +80,7 @@ def build(
         _fail(f"{exc}; cached layers of earlier steps were kept")
     except KeyboardInterrupt:
         _fail("interrupted; the unfinished step was removed", 130)
-    except (DockerfileError, ConfigError, TemplateError, TemplateNameError, NetworkPolicyError, OSError) as exc:
+    except (CorralError, NetworkPolicyError, OSError) as exc:  # NetworkPolicyError: the network package's own
         _fail(str(exc))
     info = result.info
     if result.skipped:

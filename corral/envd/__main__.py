@@ -1,7 +1,8 @@
 """Development entry: `python -m corral.envd --uds PATH --config FILE.json [--etc-root DIR]`.
 
-In production the runtime calls `server.serve()` in a forked, pivoted child; this entry binds
-the socket itself so the daemon can be run and tested on a plain host.
+In production the runtime calls `server.serve_handoff()` (its payload, named in
+`corral.wire.constants.ENVD_PAYLOAD`) in a forked, pivoted child; this entry binds the socket
+itself so the daemon can be run and tested on a plain host.
 """
 
 from __future__ import annotations
@@ -10,19 +11,19 @@ import argparse
 import os
 import socket
 
-from corral.envd import users
-from corral.envd.config import EnvdConfig
+from corral.guest import users
+from corral.wire.handoff import EnvdConfig
 from corral.envd.server import preload, serve
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m corral.envd")
     parser.add_argument("--uds", required=True, help="unix socket path to listen on")
-    parser.add_argument("--config", required=True, help="EnvdConfig JSON file")
+    parser.add_argument("--config", required=True, help="hand-off file (corral.wire.handoff.EnvdConfig as JSON)")
     parser.add_argument("--etc-root", default=None, help="directory holding passwd/group (default /etc)")
     args = parser.parse_args(argv)
-    with open(args.config, encoding="utf-8") as fh:
-        config = EnvdConfig.loads(fh.read())
+    with open(args.config, "rb") as fh:
+        config = EnvdConfig.from_bytes(fh.read())
     if args.etc_root:
         users.ETC_ROOT = args.etc_root
     preload()

@@ -1,73 +1,24 @@
-"""Connect protocol machinery (JSON codec over HTTP/1.1), kept apart from the services.
+"""The receiving side of Connect calls in envd: lenient protobuf-JSON decoding, errno mapping.
 
-The official SDK speaks Connect with protobuf-JSON.  This module owns the parts of that
-contract that are independent of any one RPC: error codes and their HTTP statuses, the 5-byte
-envelopes of streaming calls, and lenient decoding of protobuf-JSON scalars (the SDK may send
-int64 as strings, enums as names or numbers, bytes with or without base64 padding).
+Framing (envelopes, error codes, `ConnectError`) is shared with the host's client and lives in
+`corral.wire.framing`. What stays here is what only a
+server of these RPCs needs: decoding protobuf-JSON scalars leniently (the SDK may send int64 as
+strings, enums as names or numbers, bytes with or without base64 padding), mapping an errno to
+a Connect code, and the `Connect-Timeout-Ms` header.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
-import struct
-from typing import Any, Iterator, Mapping
+import errno as _errno
+from typing import Any, Mapping
 
-# Connect error code -> HTTP status (Connect protocol specification).
-HTTP_STATUS: dict[str, int] = {
-    "canceled": 499,
-    "unknown": 500,
-    "invalid_argument": 400,
-    "deadline_exceeded": 504,
-    "not_found": 404,
-    "already_exists": 409,
-    "permission_denied": 403,
-    "resource_exhausted": 429,
-    "failed_precondition": 400,
-    "aborted": 409,
-    "out_of_range": 400,
-    "unimplemented": 501,
-    "internal": 500,
-    "unavailable": 503,
-    "data_loss": 500,
-    "unauthenticated": 401,
-}
-
-FLAG_MESSAGE = 0x00
-FLAG_COMPRESSED = 0x01
-FLAG_END_STREAM = 0x02
-
-UNARY_CONTENT_TYPE = "application/json"
-STREAM_CONTENT_TYPE = "application/connect+json"
-
-# A single request message larger than this is refused: requests are small control messages
-# (a command line, a path, a chunk of stdin) and the daemon must not buffer arbitrary input.
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-
-
-class ConnectError(Exception):
-    """An RPC failure that is reported to the client with a Connect code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        if code not in HTTP_STATUS:
-            raise ValueError(f"unknown connect code {code!r}")
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-    @property
-    def http_status(self) -> int:
-        return HTTP_STATUS[self.code]
-
-    def to_json(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
+from corral.wire.framing import ConnectError
 
 
 def from_os_error(err: OSError, what: str = "") -> ConnectError:
     """Map an errno to the Connect code the SDK turns into the matching exception."""
-    import errno as _errno
-
     detail = f"{what}: {err.strerror or err}" if what else str(err.strerror or err)
     code = {
         _errno.ENOENT: "not_found",
@@ -88,70 +39,7 @@ def from_os_error(err: OSError, what: str = "") -> ConnectError:
     return ConnectError(code, detail)
 
 
-# ---------------------------------------------------------------- envelopes
-
-def envelope(payload: bytes, flags: int = FLAG_MESSAGE) -> bytes:
-    return struct.pack(">BI", flags, len(payload)) + payload
-
-
-def message_envelope(message: Mapping[str, Any]) -> bytes:
-    return envelope(dumps(message))
-
-
-def end_stream_envelope(error: ConnectError | None = None) -> bytes:
-    body: dict[str, Any] = {} if error is None else {"error": error.to_json()}
-    return envelope(dumps(body), FLAG_END_STREAM)
-
-
-class EnvelopeReader:
-    """Incrementally splits a byte stream into (flags, payload) envelopes.
-
-    Chunk boundaries of the HTTP body carry no meaning, so bytes are buffered until a whole
-    envelope is present.  Oversized or compressed envelopes are rejected: we never negotiate
-    compression, and a length prefix must not make us buffer unbounded input.
-    """
-
-    def __init__(self, max_message: int = MAX_MESSAGE_BYTES) -> None:
-        self._buf = bytearray()
-        self._max = max_message
-
-    def feed(self, data: bytes) -> Iterator[tuple[int, bytes]]:
-        self._buf += data
-        while len(self._buf) >= 5:
-            flags, length = struct.unpack_from(">BI", self._buf)
-            if length > self._max:
-                raise ConnectError("resource_exhausted", f"message of {length} bytes exceeds {self._max}")
-            if flags & FLAG_COMPRESSED:
-                raise ConnectError("internal", "compressed envelopes are not supported")
-            if len(self._buf) < 5 + length:
-                return
-            payload = bytes(self._buf[5 : 5 + length])
-            del self._buf[: 5 + length]
-            yield flags, payload
-
-    @property
-    def pending(self) -> int:
-        return len(self._buf)
-
-
 # ---------------------------------------------------------------- protobuf-JSON
-
-def dumps(message: Mapping[str, Any]) -> bytes:
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def loads_message(payload: bytes) -> dict[str, Any]:
-    """Decode one request message; it must be a JSON object (empty body means `{}`)."""
-    if not payload.strip():
-        return {}
-    try:
-        value = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ConnectError("invalid_argument", f"invalid JSON message: {exc}") from None
-    if not isinstance(value, dict):
-        raise ConnectError("invalid_argument", "message must be a JSON object")
-    return value
-
 
 def field(msg: Mapping[str, Any], camel: str, snake: str | None = None) -> Any:
     """Protobuf-JSON parsers accept both the lowerCamelCase and the original field name."""

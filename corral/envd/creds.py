@@ -17,7 +17,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
-from corral.envd.users import User
+from corral.guest.users import User
 
 T = TypeVar("T")
 

@@ -7,7 +7,7 @@ import os
 import stat
 from typing import Any
 
-from corral.envd.users import NameCache
+from corral.guest.users import NameCache
 
 FILE_TYPE_FILE = "FILE_TYPE_FILE"
 FILE_TYPE_DIRECTORY = "FILE_TYPE_DIRECTORY"

@@ -17,9 +17,10 @@ import zlib
 from dataclasses import dataclass
 
 from corral.envd.creds import UserExecutor
+from corral.errors import CorralError
 from corral.envd.httpio import BodyTooLarge, Request
 from corral.envd.multipart import MultipartError, MultipartParser, PartData, PartEnd, PartStart, parse_header_params
-from corral.envd.users import User, resolve_path
+from corral.guest.users import User, resolve_path
 
 READ_CHUNK = 256 * 1024
 DECOMPRESS_CHUNK = 1024 * 1024
@@ -27,11 +28,11 @@ DECOMPRESS_CHUNK = 1024 * 1024
 MULTIPART_OVERHEAD = 1024 * 1024
 
 
-class HTTPFailure(Exception):
+class HTTPFailure(CorralError):
+    """A /files failure answered with `status` and a JSON message."""
+
     def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+        super().__init__(message, status=status)
 
 
 def _os_failure(exc: OSError, path: str) -> HTTPFailure:

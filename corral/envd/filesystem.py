@@ -13,9 +13,10 @@ import shutil
 import stat
 from typing import Any
 
-from corral.envd.connect import ConnectError, from_os_error
+from corral.envd.connect import from_os_error
+from corral.wire.framing import ConnectError
 from corral.envd.entries import entry_info
-from corral.envd.users import NameCache
+from corral.guest.users import NameCache
 
 # A listing is built in memory before it is sent; cap it so one call cannot exhaust the daemon.
 MAX_LIST_ENTRIES = 200_000

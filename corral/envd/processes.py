@@ -1,9 +1,9 @@
 """The processes the daemon started: spawning, output fan-out, input, signals, lifetime.
 
-Every process gets its own session (so a signal reaches its whole process group) and is
-tracked until it has exited and its output is drained.  Output is read with `loop.add_reader`
-on raw fds and fanned out to every subscriber (the Start stream and any Connect streams);
-exit statuses arrive from the daemon's reaper, never from Popen.wait.
+Every process is started by `corral.guest.spawn` (its own session, so a signal reaches its whole
+process group) and is tracked until it has exited and its output is drained. Output is read by
+`corral.guest.output.OutputReader`s and fanned out to every subscriber (the Start stream and any
+Connect streams); exit statuses arrive from the daemon's reaper, never from Popen.wait.
 """
 
 from __future__ import annotations
@@ -19,14 +19,16 @@ import termios
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
-from corral.envd import exitstatus
-from corral.envd.connect import ConnectError, encode_bytes
-from corral.envd.reaper import reaper_for
-from corral.envd.users import DEFAULT_PATH, User
+from corral.envd.connect import encode_bytes
+from corral.wire.framing import ConnectError
+from corral.guest import exitstatus
+from corral.guest.output import OutputReader
+from corral.guest.reaper import reaper_for
+from corral.guest.spawn import is_valid_env_pair, login_env, mark_reaped, spawn_as
+from corral.guest.users import User
 
 Event = dict[str, Any]
 
-READ_CHUNK = 64 * 1024
 # After the main process exits, how long to keep draining output held open by background
 # children before ending the stream (they keep running; we stop waiting for them).
 DRAIN_GRACE_SECONDS = 0.25
@@ -83,7 +85,7 @@ class ManagedProcess:
         self.popen: subprocess.Popen[bytes] | None = None
         self.pty_fd: int | None = None
         self.stdin_fd: int | None = None
-        self.out_fds: dict[int, str] = {}  # fd -> "stdout" | "stderr" | "pty"
+        self.outputs: dict[int, OutputReader] = {}  # fd -> its reader, until end of output
         self.subscribers: set[Subscription] = set()
         self.status: int | None = None
         self.ended = asyncio.Event()
@@ -118,65 +120,32 @@ class ManagedProcess:
             if sub.overflowed:
                 self.subscribers.discard(sub)
 
-    def _on_readable(self, fd: int) -> None:
-        kind = self.out_fds.get(fd)
-        if kind is None:
-            return
-        try:
-            data = os.read(fd, READ_CHUNK)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            if exc.errno != errno.EIO:  # EIO: pty slave closed, i.e. end of output
-                raise
-            data = b""
-        if data:
+    def _read_output(self, fd: int, kind: str) -> None:
+        """Start streaming `fd` ("stdout" | "stderr" | "pty") to the subscribers."""
+        def on_data(data: bytes) -> None:
             self._broadcast({"data": {kind: encode_bytes(data)}})
-            return
-        self._close_output(fd)
-        self._maybe_finish()
 
-    def _close_output(self, fd: int) -> None:
-        loop = self.manager.loop
-        loop.remove_reader(fd)
-        self.out_fds.pop(fd, None)
-        if fd != self.pty_fd:
-            os.close(fd)
+        def on_eof() -> None:
+            self.outputs.pop(fd, None)
+            self._maybe_finish()
+
+        self.outputs[fd] = OutputReader(self.manager.loop, fd, on_data, on_eof, close_fd=fd != self.pty_fd)
 
     def _on_exit(self, status: int) -> None:
         self.status = status
         if self.popen is not None:
-            # Tell Popen the child is gone so it never calls waitpid on a reused pid.
-            self.popen.returncode = status
+            mark_reaped(self.popen, status)
         if self._timeout is not None:
             self._timeout.cancel()
         # Pull whatever is already buffered before deciding whether to wait for EOF.
-        for fd in list(self.out_fds):
-            self._drain(fd)
-        if self.out_fds:
+        for reader in list(self.outputs.values()):
+            reader.drain()
+        if self.outputs:
             self._grace = self.manager.loop.call_later(DRAIN_GRACE_SECONDS, self._finish)
         self._maybe_finish()
 
-    def _drain(self, fd: int) -> None:
-        while fd in self.out_fds:
-            before = len(self.out_fds)
-            try:
-                peek = os.read(fd, READ_CHUNK)
-            except BlockingIOError:
-                return
-            except OSError as exc:
-                if exc.errno != errno.EIO:
-                    raise
-                peek = b""
-            if peek:
-                self._broadcast({"data": {self.out_fds[fd]: encode_bytes(peek)}})
-            else:
-                self._close_output(fd)
-            if len(self.out_fds) != before:
-                return
-
     def _maybe_finish(self) -> None:
-        if self.status is not None and not self.out_fds:
+        if self.status is not None and not self.outputs:
             self._finish()
 
     def _finish(self) -> None:
@@ -184,8 +153,9 @@ class ManagedProcess:
             return
         if self._grace is not None:
             self._grace.cancel()
-        for fd in list(self.out_fds):
-            self._close_output(fd)
+        for reader in list(self.outputs.values()):
+            reader.close()
+        self.outputs.clear()
         self.close_stdin()
         if self.pty_fd is not None:
             os.close(self.pty_fd)
@@ -284,11 +254,11 @@ class ProcessManager:
         raise ConnectError("invalid_argument", "a process selector (pid or tag) is required")
 
     def build_env(self, user: User, request_envs: dict[str, str]) -> dict[str, str]:
-        env = {"PATH": DEFAULT_PATH, "HOME": user.home, "USER": user.name, "LOGNAME": user.name}
+        env = login_env(user)
         env.update(self.env_vars)
         env.update(request_envs)
         for key, value in env.items():
-            if not key or "=" in key or "\x00" in key or "\x00" in value:
+            if not is_valid_env_pair(key, value):
                 raise ConnectError("invalid_argument", f"invalid environment variable {key!r}")
         return env
 
@@ -316,7 +286,6 @@ class ProcessManager:
                 cols, rows = pty_size
                 _set_winsize(master, cols, rows)
                 os.fchown(slave, user.uid, -1)
-                os.set_blocking(master, False)
                 stdin_arg: Any = slave
                 stdout_arg: Any = slave
                 stderr_arg: Any = slave
@@ -339,16 +308,9 @@ class ProcessManager:
                     stdin_arg = subprocess.DEVNULL
                 stdout_arg, stderr_arg = out_w, err_w
                 preexec = None
-                for fd in (out_r, err_r):
-                    os.set_blocking(fd, False)
                 outputs = {out_r: "stdout", err_r: "stderr"}
-            popen = subprocess.Popen(
-                [spec.cmd, *spec.args],
-                stdin=stdin_arg, stdout=stdout_arg, stderr=stderr_arg,
-                cwd=cwd, env=env, close_fds=True, start_new_session=True,
-                user=user.uid, group=user.gid, extra_groups=list(user.groups),
-                preexec_fn=preexec,
-            )
+            popen = spawn_as([spec.cmd, *spec.args], user, cwd=cwd, env=env, stdin=stdin_arg,
+                             stdout=stdout_arg, stderr=stderr_arg, preexec_fn=preexec)
         except ConnectError:
             for fd in parent_fds + child_fds:
                 os.close(fd)
@@ -363,11 +325,10 @@ class ProcessManager:
             os.close(fd)
         proc.popen = popen
         proc.pid = popen.pid
-        proc.out_fds = outputs
         self.procs[proc.pid] = proc
         reaper_for(self.loop).watch(proc.pid, proc._on_exit)
-        for fd in outputs:
-            self.loop.add_reader(fd, proc._on_readable, fd)
+        for fd, kind in outputs.items():
+            proc._read_output(fd, kind)
         if timeout is not None:
             proc._timeout = self.loop.call_later(timeout, proc._on_timeout)
         return proc

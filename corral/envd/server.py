@@ -4,6 +4,11 @@ The runtime forks the daemon from a zygote and pivots it into the sandbox root, 
 the host's Python library is out of reach.  `preload()` therefore imports everything the
 daemon could otherwise import lazily; the test suite proves it by serving with imports
 disabled.  `serve()` then runs uvicorn on the already-listening socket until SIGTERM.
+
+`serve()` also hands envd the apps for E2B's other ports (the code interpreter), which the
+hand-off names by entry point (`corral.wire.constants.HOSTED_APPS`): envd resolves them without
+importing the interpreter. The runtime names `serve_handoff` (and `preload`) as its payload the
+same way.
 """
 
 from __future__ import annotations
@@ -12,11 +17,17 @@ import asyncio
 import ctypes
 import signal
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from corral.envd.config import EnvdConfig
+from corral.guest.hosting import HostContext, HostedApp
+from corral.wire.constants import HOSTED_PRELOADS
+from corral.wire.entry_points import resolve
+from corral.wire.handoff import EnvdConfig
+
+if TYPE_CHECKING:
+    from corral.envd.app import EnvdApp
 
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
@@ -59,13 +70,13 @@ def preload() -> None:
     import h11, h11._readers, h11._writers  # noqa: E401,F401
 
     from corral.envd import (  # noqa: F401
-        app, auth, connect, creds, entries, exitstatus, files_http, filesystem, httpio, inotify,
-        multipart, ports, processes, reaper, users, watchers,
+        app, auth, connect, creds, entries, files_http, files_route, filesystem, filesystem_rpc,
+        handover, httpio, inotify, multipart, ports, process_rpc, processes, rpc, watchers,
     )
+    from corral.guest import exitstatus, output, reaper, spawn, users  # noqa: F401
 
-    import corral.interpreter
-
-    corral.interpreter.preload()
+    for ref in HOSTED_PRELOADS:   # the hosted apps' own preloads (the interpreter's)
+        resolve(ref)()
     # Codecs are looked up (imported) on first use.
     for name in ("utf-8", "latin-1", "ascii", "idna", "utf-16", "utf-32"):
         codecs.lookup(name)
@@ -88,10 +99,33 @@ def _prctl(option: int, value: int) -> None:
         raise OSError(ctypes.get_errno(), "prctl failed")
 
 
+def _host_apps(app: "EnvdApp", config: EnvdConfig) -> list[HostedApp]:
+    """The apps named in the hand-off for other ports, resolved by name and handed to envd."""
+    ctx = HostContext(env_vars=lambda: app.processes.env_vars, default_user=config.default_user,
+                      default_workdir=config.default_workdir, start_languages=tuple(config.start_kernels))
+    hosted: list[HostedApp] = []
+    for port, ref in config.hosted_apps.items():
+        one: HostedApp = resolve(ref)(ctx)
+        app.host(int(port), one)
+        app.on_close.append(one.close)
+        hosted.append(one)
+    return hosted
+
+
+def serve_handoff(sock: socket.socket, config: bytes, ports_sock: socket.socket | None = None) -> None:
+    """The runtime's entry point: the hand-off bytes the server wrote, then `serve`.
+
+    No bytes (a tier used by hand, without a server): defaults, which means no access token.
+    """
+    serve(sock, EnvdConfig.from_bytes(config) if config else EnvdConfig(sandbox_id=socket.gethostname()),
+          ports_sock)
+
+
 def serve(sock: socket.socket, config: EnvdConfig, ports_sock: socket.socket | None = None) -> None:
     """Serve the envd app on `sock` until SIGTERM; reaps every child, including orphans."""
-    from corral.envd import ports, reaper
+    from corral.envd import ports
     from corral.envd.app import create_app
+    from corral.guest import reaper
 
     # Sandbox processes (even as sandbox root) must not read our memory (token) via /proc.
     _prctl(PR_SET_DUMPABLE, 0)
@@ -100,6 +134,7 @@ def serve(sock: socket.socket, config: EnvdConfig, ports_sock: socket.socket | N
     reaper.REAP_ALL = True
 
     app = create_app(config)
+    hosted = _host_apps(app, config)
     server = _Server(_uvicorn_config(app))
     # uvicorn re-raises the captured signal after shutdown with the previous handler; make that a
     # no-op so we get to clean up and return instead of dying by SIGTERM.
@@ -112,7 +147,8 @@ def serve(sock: socket.socket, config: EnvdConfig, ports_sock: socket.socket | N
         # File operations must keep working when the sandbox hits its pids limit, so their worker
         # threads exist from the start (the call does not wait for them).
         app.executor.prestart(2)
-        app.start_kernels()
+        for one in hosted:   # warm start: the first cell does not wait for a kernel
+            one.start()
         if ports_sock is not None:
             await ports.serve(ports_sock)
         try:

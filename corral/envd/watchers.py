@@ -12,11 +12,12 @@ import secrets
 import stat
 from typing import Any
 
-from corral.envd.connect import ConnectError, from_os_error
+from corral.envd.connect import from_os_error
+from corral.wire.framing import ConnectError
 from corral.envd.creds import UserExecutor
 from corral.envd.entries import entry_info
 from corral.envd.inotify import DirWatcher
-from corral.envd.users import User
+from corral.guest.users import User
 
 MAX_WATCHERS = 128
 MAX_BUFFERED_EVENTS = 10_000

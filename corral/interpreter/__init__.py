@@ -21,7 +21,7 @@ def preload() -> None:
     import starlette.formparsers  # noqa: F401
 
     from corral.interpreter import (  # noqa: F401
-        app, contexts, events, jupyter, kernel, languages, launch, pipes,
+        app, contexts, events, hosted, jupyter, kernel, languages, launch, pipes,
     )
 
     # A session signs and parses a message without any socket: this resolves traitlets defaults

@@ -19,9 +19,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from corral.errors import CorralError
 from corral.interpreter import events
 from corral.interpreter.contexts import (
-    ContextError,
+    ExecutionContextError,
     ContextManager,
     ContextNotFound,
     Execution,
@@ -34,10 +35,11 @@ MAX_REQUEST_BYTES = 32 * 1024 * 1024
 MAX_ENV_VARS = 1024
 
 
-class BadRequest(Exception):
+class BadRequest(CorralError):
+    """A malformed request (400), or one too large (413)."""
+
     def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
+        super().__init__(message, status=status)
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -163,7 +165,7 @@ class InterpreterApp:
             return PlainTextResponse(str(exc), status_code=404)
         except (UnknownLanguage, ValueError) as exc:
             return PlainTextResponse(str(exc), status_code=400)
-        except ContextError as exc:
+        except ExecutionContextError as exc:
             return PlainTextResponse(str(exc), status_code=500)
         execution = self.contexts.execute(ctx, code, env_vars)
         return ExecutionStream(execution)  # type: ignore[return-value]
@@ -177,11 +179,11 @@ class InterpreterApp:
             return PlainTextResponse(str(exc), status_code=exc.status)
         except (UnknownLanguage, ValueError) as exc:
             return PlainTextResponse(str(exc), status_code=400)
-        except ContextError as exc:
+        except ExecutionContextError as exc:
             return PlainTextResponse(f"Failed to create context: {exc}", status_code=500)
         try:
             await self.contexts.start(ctx)
-        except ContextError as exc:
+        except ExecutionContextError as exc:
             return PlainTextResponse(f"Failed to create context: {exc}", status_code=500)
         return JSONResponse(ctx.to_json())
 
@@ -194,7 +196,7 @@ class InterpreterApp:
             await ctx.restart()
         except ContextNotFound as exc:
             return PlainTextResponse(str(exc), status_code=404)
-        except ContextError as exc:
+        except ExecutionContextError as exc:
             return PlainTextResponse(f"Failed to restart context: {exc}", status_code=500)
         return JSONResponse(ctx.to_json())
 

@@ -19,8 +19,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from corral.envd.connect import ConnectError
-from corral.envd.users import User, lookup_user
+from corral.errors import CorralError, NotFound
+from corral.wire.framing import ConnectError
+from corral.guest.users import User, lookup_user
 from corral.interpreter import events
 from corral.interpreter.events import Event
 from corral.interpreter.jupyter import python_kernel, r_kernel
@@ -52,11 +53,11 @@ class InterpreterConfig:
     resolve_user: Callable[[str], User] = field(default=lookup_user)
 
 
-class ContextNotFound(LookupError):
-    pass
+class ContextNotFound(NotFound):
+    """No context with that id (404)."""
 
 
-class ContextError(RuntimeError):
+class ExecutionContextError(CorralError, RuntimeError):
     """A context could not be created or (re)started; the message is for the API caller."""
 
 
@@ -72,7 +73,7 @@ def _make_kernel(config: InterpreterConfig, spec: KernelSpec) -> Kernel:
         return java_kernel(spec, config.java)
     if lang == BASH:
         return bash_kernel(spec, config.bash)
-    raise ContextError(f"no kernel for language {lang!r}")
+    raise ExecutionContextError(f"no kernel for language {lang!r}")
 
 
 class Context:
@@ -102,7 +103,7 @@ class Context:
             self._starting = asyncio.ensure_future(self._start())
         try:
             await asyncio.shield(self._starting)
-        except ContextError:
+        except ExecutionContextError:
             self._starting = None
             raise
         assert self.kernel is not None
@@ -117,13 +118,13 @@ class Context:
             await kernel.start(self.manager.config.start_timeout)
         except (KernelDied, TimeoutError) as exc:
             await kernel.shutdown()
-            raise ContextError(f"failed to start the {self.language} kernel: {exc}") from None
+            raise ExecutionContextError(f"failed to start the {self.language} kernel: {exc}") from None
         except BaseException:
             kernel.kill_now()
             raise
         if self.removed:
             await kernel.shutdown()
-            raise ContextError("the context was removed")
+            raise ExecutionContextError("the context was removed")
         self.kernel = kernel
 
     async def restart(self) -> None:
@@ -174,7 +175,7 @@ class Execution:
             async with ctx.lock:
                 try:
                     kernel = await ctx.ensure_started()
-                except ContextError as exc:
+                except ExecutionContextError as exc:
                     self._emit(events.error("ContextError", str(exc)))
                     return
                 try:
@@ -184,7 +185,7 @@ class Execution:
                         "KernelDied", f"{exc}; the kernel was restarted and its state is lost"))
                     try:
                         await ctx._restart_locked()
-                    except ContextError as restart_exc:
+                    except ExecutionContextError as restart_exc:
                         log.warning("restarting context %s failed: %s", ctx.id, restart_exc)
         except Exception as exc:  # noqa: BLE001 - the stream must always end cleanly
             log.exception("execution in context %s failed", ctx.id)
@@ -222,7 +223,7 @@ class ContextManager:
         try:
             return self.config.resolve_user(self.config.default_user)
         except ConnectError as exc:
-            raise ContextError(f"cannot run kernels as {self.config.default_user!r}: {exc.message}") from None
+            raise ExecutionContextError(f"cannot run kernels as {self.config.default_user!r}: {exc.message}") from None
 
     def create(self, language: object = None, cwd: object = None) -> Context:
         """Register a context (its kernel starts in the background); raises ValueError on bad input."""
@@ -246,7 +247,7 @@ class ContextManager:
     async def start(self, ctx: Context) -> None:
         try:
             await ctx.ensure_started()
-        except ContextError:
+        except ExecutionContextError:
             self.contexts.pop(ctx.id, None)
             raise
 
@@ -284,7 +285,7 @@ class ContextManager:
             ctx = self.default(lang)
             try:
                 await ctx.ensure_started()
-            except ContextError as exc:
+            except ExecutionContextError as exc:
                 log.warning("warm start of %s failed: %s", lang, exc)
 
     async def close(self) -> None:

@@ -12,14 +12,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from corral.envd.users import User
+from corral.errors import CorralError
+from corral.guest.users import User
 from corral.interpreter.events import Event
 
 Emit = Callable[[Event], None]
 EnvGetter = Callable[[], Mapping[str, str]]
 
 
-class KernelDied(RuntimeError):
+class KernelDied(CorralError, RuntimeError):
     """The kernel process ended while it was starting or running a cell."""
 
 

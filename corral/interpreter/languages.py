@@ -7,6 +7,8 @@ transpiled first), but keeps its own contexts: a TypeScript cell must never run 
 
 from __future__ import annotations
 
+from corral.errors import InvalidRequest
+
 PYTHON = "python"
 JAVASCRIPT = "javascript"
 TYPESCRIPT = "typescript"
@@ -26,7 +28,7 @@ _ALIASES = {
 }
 
 
-class UnknownLanguage(ValueError):
+class UnknownLanguage(InvalidRequest):
     """The requested language has no kernel here."""
 
 

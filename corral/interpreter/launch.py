@@ -1,8 +1,9 @@
-"""Starting a kernel process inside the sandbox, as the sandbox user, reaped by envd's reaper.
+"""Starting a kernel process inside the sandbox, as the sandbox user, reaped by the daemon's reaper.
 
-Kernels are exec'd with explicit argv (no kernelspec search, no entry points), in their own
-session so an interrupt or kill reaches everything they started. Their exit status comes from the
-daemon's reaper (pid 1 reaps every child; asyncio's child watchers would race it). The last few
+Kernels are exec'd with explicit argv (no kernelspec search, no entry points) through
+`corral.guest.spawn`, in their own session so an interrupt or kill reaches everything they
+started. Their exit status comes from the daemon's reaper (pid 1 reaps every child; asyncio's
+child watchers would race it). The last few
 KB of a kernel's stderr are kept so a kernel that fails to start or dies can say why.
 """
 
@@ -18,12 +19,14 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from corral.envd import exitstatus
-from corral.envd.reaper import reaper_for
-from corral.envd.users import DEFAULT_PATH, User
+from corral.errors import CorralError
+from corral.guest import exitstatus
+from corral.guest.output import OutputReader
+from corral.guest.reaper import reaper_for
+from corral.guest.spawn import is_valid_env_pair, login_env, mark_reaped, spawn_as
+from corral.guest.users import User
 
 STDERR_TAIL_BYTES = 8192
-_READ_CHUNK = 65536
 
 OnData = Callable[[bytes], None]
 
@@ -35,7 +38,7 @@ def _die_with_parent() -> None:  # in the child, after the uid switch (which wou
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-class KernelStartError(RuntimeError):
+class KernelStartError(CorralError, RuntimeError):
     """A kernel could not be started; the message is meant for the API caller."""
 
 
@@ -49,11 +52,10 @@ class Pipes:
 
 
 def kernel_env(user: User, sandbox_env: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
-    env = {"PATH": DEFAULT_PATH, "HOME": user.home, "USER": user.name, "LOGNAME": user.name,
-           "LANG": "C.UTF-8", "SHELL": user.shell or "/bin/bash"}
+    env = {**login_env(user), "LANG": "C.UTF-8", "SHELL": user.shell or "/bin/bash"}
     env.update(sandbox_env)
     env.update(extra)
-    return {k: v for k, v in env.items() if k and "=" not in k and "\x00" not in k + v}
+    return {k: v for k, v in env.items() if is_valid_env_pair(k, v)}
 
 
 class KernelProcess:
@@ -108,12 +110,8 @@ class KernelProcess:
 
                 # close_fds runs after preexec_fn in the child: keep fd 3 through it.
                 pass_fds = (3,)
-            self.popen = subprocess.Popen(
-                self.argv, stdin=stdin_arg, stdout=stdout_arg, stderr=err_w, cwd=cwd,
-                env=dict(env), close_fds=True, pass_fds=pass_fds, start_new_session=True,
-                user=user.uid, group=user.gid, extra_groups=list(user.groups),
-                preexec_fn=preexec,
-            )
+            self.popen = spawn_as(self.argv, user, cwd=cwd, env=env, stdin=stdin_arg, stdout=stdout_arg,
+                                  stderr=err_w, pass_fds=pass_fds, preexec_fn=preexec)
         except OSError as exc:
             for fd in parent + child:
                 os.close(fd)
@@ -126,12 +124,11 @@ class KernelProcess:
         self.stderr_fd = err_r
         for fd in parent:
             os.set_blocking(fd, False)
-        self._sinks: dict[str, OnData | None] = {
-            "stdout_fd": on_stdout, "stderr_fd": on_stderr, "control_fd": on_control}
-        for name in ("stdout_fd", "stderr_fd", "control_fd"):
+        self._readers: dict[str, OutputReader] = {}
+        for name, sink in (("stdout_fd", on_stdout), ("stderr_fd", on_stderr), ("control_fd", on_control)):
             fd = getattr(self, name)
             if fd is not None:
-                self.loop.add_reader(fd, self._read, name)
+                self._readers[name] = OutputReader(self.loop, fd, self._sink(name, sink), self._eof(name))
         reaper_for(self.loop).watch(self.pid, self._on_exit)
 
     # ------------------------------------------------------------------ lifetime
@@ -141,7 +138,7 @@ class KernelProcess:
         return not self.exited.done()
 
     def _on_exit(self, status: int) -> None:
-        self.popen.returncode = status  # Popen must never waitpid a pid that may be reused
+        mark_reaped(self.popen, status)
         self.drain("stdout_fd", "stderr_fd", "control_fd")
         # The session may have left children behind (a shell's background job); they go too.
         self.signal_group(signal.SIGKILL)
@@ -159,32 +156,26 @@ class KernelProcess:
     def drain(self, *names: str) -> None:
         """Read whatever is already in the named pipes (e.g. before acting on a control line)."""
         for name in names:
-            self._read(name)
+            reader = self._readers.get(name)
+            if reader is not None:
+                reader.drain()
 
-    def _read(self, name: str) -> None:
-        while True:
-            fd = getattr(self, name)
-            if fd is None:
-                return
-            try:
-                data = os.read(fd, _READ_CHUNK)
-            except BlockingIOError:
-                return
-            except OSError:
-                data = b""
-            if not data:
-                self.loop.remove_reader(fd)
-                os.close(fd)
-                setattr(self, name, None)
-                return
+    def _sink(self, name: str, sink: OnData | None) -> OnData:
+        def on_data(data: bytes) -> None:
             if name == "stderr_fd":
                 self._stderr_tail.append(data)
                 self._stderr_size += len(data)
                 while self._stderr_size > STDERR_TAIL_BYTES and len(self._stderr_tail) > 1:
                     self._stderr_size -= len(self._stderr_tail.popleft())
-            sink = self._sinks.get(name)
             if sink is not None:
                 sink(data)
+        return on_data
+
+    def _eof(self, name: str) -> Callable[[], None]:
+        def on_eof() -> None:
+            self._readers.pop(name, None)
+            setattr(self, name, None)
+        return on_eof
 
     def signal(self, sig: int) -> None:
         if self.alive:
@@ -216,17 +207,12 @@ class KernelProcess:
         self.close_fds()
 
     def close_fds(self) -> None:
-        for name in ("stdin_fd", "stdout_fd", "control_fd", "stderr_fd"):
-            fd = getattr(self, name)
-            if fd is None:
-                continue
-            if name != "stdin_fd":
-                try:
-                    self.loop.remove_reader(fd)
-                except (ValueError, RuntimeError):
-                    pass
+        for reader in self._readers.values():
+            reader.close()
+        self._readers.clear()
+        if self.stdin_fd is not None:
             try:
-                os.close(fd)
+                os.close(self.stdin_fd)
             except OSError:
                 pass
-            setattr(self, name, None)
+        self.stdin_fd = self.stdout_fd = self.control_fd = self.stderr_fd = None

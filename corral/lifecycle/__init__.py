@@ -1,5 +1,12 @@
-"""Sandbox lifecycle: create, kill, timeouts, pause, recovery after a restart."""
+"""Sandbox lifecycle: the start pipeline, warm pools, kill, timeouts, pause, restart recovery.
 
-from corral.lifecycle.service import CreateParams, NotFound, SandboxService, Conflict
+The API uses the façade (`SandboxService`), the typed requests it takes, and `make_tier`.
+"""
 
-__all__ = ["Conflict", "CreateParams", "NotFound", "SandboxService"]
+from corral.lifecycle.errors import SandboxNotFound, StartFailed, TierFailed
+from corral.lifecycle.requests import CreateRequest, NetworkRequest, NetworkUpdate, ResourceRequest
+from corral.lifecycle.service import SandboxService
+from corral.lifecycle.tiers import make_tier
+
+__all__ = ["CreateRequest", "NetworkRequest", "NetworkUpdate", "ResourceRequest", "SandboxNotFound",
+           "SandboxService", "StartFailed", "TierFailed", "make_tier"]

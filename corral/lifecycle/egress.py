@@ -1,7 +1,7 @@
 """Network egress for sandboxes: one policy per sandbox, enforced by `corral.network`.
 
-Where a policy comes from: a create request's E2B fields (`allow_internet_access`, `network`)
-narrow the template's `e2b.toml` network settings, and both are capped by the server's ceiling;
+Where a policy comes from: a create request's E2B fields (`allow_internet_access`, `network`,
+parsed by the API into a `NetworkRequest`) narrow the template's `e2b.toml` network settings, and both are capped by the server's ceiling;
 without either, a sandbox has no network at all (the product spec's default). The network
 machinery (forwarding, the global nftables table, the DNS resolver) starts only when a sandbox
 first needs it, or at start-up when a previous run left attachments to re-adopt or remove.
@@ -14,33 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from corral.config import Settings
-from corral.network import NO_EGRESS, EgressPolicy, NetworkManager, NetworkPolicyError, from_e2b, from_spec, narrow
+from corral.errors import InvalidRequest
+from corral.lifecycle.requests import NetworkRequest
+from corral.network import NO_EGRESS, EgressPolicy, NetworkManager, NetworkPolicyError, from_spec, narrow
 from corral.network import system_resolvers
-from corral.policy import PolicyError
+from corral.runtime.base import SandboxHandle
 from corral.uds import SandboxClients
+from corral.wire.client import EnvdClient, EnvdError
 
 log = logging.getLogger("corral.egress")
-
-# E2B update fields we cannot honour; refused rather than silently ignored.
-_UNSUPPORTED = ("egressProxy", "egress_proxy", "rules")
-# Accepted and ignored: the resolver intercepts every DNS query, whatever server is asked.
-_IGNORED = ("dnsServers", "dns_servers")
-# corral's extension: bytes (both directions) the sandbox may exchange before egress is cut.
-_BUDGET_KEYS = ("egressBudgetBytes", "egress_budget_bytes")
-
-
-def _budget(network: dict[str, Any] | None) -> Any:
-    for key in _BUDGET_KEYS:
-        if network and key in network:
-            return network[key]
-    return None
-
-
-def request_network(allow_internet_access: bool | None, network: dict[str, Any] | None) -> dict[str, Any] | None:
-    """What to remember of a request's network fields (E2B's shape), for get_info."""
-    if allow_internet_access is None and not network:
-        return None
-    return {k: v for k, v in (network or {}).items() if k not in _IGNORED}
 
 
 class Egress:
@@ -74,26 +56,23 @@ class Egress:
 
     # --- policy --------------------------------------------------------------------------------
 
-    def resolve(self, allow_internet_access: bool | None, network: dict[str, Any] | None,
-                template_network: dict[str, Any] | None) -> EgressPolicy:
-        """The policy of a new sandbox; bad input raises PolicyError with the offending entry."""
+    def resolve(self, request: NetworkRequest, template_network: dict[str, Any] | None) -> EgressPolicy:
+        """The policy of a new sandbox: the request narrows the template, both capped by the server."""
         try:
             tmpl = self._template_policy(template_network)
-            if allow_internet_access is not None or network:
-                policy = from_e2b(allow_internet_access, _egress_fields(network), byte_budget=_budget(network))
-                if tmpl is not None:
-                    policy = narrow(policy, tmpl)
-                return self._cap(policy)
-            # A template's own defaults are narrowed to what the server allows, without an error:
-            # the client asked for nothing.
-            return narrow(tmpl or NO_EGRESS, self.ceiling)
         except NetworkPolicyError as exc:
-            raise PolicyError(str(exc)) from None
+            raise InvalidRequest(f"the template's network settings are invalid: {exc}") from None
+        if request.egress is not None:
+            policy = request.egress if tmpl is None else narrow(request.egress, tmpl)
+            return self._cap(policy)
+        # A template's own defaults are narrowed to what the server allows, without an error:
+        # the client asked for nothing.
+        return narrow(tmpl or NO_EGRESS, self.ceiling)
 
     def _cap(self, policy: EgressPolicy) -> EgressPolicy:
         capped = narrow(policy, self.ceiling)
         if policy.grants_egress and not capped.grants_egress:
-            raise PolicyError("network egress is disabled on this server (CORRAL_EGRESS=off)")
+            raise InvalidRequest("network egress is disabled on this server (CORRAL_EGRESS=off)")
         return capped
 
     @staticmethod
@@ -105,34 +84,26 @@ class Egress:
 
     # --- lifecycle -----------------------------------------------------------------------------
 
-    async def attach(self, sandbox_id: str, policy: EgressPolicy, init_pid: int, socket: Path,
+    async def attach(self, sandbox_id: str, policy: EgressPolicy, handle: SandboxHandle,
                      access_token: str | None) -> None:
         if not policy.grants_egress:
             return
         net = await self._ensure_started()
-        att = await net.ensure(sandbox_id, policy, init_pid=init_pid)
+        att = await net.ensure(sandbox_id, policy, init_pid=handle.init_pid)
         if att is not None:
-            await self._write_resolv_conf(sandbox_id, socket, access_token, str(att.nameserver))
+            await self._write_resolv_conf(sandbox_id, handle.envd_socket, access_token, str(att.nameserver))
 
-    async def update(self, sandbox_id: str, body: dict[str, Any], init_pid: int, socket: Path,
+    async def update(self, sandbox_id: str, requested: EgressPolicy, handle: SandboxHandle,
                      access_token: str | None) -> EgressPolicy:
-        """PUT /sandboxes/{id}/network: replace the sandbox's egress rules."""
-        for key in _UNSUPPORTED:
-            if body.get(key):
-                raise PolicyError(f"network.{key} is not supported by corral")
-        allow = body.get("allow_internet_access", body.get("allowInternetAccess"))
-        try:
-            policy = self._cap(from_e2b(allow if allow is not None else False, _egress_fields(body),
-                                        byte_budget=_budget(body)))
-        except NetworkPolicyError as exc:
-            raise PolicyError(str(exc)) from None
+        """PUT /sandboxes/{id}/network: replace the sandbox's egress rules (capped by the server)."""
+        policy = self._cap(requested)
         if self._net is None and not policy.grants_egress:
             return policy
         net = await self._ensure_started()
         attached = sandbox_id in net.attached()
-        att = await net.ensure(sandbox_id, policy, init_pid=init_pid)
+        att = await net.ensure(sandbox_id, policy, init_pid=handle.init_pid)
         if att is not None and not attached:
-            await self._write_resolv_conf(sandbox_id, socket, access_token, str(att.nameserver))
+            await self._write_resolv_conf(sandbox_id, handle.envd_socket, access_token, str(att.nameserver))
         return policy
 
     async def detach(self, sandbox_id: str) -> None:
@@ -160,16 +131,10 @@ class Egress:
 
     async def _write_resolv_conf(self, sandbox_id: str, socket: Path, token: str | None, nameserver: str) -> None:
         """Through envd, as the sandbox's root: the host never writes into a sandbox's tree."""
-        client = self.clients.get(sandbox_id, socket)
-        resp = await client.post(
-            "/files", params={"path": "/etc/resolv.conf", "username": "root"},
-            content=f"nameserver {nameserver}\n".encode(),
-            headers={"Content-Type": "application/octet-stream", "X-Access-Token": token or ""}, timeout=10,
-        )
-        if resp.status_code != 200:
-            log.warning("could not write resolv.conf in %s: %s %s", sandbox_id, resp.status_code, resp.text[:200])
-
-
-def _egress_fields(network: dict[str, Any] | None) -> dict[str, Any]:
-    return {k: v for k, v in (network or {}).items() if k not in _IGNORED + _UNSUPPORTED + _BUDGET_KEYS
-            and k not in ("allow_internet_access", "allowInternetAccess")}
+        envd = EnvdClient(self.clients.get(sandbox_id, socket), token)
+        try:
+            await envd.write_file("/etc/resolv.conf", f"nameserver {nameserver}\n".encode(), user="root")
+        except EnvdError as exc:
+            if exc.status_code is None:   # envd is gone: the attach fails and the sandbox with it
+                raise
+            log.warning("could not write resolv.conf in %s: %s", sandbox_id, exc.message)

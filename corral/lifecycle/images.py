@@ -8,32 +8,29 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
-from corral.templates.dockerfile.image import load_image_config
+from corral.templates import TemplateInfo
+from corral.templates.image import ImageConfig, load_image_config
 
 log = logging.getLogger("corral.lifecycle")
 
 
-def image_config(template: Any) -> Any:
+def image_config(template: TemplateInfo) -> ImageConfig | None:
     """What a Dockerfile-built template says beyond its files (ENV, USER, WORKDIR, start and ready
     commands, network defaults); None for templates built without a Dockerfile."""
-    path = getattr(template, "path", None)
-    if path is None:
-        return None
     try:
-        return load_image_config(Path(path))
+        return load_image_config(template.path)
     except (OSError, ValueError, TypeError):
-        log.warning("template %s has an unreadable image.json; ignoring it", getattr(template, "name", "?"))
+        log.warning("template %s has an unreadable image.json; ignoring it", template.name)
         return None
 
 
-def sandbox_env(image: Any, env_vars: dict[str, str]) -> dict[str, str]:
+def sandbox_env(image: ImageConfig | None, env_vars: dict[str, str]) -> dict[str, str]:
     """The template's ENV, then the create request's envVars (which win)."""
     return {**(image.env if image else {}), **env_vars}
 
 
-def default_user(image: Any) -> str:
+def default_user(image: ImageConfig | None) -> str:
     """Commands run as `user` unless the template's Dockerfile chose another non-root USER (a
     Dockerfile that never says USER would otherwise make every command run as root)."""
     return image.user if image and image.user not in ("", "root", "0") else "user"

@@ -3,39 +3,39 @@
 Start-up work that cannot be made fast (a Jupyter kernel importing numpy and pandas takes about a
 second) is done ahead of time. A pooled sandbox runs with an access token only the server knows
 and no client env vars; claiming it swaps in the client's token and env vars through envd's
-server-only `/.corral/init` route, over the host-side socket. A pooled sandbox is invisible to the
-API (not listed, not proxied) until it is claimed, and a restarted server discards pooled
-sandboxes rather than trusting them.
+server-only hand-over route, over the host-side socket. A pooled sandbox is invisible to the API (not
+listed, not proxied) until it is claimed, and a claimed one stays invisible (`starting`) until
+the starter has attached its network. A restarted server discards pooled sandboxes rather than
+trusting them.
+
+The pool depends on the starter and the teardown, never on the service façade.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING
-
-import httpx
-
+from datetime import timedelta
 
 from corral.ids import new_access_token
-from corral.lifecycle import envd_calls
 from corral.lifecycle.images import image_config
+from corral.lifecycle.parts import Parts, now
+from corral.lifecycle.starter import Starter, StartPlan
+from corral.lifecycle.teardown import Teardown
 from corral.store import SandboxRecord, SandboxState
-
-if TYPE_CHECKING:
-    from corral.lifecycle.service import CreateParams, SandboxService
-
+from corral.wire.client import EnvdError, login_shell
 
 log = logging.getLogger("corral.pool")
 
-POOLED_LIFETIME = timedelta(days=3650)
-REFILL_DELAY_S = 0.25  # pooled sandboxes never time out; claiming sets the real end
+POOLED_LIFETIME = timedelta(days=3650)  # pooled sandboxes never time out; claiming sets the real end
+REFILL_DELAY_S = 0.25
 
 
 class WarmPool:
-    def __init__(self, service: "SandboxService", sizes: dict[str, int]) -> None:
-        self.service = service
+    def __init__(self, parts: Parts, starter: Starter, teardown: Teardown, sizes: dict[str, int]) -> None:
+        self.parts = parts
+        self.starter = starter
+        self.teardown = teardown
         self.sizes = {name: n for name, n in sizes.items() if n > 0}
         self._ready: dict[str, list[str]] = {name: [] for name in self.sizes}
         self._filling: dict[str, asyncio.Task[None]] = {}
@@ -43,7 +43,7 @@ class WarmPool:
 
     def start(self) -> None:
         for name in list(self.sizes):
-            if not self.service.templates.exists(name):
+            if not self.parts.templates.exists(name):
                 log.info("warm pool for %s is off: the template is not built", name)
                 del self.sizes[name]
                 continue
@@ -58,8 +58,8 @@ class WarmPool:
         await asyncio.gather(*self._filling.values(), return_exceptions=True)
         for ids in self._ready.values():
             ids.clear()
-        for rec in self.service.store.live([SandboxState.POOLED]):
-            await self.service.kill(rec.sandbox_id, reason="pool closed")
+        for rec in self.parts.store.live([SandboxState.POOLED]):
+            await self.teardown.kill(rec.sandbox_id, reason="pool closed")
 
     def ready(self, template: str) -> int:
         return len(self._ready.get(template, []))
@@ -76,10 +76,11 @@ class WarmPool:
         failures = 0
         while not self._closed and len(self._ready[template]) < self.sizes[template]:
             try:
-                tmpl = self.service.template(template)
-                rec = await self.service.start_sandbox(
-                    tmpl, image_config(tmpl), env_vars={}, pooled=True, alias=template,
-                    timeout=int(POOLED_LIFETIME.total_seconds()), metadata={},
+                tmpl = self.parts.templates.get(template)
+                image = image_config(tmpl)
+                rec = await self.starter.launch(
+                    tmpl, image, self.starter.limits(tmpl), env=image.env if image else {}, alias=template,
+                    timeout=int(POOLED_LIFETIME.total_seconds()), metadata={}, pooled=True,
                 )
             except asyncio.CancelledError:
                 raise
@@ -97,44 +98,52 @@ class WarmPool:
         """Run one login shell through envd before the sandbox is handed out: the first request
         of a freshly forked daemon pays for copy-on-write faults and cold caches, and that cost
         belongs to the pool, not to a client's first command."""
-        handle = self.service.handle(rec.sandbox_id)
+        handle = self.parts.handles.get(rec.sandbox_id)
         if handle is None:
             return
         try:
-            await envd_calls.run(self.service.clients.get(rec.sandbox_id, handle.envd_socket),
-                                 rec.envd_access_token, "true", timeout_s=30)
-        except httpx.HTTPError:
+            await self.parts.envd(rec.sandbox_id, handle, rec.envd_access_token).run(login_shell("true"), timeout=30)
+        except EnvdError:
             log.warning("warming pooled sandbox %s failed", rec.sandbox_id)
 
-    async def claim(self, template: str, p: "CreateParams", timeout: int, env: dict[str, str]) -> SandboxRecord | None:
-        """Hand a pooled sandbox to a client, or None when the pool for `template` is empty.
-        `env` is the sandbox's whole environment: the template's ENV under the client's envVars."""
+    def _fits(self, rec: SandboxRecord, plan: StartPlan) -> bool:
+        """A pooled sandbox was started with its template's limits; a request that narrows them
+        needs a sandbox of its own."""
+        lim = plan.limits
+        return (rec.cpu_count, rec.memory_mb, rec.disk_mb, rec.pids_max) == \
+            (lim.cpu_count, lim.memory_mb, lim.disk_mb, lim.pids_max)
+
+    async def claim(self, plan: StartPlan) -> SandboxRecord | None:
+        """Hand a pooled sandbox over to a client's plan, or None when none fits. The record
+        comes back in `starting`: the starter's `finish` attaches the network and makes it visible."""
+        template = plan.template.name
         ids = self._ready.get(template)
+        parts = self.parts
         while ids:
+            rec = parts.store.get(ids[0])
+            if rec is not None and not self._fits(rec, plan):
+                return None
             sid = ids.pop(0)
             self._refill(template, delay=REFILL_DELAY_S)
-            rec = self.service.store.get(sid)
-            handle = self.service.handle(sid)
-            if rec is None or handle is None or rec.state != SandboxState.POOLED.value or not self.service.tier.is_alive(sid):
-                await self.service.kill(sid, reason="pooled sandbox died")
+            handle = parts.handles.get(sid)
+            if rec is None or handle is None or rec.state != SandboxState.POOLED.value or not parts.tier.is_alive(sid):
+                await self.teardown.kill(sid, reason="pooled sandbox died")
                 continue
             token = new_access_token()
             try:
                 # Through the sandbox's shared client: the connection stays open for the first command.
-                c = self.service.clients.get(sid, handle.envd_socket)
-                r = await c.post("/.corral/init", json={"accessToken": token, "envVars": env},
-                                 headers={"X-Access-Token": rec.envd_access_token or ""}, timeout=10)
-                r.raise_for_status()
-            except (httpx.HTTPError, LookupError, ValueError):
+                await parts.envd(sid, handle, rec.envd_access_token).hand_over(token, plan.env)
+            except EnvdError:
                 log.exception("claiming pooled sandbox %s failed", sid)
-                await self.service.kill(sid, reason="pooled sandbox unhealthy")
+                await self.teardown.kill(sid, reason="pooled sandbox unhealthy")
                 continue
-            now = datetime.now(timezone.utc)
-            claimed = self.service.store.update(
-                sid, state=SandboxState.RUNNING.value, envd_access_token=token,
-                traffic_access_token=new_access_token(), started_at=now,
-                end_at=now + timedelta(seconds=timeout), metadata_=dict(p.metadata), alias=p.template,
-                on_timeout="pause" if p.auto_pause else "kill",
+            started = now()
+            req = plan.request
+            claimed = parts.store.update(
+                sid, state=SandboxState.STARTING.value, envd_access_token=token,
+                traffic_access_token=new_access_token(), started_at=started,
+                end_at=started + timedelta(seconds=plan.timeout), metadata_=dict(req.metadata), alias=req.template,
+                on_timeout="pause" if req.auto_pause else "kill",
             )
             return claimed
         return None

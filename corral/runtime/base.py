@@ -1,7 +1,8 @@
 """The contract between the server and an isolation tier.
 
-The server decides *what* a sandbox is (its id, template, limits, secrets for the in-sandbox
-daemon); a tier decides *how* it is isolated. Everything a tier needs to find a sandbox again
+The server decides *what* a sandbox is (its id, template, limits, and the payload its init runs
+with the opaque configuration bytes that payload reads); a tier decides *how* it is isolated. A
+tier never looks inside the payload or its bytes: it does not know what envd is. Everything a tier needs to find a sandbox again
 after a server restart is derived from the sandbox id and the paths in the spec, so nothing is
 known only in server memory.
 """
@@ -12,9 +13,13 @@ import abc
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from corral.errors import CorralError
 
-class TierError(RuntimeError):
+
+class TierError(CorralError, RuntimeError):
     """A tier could not do what was asked; the message is safe to show to an API client."""
+
+    status = 500
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,24 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Payload:
+    """What a sandbox's init runs once it is sandboxed, named by import path, never imported here.
+
+    `entry_point` is "module:function"; the function is called in the sandbox's pid 1 as
+    ``function(listener, config, ports_listener)`` with the two listening sockets the tier bound
+    (see `corral.wire.constants`) and the sandbox's configuration bytes, and should not return
+    until the sandbox is to stop. `preload` entries ("module" or "module:function", called with no
+    arguments) run once in a tier's long-lived spawner before it forks any sandbox, because after
+    the pivot into the template root the host's Python library is out of reach. `process_name`
+    is the init's command line as a sandbox's processes see it.
+    """
+
+    entry_point: str
+    preload: tuple[str, ...] = ()
+    process_name: str = "init"
+
+
+@dataclass(frozen=True)
 class SandboxSpec:
     sandbox_id: str            # [a-z0-9]{20}; also the hostname inside
     template: str
@@ -33,22 +56,18 @@ class SandboxSpec:
     workdir: Path              # host-side directory owned by this sandbox; removed on destroy
     uid_base: int              # first host uid/gid of the 65536 reserved for this sandbox
     limits: Limits = field(default_factory=Limits)
-    # Only the in-sandbox daemon sees these; they are handed over through a 0600 file in
-    # workdir, never through the long-lived spawner process.
-    env_vars: dict[str, str] = field(default_factory=dict)
-    access_token: str | None = None
-    default_user: str = "user"
-    default_workdir: str | None = None   # None: the default user's home
-    # Code-interpreter kernels envd starts with the sandbox (warm start), e.g. ("python",).
-    start_kernels: tuple[str, ...] = ()
+    # The payload's configuration (for envd: `corral.wire.handoff.EnvdConfig.to_bytes()`). It may
+    # hold secrets (the access token, env vars), so it travels through a 0600 file in workdir that
+    # the sandbox's init reads and deletes, never through the long-lived spawner process.
+    payload_config: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True)
 class SandboxHandle:
     sandbox_id: str
     tier: str                  # "namespace" | "gvisor" | "microvm"
-    envd_socket: Path          # unix socket (host path) where envd's HTTP server listens
-    init_pid: int              # host pid of the sandbox's init (envd), 0 if not known
+    envd_socket: Path          # unix socket (host path) the payload (envd) serves on
+    init_pid: int              # host pid of the sandbox's init (the payload), 0 if not known
 
 
 @dataclass(frozen=True)
@@ -77,7 +96,7 @@ class Tier(abc.ABC):
 
     @abc.abstractmethod
     async def create(self, spec: SandboxSpec) -> SandboxHandle:
-        """Start a sandbox; return once its envd socket accepts connections."""
+        """Start a sandbox; return once its payload's socket accepts connections."""
 
     @abc.abstractmethod
     async def destroy(self, sandbox_id: str, workdir: Path) -> None:

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from corral.errors import CorralError
 from corral.templates.names import check_name
 
 INFO_FILE = "template.json"
@@ -20,7 +21,7 @@ ROOTFS_DIR = "rootfs"
 FORMAT_VERSION = 1
 
 
-class TemplateCorrupt(RuntimeError):
+class TemplateCorrupt(CorralError):
     """A template directory whose `template.json` cannot be trusted."""
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import re
 
+from corral.errors import InvalidRequest
+
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 
 
-class TemplateNameError(ValueError):
+class TemplateNameError(InvalidRequest):
     """A template name or alias that can never be valid; the message says why."""
 
 

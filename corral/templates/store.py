@@ -24,6 +24,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from corral.errors import CorralError, NotFound
 from corral.templates.info import INFO_FILE, ROOTFS_DIR, TemplateCorrupt, TemplateInfo
 from corral.templates.names import TemplateNameError, check_name
 from corral.templates.marker import read_marker, write_marker
@@ -37,11 +38,13 @@ _TRASH = ".trash"
 _RETIRED = ".retired"       # a RetireStamp, inside a retired template directory
 
 
-class TemplateError(RuntimeError):
+class TemplateError(CorralError):
     """A template operation failed; the message is one line, safe to show to a user."""
 
 
-class TemplateNotFound(TemplateError, LookupError):
+class TemplateNotFound(TemplateError, NotFound):
+    """404 through the API (the status comes from `NotFound`)."""
+
     def __init__(self, name: str) -> None:
         super().__init__(f"template {name!r} not found")
         self.name = name
@@ -223,6 +226,10 @@ class TemplateStore:
         retired = trash / f"{name}-{secrets.token_hex(6)}"
         os.rename(path, retired)
         (retired / _RETIRED).write_text(stamp.dumps(), encoding="utf-8")
+
+    def has_trash(self) -> bool:
+        """Whether any retired template waits for its last user (cheap; takes no lock)."""
+        return any((self._root / _TRASH).glob("*"))
 
     def purge_trash(self) -> list[Path]:
         """Delete retired templates nothing mounts any more; return those still in use."""

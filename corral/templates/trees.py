@@ -27,12 +27,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from corral.errors import CorralError
 from corral.templates.marker import read_marker
 
 _MNT_DETACH = 2
 
 
-class TreeBusy(RuntimeError):
+class TreeBusy(CorralError, RuntimeError):
     """The tree still has something mounted below it; it was left untouched."""
 
 

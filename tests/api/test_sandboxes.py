@@ -6,6 +6,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
+from corral.wire.handoff import EnvdConfig
 from tests.api.conftest import API_KEY
 
 
@@ -29,8 +30,8 @@ async def test_v1_create_route_also_works(client):
 
 async def test_env_vars_and_token_reach_the_tier_but_not_the_listing(client, tier):
     doc = await _create(client, envVars={"SECRET": "sekrit-value-9f2c"})
-    spec = tier.running[doc["sandboxID"]]
-    assert spec.env_vars == {"SECRET": "sekrit-value-9f2c"} and spec.access_token == doc["envdAccessToken"]
+    handoff = EnvdConfig.from_bytes(tier.running[doc["sandboxID"]].payload_config)
+    assert handoff.env_vars == {"SECRET": "sekrit-value-9f2c"} and handoff.access_token == doc["envdAccessToken"]
     listed = (await client.get("/v2/sandboxes")).json()
     assert "sekrit-value-9f2c" not in str(listed) and doc["envdAccessToken"] not in str(listed)
 
@@ -176,15 +177,15 @@ async def test_templates_listing(client):
 async def test_restart_cleans_up_what_it_cannot_adopt(tmp_path, tier):
     from corral.api import create_app
     from corral.config import Settings
-    from tests.api.conftest import Templates
+    from tests.api.conftest import make_templates
 
     settings = Settings(data_dir=tmp_path / "d", env_api_keys=(API_KEY,))
-    app1 = create_app(settings, tier=tier, templates_store=Templates(tmp_path))
+    app1 = create_app(settings, tier=tier, templates_store=make_templates(tmp_path))
     await app1.state.service.start()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app1), base_url="http://t", headers={"X-API-Key": API_KEY}) as c:
         sid = (await _create(c))["sandboxID"]
     await app1.state.service.close()
-    app2 = create_app(settings, tier=tier, templates_store=Templates(tmp_path))
+    app2 = create_app(settings, tier=tier, templates_store=make_templates(tmp_path))
     await app2.state.service.start()  # MemoryTier.adopt says "gone": the row must be closed
     try:
         assert sid in tier.destroyed
@@ -210,7 +211,7 @@ async def test_kill_releases_per_sandbox_server_state(app, client):
     assert sid in app.proxy._clients and sid in app.state.meter._last
     assert (await client.delete(f"/sandboxes/{sid}")).status_code == 204
     assert sid not in app.proxy._clients and sid not in app.state.meter._last
-    assert sid not in app.state.service._locks and app.state.service.handle(sid) is None
+    assert sid not in app.state.service.parts.locks and app.state.service.handle(sid) is None
 
 
 async def test_bad_network_rules_are_400_and_nothing_starts(client, tier):
@@ -238,3 +239,32 @@ async def test_network_update_validation(client):
     assert (await client.put("/sandboxes/nope/network", json={})).status_code == 404
     # Taking everything away from a sandbox that had nothing needs no network machinery.
     assert (await client.put(f"/sandboxes/{sid}/network", json={"allow_internet_access": False})).status_code == 204
+
+
+async def test_corral_extensions_narrow_cpu_and_memory(client, tier):
+    doc = await _create(client, metadata={"corral.cpu_count": "1", "corral.memory_mb": "256", "k": "v"})
+    limits = tier.running[doc["sandboxID"]].limits
+    assert (limits.cpu_count, limits.memory_mb) == (1, 256)
+    info = (await client.get(f"/sandboxes/{doc['sandboxID']}")).json()
+    assert (info["cpuCount"], info["memoryMB"]) == (1, 256)
+    assert info["metadata"]["corral.cpu_count"] == "1"       # metadata stays what the client sent
+    raw = await _create(client, corral={"cpuCount": 1, "memoryMB": 512})
+    assert tier.running[raw["sandboxID"]].limits.memory_mb == 512
+
+
+async def test_corral_extensions_that_widen_or_are_not_numbers_are_400s(client, tier):
+    before = set(tier.running)
+    cases = [
+        ({"metadata": {"corral.cpu_count": "3"}}, "template's 2 CPUs"),
+        ({"templateID": "big", "metadata": {"corral.cpu_count": "9"}}, "server's ceiling of 8 CPUs"),
+        ({"metadata": {"corral.memory_mb": "lots"}}, "positive whole number"),
+        ({"metadata": {"corral.cpu_count": "0"}}, "positive whole number"),
+        ({"corral": {"cpuCount": "2"}}, "positive whole number"),
+        ({"corral": {"cpuCount": True}}, "positive whole number"),
+        ({"corral": {"gpus": 1}}, "unknown field 'gpus'"),
+        ({"metadata": {"corral.cpu_count": "1"}, "corral": {"cpuCount": 2}}, "metadata says 1"),
+    ]
+    for extra, says in cases:
+        r = await client.post("/v2/sandboxes", json={"templateID": "base", **extra})
+        assert r.status_code == 400 and says in r.json()["message"], (extra, r.text)
+    assert set(tier.running) == before

@@ -27,12 +27,13 @@ USER_GID = 1000
 # import impossible, then serve on an already-listening socket.
 LAUNCHER = r"""
 import json, os, socket, sys
-from corral.envd import users, server
-from corral.envd.config import EnvdConfig
+from corral.envd import server
+from corral.guest import users
+from corral.wire.handoff import EnvdConfig
 uds, config_path, etc_root, lock = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
 tcp_port = int(sys.argv[5]) if len(sys.argv) > 5 else 0
 users.ETC_ROOT = etc_root
-config = EnvdConfig.loads(open(config_path).read())
+config = EnvdConfig.from_bytes(open(config_path, "rb").read())
 server.preload()
 if tcp_port:  # only for driving the official SDK in its debug mode (loopback only)
     sock = socket.socket()
@@ -57,6 +58,11 @@ class Sandbox:
     etc: Path
     user_home: Path
     root_home: Path
+
+
+def scratch_root() -> str:
+    """/tmp, unless this machine made it private (mode 0700): user 1000 must reach its home."""
+    return "/tmp" if os.stat("/tmp").st_mode & 0o001 else "/var/tmp"
 
 
 def make_sandbox(base: Path) -> Sandbox:
@@ -119,7 +125,7 @@ class Daemon:
 def start_daemon(*, token: str | None = TOKEN, lock_imports: bool = False, tcp_port: int = 0,
                  env_vars: dict[str, str] | None = None, **config: Any) -> Daemon:
     # Not under pytest's tmp dirs: those are 0700 root, and user 1000 must reach its home.
-    base = Path(tempfile.mkdtemp(prefix="envd", dir="/tmp"))
+    base = Path(tempfile.mkdtemp(prefix="envd", dir=scratch_root()))
     os.chmod(base, 0o755)
     sandbox = make_sandbox(base)
     cfg = {"sandbox_id": "sbxtest", "access_token": token, "env_vars": env_vars or {"SANDBOX_VAR": "from-config"},

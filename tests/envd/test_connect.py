@@ -6,17 +6,14 @@ import struct
 
 import pytest
 
-from corral.envd.connect import (
+from corral.envd.connect import decode_bytes, get_enum, get_int, parse_timeout_ms
+from corral.wire.framing import (
     HTTP_STATUS,
     ConnectError,
     EnvelopeReader,
-    decode_bytes,
     end_stream_envelope,
-    get_enum,
-    get_int,
     loads_message,
     message_envelope,
-    parse_timeout_ms,
 )
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from corral.envd.creds import UserExecutor
-from corral.envd.users import User
+from corral.guest.users import User
+from tests.envd.helpers import scratch_root
 
 pytestmark = pytest.mark.root
 
@@ -21,7 +22,7 @@ USER = User(name="user", uid=1000, gid=1000, home="/", shell="/bin/sh", groups=(
 @pytest.fixture
 def scratch() -> Iterator[Path]:
     # pytest's tmp_path lives under a 0700 root directory that user 1000 cannot traverse.
-    base = Path(tempfile.mkdtemp(prefix="envd-creds", dir="/tmp"))
+    base = Path(tempfile.mkdtemp(prefix="envd-creds", dir=scratch_root()))
     os.chmod(base, 0o755)
     d = base / "pub"
     d.mkdir()

@@ -19,11 +19,12 @@ from typing import Any
 
 import httpx
 
-from tests.envd.helpers import REPO, Sandbox, make_sandbox
+from tests.envd.helpers import REPO, Sandbox, make_sandbox, scratch_root
 
 LAUNCHER = r"""
 import asyncio, ctypes, json, signal, socket, sys
-from corral.envd import reaper, server, users
+from corral.envd import server
+from corral.guest import reaper, users
 import corral.interpreter as interpreter
 uds, etc_root, lock, cfg = sys.argv[1], sys.argv[2], sys.argv[3] == "1", json.loads(sys.argv[4])
 users.ETC_ROOT = etc_root
@@ -76,7 +77,7 @@ class Interpreter:
 
 
 def start_interpreter(*, lock_imports: bool = False, **config: Any) -> Interpreter:
-    base = Path(tempfile.mkdtemp(prefix="interp", dir="/tmp"))
+    base = Path(tempfile.mkdtemp(prefix="interp", dir=scratch_root()))
     os.chmod(base, 0o755)
     sandbox = make_sandbox(base)
     uds = str(base / "interpreter.sock")

@@ -25,6 +25,7 @@ import signal
 import socket
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from corral.runtime.namespace.proctitle import set_cmdline
@@ -40,8 +41,15 @@ SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
 
-# What the init does once it is sandboxed: serve envd, or exec a program (tests, debugging).
-Serve = Callable[..., None]  # corral.envd.server.serve(sock, EnvdConfig, ports_sock)
+# What the init does once it is sandboxed: run the payload in-process, or exec a program (tests,
+# debugging). The payload is called as serve(listener, config_bytes, ports_listener).
+Serve = Callable[[socket.socket, bytes, socket.socket], None]
+
+
+@dataclass(frozen=True)
+class LoadedPayload:
+    serve: Serve
+    process_name: bytes
 
 
 def _send(ctl: socket.socket, msg: dict[str, Any]) -> None:
@@ -55,7 +63,7 @@ def _reset_signals() -> None:
 
 
 def setup_child(req: SpawnRequest, ctl: socket.socket, cgroups: CgroupManager,
-                seccomp_programs: list[bytes], serve: Serve | None) -> None:
+                seccomp_programs: list[bytes], payload: LoadedPayload | None) -> None:
     """Runs in the process forked by the spawner; never returns."""
     code = 1
     try:
@@ -70,7 +78,7 @@ def setup_child(req: SpawnRequest, ctl: socket.socket, cgroups: CgroupManager,
         pid = os.fork()
         if pid == 0:
             os.close(ready_r)
-            _sandbox_init(req, ctl, userns_fd, ready_w, seccomp_programs, serve)
+            _sandbox_init(req, ctl, userns_fd, ready_w, seccomp_programs, payload)
         os.close(ready_w)
         os.close(userns_fd)
         status = os.read(ready_r, 65536).decode(errors="replace")
@@ -148,17 +156,31 @@ def _load_seccomp(programs: list[bytes]) -> None:
         sc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog))
 
 
+def _config_fd(config: bytes) -> int:
+    """The payload configuration for an exec'd init, in an inheritable memfd (no path anywhere)."""
+    fd = os.memfd_create("corral-config", 0)
+    view = memoryview(config)
+    while view:
+        view = view[os.write(fd, view):]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
 def _sandbox_init(req: SpawnRequest, ctl: socket.socket, userns_fd: int, ready_w: int,
-                  seccomp_programs: list[bytes], serve: Serve | None) -> None:
+                  seccomp_programs: list[bytes], payload: LoadedPayload | None) -> None:
     """pid 1 of the sandbox. Reports "ok" or an error on ``ready_w``; never returns."""
     try:
         ctl.close()
         os.setsid()
         sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
         config_path = os.path.join(req.workdir, CONFIG_FILE)
-        with open(config_path) as f:
-            config = json.load(f)
+        with open(config_path, "rb") as f:
+            config = f.read()
         os.unlink(config_path)
+        config_fd = -1
+        if req.init_argv:   # an exec'd init gets the bytes on an inherited fd
+            config_fd = _config_fd(config)
+            config = b""
 
         listener = _bind_unix(req.workdir, SOCKET_FILE)
         ports_listener = _bind_unix(req.workdir, PORTS_SOCKET_FILE)
@@ -170,7 +192,7 @@ def _sandbox_init(req: SpawnRequest, ctl: socket.socket, userns_fd: int, ready_w
         rootfs.pivot(new_root)
         rootfs.populate(req.sandbox_id, req.uid_base, req.memory_mb)
 
-        keep = {listener.fileno(), ports_listener.fileno(), ready_w, userns_fd}
+        keep = {listener.fileno(), ports_listener.fileno(), ready_w, userns_fd} | ({config_fd} - {-1})
         _close_fds_except(keep)
         null = os.open("/dev/null", os.O_RDWR)
         for fd in (0, 1, 2):
@@ -191,7 +213,7 @@ def _sandbox_init(req: SpawnRequest, ctl: socket.socket, userns_fd: int, ready_w
         os.environ.update({"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                            "HOME": "/root", "LANG": "C.UTF-8"})
         os.chdir("/")
-        set_cmdline(b"envd")
+        set_cmdline(payload.process_name if payload is not None else b"init")
     except BaseException as exc:  # noqa: BLE001
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         try:
@@ -204,14 +226,12 @@ def _sandbox_init(req: SpawnRequest, ctl: socket.socket, userns_fd: int, ready_w
     code = 0
     try:
         if req.init_argv:
-            env = {**os.environ, **config.get("env_vars", {}),
-                   "CORRAL_LISTEN_FD": str(listener.fileno())}
+            env = {**os.environ, "CORRAL_LISTEN_FD": str(listener.fileno()), "CORRAL_CONFIG_FD": str(config_fd)}
             os.set_inheritable(listener.fileno(), True)
+            os.set_inheritable(config_fd, True)
             os.execve(req.init_argv[0], req.init_argv, env)
-        elif serve is not None:
-            from corral.envd.config import EnvdConfig
-
-            serve(listener, EnvdConfig(**config), ports_listener)
+        elif payload is not None:
+            payload.serve(listener, config, ports_listener)
         else:
             code = 2
     except BaseException:  # noqa: BLE001

@@ -1,24 +1,26 @@
 """The spawn request the tier sends to the spawner: plain data, validated, never a secret.
 
-Secrets (the envd access token, env vars) travel through a 0600 file in the workdir instead,
-so the long-lived spawner — forked into every sandbox — never has them in its memory.
+Secrets (the payload's configuration bytes: for envd, the access token and env vars) travel
+through a 0600 file in the workdir instead, so the long-lived spawner — forked into every
+sandbox — never has them in its memory.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SANDBOX_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+from corral.wire.constants import ENVD_SOCKET, PORTS_SOCKET, is_sandbox_id
+# The id is also the sandbox's hostname, which resolvers treat as one DNS label (at most 63).
+MAX_HOSTNAME_ID = 63
 UIDS_PER_SANDBOX = 65536
 MIN_UID_BASE = 65536          # never overlap host uids 0..65535 (system users, real people)
 MAX_UID = 2**32 - 2           # (uid_t)-1 is "no uid"
 
 CONFIG_FILE = "envd-config.json"
-SOCKET_FILE = "envd.sock"
-PORTS_SOCKET_FILE = "ports.sock"  # raw tunnels to the sandbox's own TCP ports (exposed ports)
+SOCKET_FILE = ENVD_SOCKET
+PORTS_SOCKET_FILE = PORTS_SOCKET
 LAYER_DIR = "layer"           # mount point of the writable ext4 layer (private mount ns)
 LOWER_DIR = "lower"           # mount point of the idmapped template
 ROOT_DIR = "root"             # mount point of the overlay, pivoted into
@@ -39,11 +41,11 @@ class SpawnRequest:
     disk_mb: int
     pids_max: int
     golden_image: str
-    init_argv: list[str] = field(default_factory=list)   # empty: serve envd in-process
+    init_argv: list[str] = field(default_factory=list)   # empty: run the payload in-process
     req: int = 0
 
     def validate(self) -> None:
-        if not SANDBOX_ID_RE.match(self.sandbox_id):
+        if not is_sandbox_id(self.sandbox_id) or len(self.sandbox_id) > MAX_HOSTNAME_ID:
             raise RequestError(f"invalid sandbox id {self.sandbox_id!r}")
         if self.uid_base < MIN_UID_BASE or self.uid_base + UIDS_PER_SANDBOX - 1 > MAX_UID:
             raise RequestError(f"uid_base {self.uid_base} outside [{MIN_UID_BASE}, "

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from corral.runtime.base import TierError
+from corral.runtime.base import Payload, TierError
 
 # The only environment the spawner (and so every sandbox) inherits from the server.
 CLEAN_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -20,9 +20,10 @@ CLEAN_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 
 
 class SpawnerClient:
-    def __init__(self, cgroup_group: str, on_exit: Callable[[int, int], None]) -> None:
+    def __init__(self, cgroup_group: str, on_exit: Callable[[int, int], None], payload: Payload) -> None:
         self.cgroup_group = cgroup_group
         self.on_exit = on_exit
+        self.payload = payload
         self.proc: subprocess.Popen[bytes] | None = None
         self.sock: socket.socket | None = None
         self.info: dict[str, Any] = {}
@@ -44,7 +45,9 @@ class SpawnerClient:
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-I", "-m", "corral.runtime.namespace.zygote",
-                 str(theirs.fileno()), str(os.getpid()), self.cgroup_group],
+                 str(theirs.fileno()), str(os.getpid()), self.cgroup_group,
+                 json.dumps({"entry_point": self.payload.entry_point, "preload": list(self.payload.preload),
+                             "process_name": self.payload.process_name})],
                 pass_fds=[theirs.fileno()], env=dict(CLEAN_ENV), stdin=subprocess.DEVNULL,
                 cwd="/", close_fds=True,
             )

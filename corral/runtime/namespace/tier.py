@@ -8,9 +8,8 @@ import shutil
 import time
 from pathlib import Path
 
-from corral.envd.config import EnvdConfig
 from corral.runtime.base import (
-    ResourceUsage, SandboxHandle, SandboxSpec, Tier, TierError,
+    Payload, ResourceUsage, SandboxHandle, SandboxSpec, Tier, TierError,
 )
 from corral.runtime.namespace import disk
 from corral.runtime.namespace.cgroups import CgroupManager, detect
@@ -18,6 +17,7 @@ from corral.runtime.namespace.request import (
     CONFIG_FILE, SOCKET_FILE, RequestError, SpawnRequest,
 )
 from corral.runtime.namespace.spawner_client import SpawnerClient
+from corral.wire.constants import ENVD_PAYLOAD
 
 DEFAULT_STATE_DIR = Path("/var/lib/corral/runtime")
 
@@ -41,17 +41,33 @@ def find_init_pid(pids: list[int]) -> int:
     return 0
 
 
+def _write_private(path: Path, data: bytes) -> None:
+    """A 0600 file only root on the host can read; the sandbox's init reads and deletes it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
 class NamespaceTier(Tier):
     name = "namespace"
 
     def __init__(self, state_dir: Path = DEFAULT_STATE_DIR, cgroup_group: str = "corral",
-                 init_argv: list[str] | None = None, cgroups: CgroupManager | None = None) -> None:
-        """``init_argv`` replaces envd with a program exec'd as the sandbox's pid 1 (tests)."""
+                 init_argv: list[str] | None = None, cgroups: CgroupManager | None = None,
+                 payload: Payload | None = None) -> None:
+        """``payload`` is what every sandbox's init runs (default: the in-sandbox daemon, named by
+        `corral.wire.constants.ENVD_PAYLOAD`; the tier only knows its import path). ``init_argv``
+        instead execs a program as the sandbox's pid 1 (tests, debugging): it finds the listening
+        socket in $CORRAL_LISTEN_FD and the payload configuration bytes on $CORRAL_CONFIG_FD."""
         self.state_dir = state_dir
         self.cgroup_group = cgroup_group
         self.init_argv = list(init_argv or [])
+        self.payload = payload or Payload(*ENVD_PAYLOAD)
         self._cgroups = cgroups
-        self._spawner = SpawnerClient(cgroup_group, self._on_exit)
+        self._spawner = SpawnerClient(cgroup_group, self._on_exit, self.payload)
         self._pid_to_id: dict[int, str] = {}
         self._init_pid: dict[str, int] = {}
         self._exited: dict[str, int | None] = {}   # sandbox id -> wait status (None: unknown)
@@ -145,16 +161,7 @@ class NamespaceTier(Tier):
             raise TierError(f"sandbox {spec.sandbox_id} already exists")
         workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(workdir, 0o700)
-        config = EnvdConfig(sandbox_id=spec.sandbox_id, access_token=spec.access_token,
-                            env_vars=dict(spec.env_vars), default_user=spec.default_user,
-                            default_workdir=spec.default_workdir,
-                            start_kernels=list(spec.start_kernels))
-        fd = os.open(workdir / CONFIG_FILE,
-                     os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        try:
-            os.write(fd, config.dumps().encode())
-        finally:
-            os.close(fd)
+        _write_private(workdir / CONFIG_FILE, spec.payload_config)
         msg = {**req.to_json(), "golden_image": str(golden)}
         try:
             reply = await self._spawner.request(msg)
@@ -171,7 +178,7 @@ class NamespaceTier(Tier):
         return SandboxHandle(spec.sandbox_id, self.name, self._socket_path(spec.sandbox_id, workdir), pid)
 
     def _socket_path(self, sandbox_id: str, workdir: Path) -> Path:
-        """A connectable name for the sandbox's envd socket. AF_UNIX paths are limited to 107
+        """A connectable name for the sandbox's payload socket. AF_UNIX paths are limited to 107
         bytes, so under a deep data dir we connect through /proc/self/fd/<dir fd>/ instead."""
         path = workdir / SOCKET_FILE
         if len(os.fsencode(path)) < MAX_SOCKET_PATH:

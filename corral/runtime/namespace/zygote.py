@@ -1,8 +1,8 @@
 """The spawner: a long-lived, single-threaded process that forks sandboxes.
 
 Started by the tier with a clean environment (so no server secret is ever in its memory, and
-therefore in no sandbox's memory either), it imports everything a sandbox init needs once and
-compiles the seccomp filter once. Creating a sandbox is then a fork plus namespace setup, with
+therefore in no sandbox's memory either), it imports the payload the tier names (argv: a JSON
+`corral.runtime.base.Payload`) and runs its preloads once, and compiles the seccomp filter once. Creating a sandbox is then a fork plus namespace setup, with
 no exec and no interpreter start. It is a child subreaper: sandbox inits are re-parented to it,
 and it reports their exits to the tier. If the tier goes away (EOF on the control socket or
 the parent dies) it exits; the sandboxes keep running and are re-adopted later.
@@ -28,29 +28,35 @@ from corral.runtime.namespace import launch, seccomp
 from corral.runtime.namespace import syscalls as sc
 from corral.runtime.namespace.cgroups import detect
 from corral.runtime.namespace.request import RequestError, SpawnRequest
+from corral.wire.entry_points import resolve
 
 MAX_MESSAGE = 1 << 16
 
 
-def _load_envd() -> launch.Serve | None:
-    """envd's in-process server, if that module is present; preloaded before any fork."""
+def load_payload(spec: dict[str, Any]) -> launch.LoadedPayload | None:
+    """Import the payload named by the tier and run its preloads, once, before any fork.
+
+    None when it cannot be imported: every spawn of an in-process payload is then refused, and
+    the spawner still serves `init_argv` sandboxes."""
     try:
-        from corral.envd import server  # type: ignore[attr-defined]
-    except ImportError:
+        for ref in spec.get("preload", []):
+            target = resolve(ref)
+            if ":" in ref:
+                target()
+        serve = resolve(spec["entry_point"])
+    except (ImportError, AttributeError, KeyError):
         return None
-    preload = getattr(server, "preload", None)
-    if preload is not None:
-        preload()
-    return getattr(server, "serve", None)
+    return launch.LoadedPayload(serve, str(spec.get("process_name") or "init").encode())
 
 
 class Spawner:
-    def __init__(self, ctl: socket.socket, cgroup_group: str) -> None:
+    def __init__(self, ctl: socket.socket, cgroup_group: str, payload: dict[str, Any]) -> None:
         self.ctl = ctl
         self.cgroups = detect(group=cgroup_group)
         self.seccomp_programs = [seccomp.export_bpf(seccomp.build_denylist),
                                  seccomp.export_bpf(seccomp.build_allowlist)]
-        self.serve = _load_envd()
+        self.payload_name = str(payload.get("entry_point", ""))
+        self.payload = load_payload(payload)
         self.setup_children: dict[int, int] = {}   # setup child pid -> request id
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 
@@ -76,13 +82,13 @@ class Spawner:
         except RequestError as exc:
             self.send({"req": req_id, "ok": False, "error": str(exc)})
             return
-        if req.init_argv == [] and self.serve is None:
+        if req.init_argv == [] and self.payload is None:
             self.send({"req": req_id, "ok": False,
-                       "error": "envd is not available (corral.envd.server.serve missing)"})
+                       "error": f"the sandbox payload is not available ({self.payload_name} missing)"})
             return
         pid = os.fork()
         if pid == 0:
-            launch.setup_child(req, self.ctl, self.cgroups, self.seccomp_programs, self.serve)
+            launch.setup_child(req, self.ctl, self.cgroups, self.seccomp_programs, self.payload)
         self.setup_children[pid] = req_id
 
     def reap(self) -> None:
@@ -130,14 +136,15 @@ class Spawner:
 
 def main(argv: list[str]) -> int:
     ctl_fd, parent_pid, group = int(argv[0]), int(argv[1]), argv[2]
+    payload = json.loads(argv[3]) if len(argv) > 3 else {}
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent_pid:  # the tier died before we could watch it
         return 1
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
     ctl = socket.socket(fileno=ctl_fd)
-    spawner = Spawner(ctl, group)
+    spawner = Spawner(ctl, group, payload)
     spawner.send({"event": "ready", "pid": os.getpid(), "cgroup_version": spawner.cgroups.version,
-                  "envd": spawner.serve is not None})
+                  "payload": spawner.payload is not None})
     spawner.run()
     return 0
 

@@ -1,13 +1,20 @@
 """A tiny command agent run as a test sandbox's pid 1 (instead of envd).
 
 Executed inside the sandbox by the template's own python3, it accepts connections on the
-listening socket the tier created (fd in CORRAL_LISTEN_FD) and runs one command per
+listening socket the tier created (fd in CORRAL_LISTEN_FD; its configuration bytes are on
+CORRAL_CONFIG_FD) and runs one command per
 connection: request and reply are one JSON line each. It only uses the standard library of
 the template's Python, so it also works before envd exists.
 """
 
 AGENT_SOURCE = r'''
-import json, os, socket, subprocess, signal, threading
+import json, os, socket, subprocess, signal, sys, threading
+if "CORRAL_CONFIG_FD" in os.environ:
+    # The payload configuration (an EnvdConfig) on an inherited fd: start again with its env vars
+    # in our environment, as envd gives them to the processes it starts. The token stays out.
+    with os.fdopen(int(os.environ.pop("CORRAL_CONFIG_FD")), "rb") as f:
+        config = json.loads(f.read() or b"{}")
+    os.execve(sys.executable, sys.orig_argv, dict(os.environ, **config.get("env_vars", {})))
 listener = socket.socket(fileno=int(os.environ["CORRAL_LISTEN_FD"]))
 
 def reap(*_):

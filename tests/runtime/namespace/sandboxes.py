@@ -20,6 +20,7 @@ import pytest
 
 from corral.runtime.base import Limits, SandboxHandle, SandboxSpec
 from corral.runtime.namespace import NamespaceTier, disk
+from corral.wire.handoff import EnvdConfig
 from tests.runtime.namespace.agent import AGENT_ARGV
 
 _ids = itertools.count()
@@ -81,12 +82,14 @@ class SandboxFactory:
         self.rootfs = rootfs
         self.made: list[Sandbox] = []
 
-    async def create(self, limits: Limits | None = None, **kw: Any) -> Sandbox:
+    async def create(self, limits: Limits | None = None, **config: Any) -> Sandbox:
+        """``config``: EnvdConfig fields (access_token, env_vars, ...) for the sandbox's payload."""
         n = next(_ids)
         sid = f"t{os.getpid()}x{n}"
         spec = SandboxSpec(sid, "base", self.rootfs, self.base / sid,
                            uid_base=3_000_000 + (os.getpid() % 500) * 65536 * 8 + (n % 8) * 65536,
-                           limits=limits or Limits(), **kw)
+                           limits=limits or Limits(),
+                           payload_config=EnvdConfig(sandbox_id=sid, **config).to_bytes())
         handle = await self.tier.create(spec)
         box = Sandbox(self.tier, handle, spec)
         self.made.append(box)

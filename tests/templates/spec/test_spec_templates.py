@@ -12,8 +12,8 @@ import pytest
 from corral.runtime.base import Limits, SandboxSpec
 from corral.runtime.namespace import NamespaceTier
 from corral.templates import TemplateStore
-from corral.templates.dockerfile import load_image_config
-from corral.templates.dockerfile.sandbox import BuildSandboxes
+from corral.builder import load_image_config
+from corral.builder.sandbox import BuildSandboxes
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 STORE = Path(os.environ.get("CORRAL_TEMPLATE_DIR") or "/var/lib/corral/templates")

@@ -1,0 +1,182 @@
+"""Starting a sandbox, as a pipeline whose every step leaves the store consistent:
+
+    template → limits → slot → record → hand-off → tier → ready → network → running
+
+`plan` does the steps that need no resources (the template is resolved here, once per create;
+limits, timeout and egress are settled against it), `launch` takes a uid slot, writes the row in
+`starting`, asks the tier for the sandbox and waits for the template's ready command, and
+`finish` attaches the network and only then marks the row `running`. Until then the sandbox is
+invisible to list, get, connect and the proxy, so no client ever sees a sandbox without its
+network. A step that fails removes what the earlier ones made.
+
+A warm pool launches with `pooled=True` (the row ends in `pooled`, still invisible) and a create
+that claims one goes straight to `finish`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+
+from corral.ids import new_access_token, new_sandbox_id
+from corral.lifecycle.errors import StartFailed
+from corral.lifecycle.images import default_user, image_config, sandbox_env, warm_kernels
+from corral.lifecycle.limits import resolve_limits, resolve_timeout
+from corral.lifecycle.parts import Parts, now
+from corral.lifecycle.requests import CreateRequest, ResourceRequest
+from corral.lifecycle.teardown import Teardown
+from corral.lifecycle.uids import uid_base_for_slot
+from corral.network import EgressPolicy
+from corral.runtime.base import Limits, SandboxHandle, SandboxSpec, TierError
+from corral.store import SandboxRecord, SandboxState
+from corral.templates import TemplateInfo
+from corral.wire import ENVD_VERSION
+from corral.templates.image import ImageConfig
+from corral.wire.client import EnvdError, login_shell
+from corral.wire.handoff import EnvdConfig
+
+READY_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class StartPlan:
+    """Everything settled about a sandbox before anything is allocated for it."""
+
+    template: TemplateInfo
+    image: ImageConfig | None
+    limits: Limits
+    timeout: int
+    egress: EgressPolicy
+    request: CreateRequest
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The sandbox's whole environment: the template's ENV under the client's envVars."""
+        return sandbox_env(self.image, self.request.env_vars)
+
+
+class Starter:
+    def __init__(self, parts: Parts, teardown: Teardown) -> None:
+        self.parts = parts
+        self.teardown = teardown
+        self._slot_lock = asyncio.Lock()
+
+    # --- template → limits (no side effects) ---------------------------------------------------
+
+    def limits(self, template: TemplateInfo, request: ResourceRequest = ResourceRequest()) -> Limits:
+        s = self.parts.settings
+        return resolve_limits(template.resources, request, s.ceilings, s.pids_max)
+
+    def plan(self, request: CreateRequest) -> StartPlan:
+        s = self.parts.settings
+        template = self.parts.templates.get(request.template)   # TemplateNotFound is a 404
+        image = image_config(template)
+        return StartPlan(
+            template=template, image=image, limits=self.limits(template, request.resources),
+            timeout=resolve_timeout(request.timeout, s.default_timeout_s, s.ceilings),
+            egress=self.parts.egress.resolve(request.network, image.network if image else None),
+            request=request,
+        )
+
+    # --- slot → record → tier → ready ----------------------------------------------------------
+
+    async def launch(self, template: TemplateInfo, image: ImageConfig | None, limits: Limits, *,
+                     env: dict[str, str], alias: str, timeout: int, metadata: dict[str, str],
+                     auto_pause: bool = False, pooled: bool = False) -> SandboxRecord:
+        """Start one sandbox; its row is left in `starting` (or `pooled`), never `running`."""
+        parts = self.parts
+        sandbox_id, token = new_sandbox_id(), new_access_token()
+        workdir = parts.settings.sandboxes_dir / sandbox_id
+        started = now()
+        async with self._slot_lock:
+            used = parts.store.used_slots()
+            slot = next(i for i in range(len(used) + 1) if i not in used)
+            parts.store.add(SandboxRecord(
+                sandbox_id=sandbox_id, template_id=template.name, alias=alias, client_id="corral",
+                state=SandboxState.STARTING.value, tier=parts.tier.name, started_at=started,
+                end_at=started + timedelta(seconds=timeout), cpu_count=limits.cpu_count,
+                memory_mb=limits.memory_mb, disk_mb=limits.disk_mb, pids_max=limits.pids_max,
+                uid_slot=slot, workdir=str(workdir), envd_version=ENVD_VERSION,
+                envd_access_token=token, traffic_access_token=new_access_token(), metadata_=metadata,
+                allow_internet_access=False, on_timeout="pause" if auto_pause else "kill",
+            ))
+        # What the sandbox's envd starts with, serialised once; the tier passes the bytes on unread.
+        handoff = EnvdConfig(
+            sandbox_id=sandbox_id, env_vars=env, access_token=token,
+            start_kernels=list(warm_kernels(template.rootfs)), default_user=default_user(image),
+            default_workdir=image.workdir if image and image.workdir not in ("", "/") else None,
+        )
+        spec = SandboxSpec(
+            sandbox_id=sandbox_id, template=template.name, rootfs=template.rootfs, workdir=workdir,
+            uid_base=uid_base_for_slot(slot), limits=limits, payload_config=handoff.to_bytes(),
+        )
+        try:
+            workdir.mkdir(parents=True, exist_ok=False, mode=0o700)
+            handle = await parts.tier.create(spec)
+        except BaseException as exc:
+            await self.teardown.discard(sandbox_id, workdir, "failed to start")
+            if isinstance(exc, TierError):
+                raise StartFailed(f"sandbox failed to start: {exc}") from None
+            raise
+        parts.handles[sandbox_id] = handle
+        if image is not None and (image.start_cmd or image.ready_cmd):
+            try:
+                await self._start_and_wait_ready(sandbox_id, handle, token, image, handoff.default_user)
+            except BaseException:
+                await self.teardown.discard(sandbox_id, workdir, "not ready")
+                raise
+        if pooled:
+            parts.store.update(sandbox_id, state=SandboxState.POOLED.value)
+        rec = parts.store.get(sandbox_id)
+        assert rec is not None
+        return rec
+
+    async def _start_and_wait_ready(self, sandbox_id: str, handle: SandboxHandle, token: str,
+                                    image: ImageConfig, user: str) -> None:
+        """A template's start command runs in the background; its ready command is retried until
+        it succeeds, so a sandbox is handed out only once its service answers."""
+        envd = self.parts.envd(sandbox_id, handle, token)
+        try:
+            if image.start_cmd:
+                await envd.start(login_shell(image.start_cmd), user=user, tag="start-cmd")
+            if image.ready_cmd:
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + READY_TIMEOUT_S
+                while True:
+                    done = await envd.run(login_shell(image.ready_cmd), user=user, timeout=30)
+                    if done.exit_code == 0:
+                        return
+                    if loop.time() > deadline:
+                        raise StartFailed(f"sandbox failed to start: the template's ready command did not succeed "
+                                          f"within {READY_TIMEOUT_S:.0f}s: {done.text.strip()[-300:]}")
+                    await asyncio.sleep(0.2)
+        except EnvdError as exc:
+            raise StartFailed(f"sandbox failed to start: {exc.message}") from None
+
+    # --- network → running ---------------------------------------------------------------------
+
+    async def finish(self, rec: SandboxRecord, plan: StartPlan) -> SandboxRecord:
+        """Attach the sandbox's network (and write its resolv.conf), then make it visible."""
+        parts = self.parts
+        net = plan.request.network
+        if plan.egress.grants_egress:
+            handle = parts.handles[rec.sandbox_id]
+            try:
+                await parts.egress.attach(rec.sandbox_id, plan.egress, handle, rec.envd_access_token)
+            except BaseException:
+                await self.teardown.kill(rec.sandbox_id, reason="network attach failed")
+                raise
+        running = parts.store.update(rec.sandbox_id, state=SandboxState.RUNNING.value,
+                                     allow_internet_access=plan.egress.internet, public_traffic=net.public_traffic,
+                                     network=net.echo)
+        assert running is not None
+        parts.wake.set()
+        return running
+
+    async def start(self, plan: StartPlan) -> SandboxRecord:
+        """A fresh sandbox for a client: launch, then finish."""
+        req = plan.request
+        rec = await self.launch(plan.template, plan.image, plan.limits, env=plan.env, alias=req.template,
+                                timeout=plan.timeout, metadata=dict(req.metadata), auto_pause=req.auto_pause)
+        return await self.finish(rec, plan)
