@@ -7,6 +7,7 @@ else is the control plane, which requires `X-API-Key`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -14,16 +15,18 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.middleware import Middleware
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from corral.api import sandboxes, templates
+from corral.api import dashboard, sandboxes, template_builds, templates, usage_routes
 from corral.api.auth import KeyRing
 from corral.api.errors import EXCEPTION_HANDLERS, error_response
 from corral.api.meter import Meter
 from corral.api.proxy import SandboxProxy
 from corral.api.routing import sandbox_target
-from corral.api.telemetry import Telemetry
+from corral.api.metrics_history import MetricsHistory
+from corral.api.telemetry import RequestTimer, Telemetry
 from corral.config import Settings
 from corral.lifecycle import SandboxService, make_tier
 from corral.runtime.base import Tier
@@ -32,7 +35,7 @@ from corral.templates import TemplateStore
 
 log = logging.getLogger("corral.api")
 
-PUBLIC_PATHS = {"/health", "/metrics"}
+PUBLIC_PATHS = {"/health", "/metrics", *dashboard.PUBLIC_PATHS}
 
 
 async def health(_request: Request) -> Response:
@@ -63,7 +66,8 @@ class Corral:
             if target is not None:
                 await self.proxy(scope, receive, send, *target)
                 return
-            if scope["path"] not in PUBLIC_PATHS and not self.keys.check(
+            public = scope["path"] in PUBLIC_PATHS or scope["path"].startswith(template_builds.UPLOAD_PREFIX)
+            if not public and not self.keys.check(
                 headers.get(b"x-api-key", b"").decode("latin-1") or None
             ):
                 resp = error_response(401, "Invalid API key, please visit the corral docs: keys are created with `corral keys create`")
@@ -78,21 +82,27 @@ def create_app(settings: Settings, *, tier: Tier | None = None, templates_store:
     tmpl = templates_store if templates_store is not None else TemplateStore(settings.template_dir)
     service = SandboxService(settings, store, tmpl, tier or make_tier(settings))
     proxy = SandboxProxy(service)
-    telemetry = Telemetry()
+    telemetry = Telemetry(service)
     meter = Meter(service)
-    service.on_kill.extend([proxy.drop, meter.forget])
+    history = MetricsHistory(service, meter, settings.metrics_interval_s)
+    service.on_kill.extend([proxy.drop, meter.forget, history.forget])
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await service.start()
+        history.start()
         try:
             yield
         finally:
+            await history.close()
+            await asyncio.to_thread(template_builds.close, rest.state)
             await proxy.close()
             await service.close()
 
     rest = Starlette(
-        routes=[Route("/health", health), Route("/metrics", telemetry.endpoint), *sandboxes.routes, *templates.routes],
+        routes=[Route("/health", health), Route("/metrics", telemetry.endpoint), *usage_routes.routes, *dashboard.routes,
+                *sandboxes.routes, *templates.routes, *template_builds.routes],
+        middleware=[Middleware(RequestTimer, telemetry=telemetry)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
@@ -102,4 +112,5 @@ def create_app(settings: Settings, *, tier: Tier | None = None, templates_store:
     rest.state.templates = tmpl
     rest.state.meter = meter
     rest.state.telemetry = telemetry
+    rest.state.metrics_history = history
     return Corral(rest, proxy, keys)

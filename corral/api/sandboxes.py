@@ -121,12 +121,6 @@ async def resume(request: Request) -> Response:
     return JSONResponse(sandbox_doc(rec, _domain(request)), status_code=201)
 
 
-async def metrics(request: Request) -> Response:
-    sid = request.path_params["sandbox_id"]
-    sample = await request.app.state.meter.sample(sid)
-    return JSONResponse([sample])
-
-
 def _metadata_filter(raw: str | None) -> dict[str, str]:
     """The SDK quotes each key and value, joins them like a query string, and sends that string
     as one query value; Starlette undoes the outer encoding, we undo the rest."""
@@ -235,7 +229,6 @@ routes = [
     Route("/sandboxes/{sandbox_id}/resume", resume, methods=["POST"]),
     Route("/sandboxes/{sandbox_id}/connect", connect, methods=["POST"]),
     Route("/v2/sandboxes/{sandbox_id}/connect", connect, methods=["POST"]),
-    Route("/sandboxes/{sandbox_id}/metrics", metrics, methods=["GET"]),
     Route("/sandboxes/{sandbox_id}/network", update_network, methods=["PUT"]),
     Route("/sandboxes/{sandbox_id}/network/audit", network_audit, methods=["GET"]),
 ]

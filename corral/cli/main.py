@@ -11,6 +11,7 @@ from corral.cli.bench import bench
 from corral.cli.gateway import gateway
 from corral.cli.mcp import mcp
 from corral.cli.serve import serve
+from corral.cli.usage import usage
 
 app = typer.Typer(
     help="corral: self-hosted, E2B-compatible sandboxes for untrusted code.",
@@ -18,6 +19,7 @@ app = typer.Typer(
 )
 app.command("serve")(serve)
 app.command("bench")(bench)
+app.command("usage")(usage)
 app.command("mcp")(mcp)
 app.command("gateway")(gateway)
 app.add_typer(sandbox.app, name="sandbox")

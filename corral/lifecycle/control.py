@@ -50,6 +50,7 @@ class Control:
             except TierError as exc:
                 raise TierFailed(f"pause failed: {exc}") from None
             self.parts.store.update(sandbox_id, state=SandboxState.PAUSED.value)
+            self.parts.metering.paused(sandbox_id)
             return True
 
     async def connect(self, sandbox_id: str, timeout: int | None) -> tuple[SandboxRecord, bool]:
@@ -63,6 +64,7 @@ class Control:
                 except TierError as exc:
                     raise TierFailed(f"resume failed: {exc}") from None
                 resumed = True
+                self.parts.metering.resumed(sandbox_id)
             fields: dict[str, object] = {"state": SandboxState.RUNNING.value}
             if timeout is not None or resumed:
                 new_end = now() + timedelta(seconds=self._timeout(timeout))

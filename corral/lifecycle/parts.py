@@ -17,6 +17,7 @@ from corral.runtime.base import SandboxHandle, Tier
 from corral.store import SandboxRecord, SandboxState, Store
 from corral.templates import TemplateStore
 from corral.uds import SandboxClients
+from corral.usage import UsageRecorder
 from corral.wire.client import EnvdClient
 
 # The states a client can see; `starting` and `pooled` sandboxes are invisible to the API.
@@ -35,6 +36,8 @@ class Parts:
     tier: Tier
     clients: SandboxClients
     egress: Egress
+    # Metering: every hand-out, pause, resume and end, and the pools' hits, misses and refills.
+    metering: UsageRecorder
     handles: dict[str, SandboxHandle] = field(default_factory=dict)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     # Set whenever a deadline may have moved closer, so the reaper looks again at once.

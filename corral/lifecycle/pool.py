@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import timedelta
 
 from corral.ids import new_access_token
@@ -75,6 +76,7 @@ class WarmPool:
         await asyncio.sleep(delay)
         failures = 0
         while not self._closed and len(self._ready[template]) < self.sizes[template]:
+            t0 = time.perf_counter()
             try:
                 tmpl = self.parts.templates.get(template)
                 image = image_config(tmpl)
@@ -92,6 +94,7 @@ class WarmPool:
             failures = 0
             await self._warm(rec)
             self._ready[template].append(rec.sandbox_id)
+            self.parts.metering.pool_refill(template, time.perf_counter() - t0)
             log.info("warm pool %s: %d/%d ready", template, len(self._ready[template]), self.sizes[template])
 
     async def _warm(self, rec: SandboxRecord) -> None:
@@ -119,14 +122,18 @@ class WarmPool:
         template = plan.template.name
         ids = self._ready.get(template)
         parts = self.parts
+        t0 = time.perf_counter()
         while ids:
             rec = parts.store.get(ids[0])
             if rec is not None and not self._fits(rec, plan):
-                return None
+                return self._missed(template)
             sid = ids.pop(0)
             self._refill(template, delay=REFILL_DELAY_S)
             handle = parts.handles.get(sid)
-            if rec is None or handle is None or rec.state != SandboxState.POOLED.value or not parts.tier.is_alive(sid):
+            # Never hand out a sandbox that ran anything: one that is not pooled in the store, or
+            # that was ever given to a client (the usage store remembers every hand-out), is killed.
+            if (rec is None or handle is None or rec.state != SandboxState.POOLED.value
+                    or parts.metering.was_handed_out(sid) or not parts.tier.is_alive(sid)):
                 await self.teardown.kill(sid, reason="pooled sandbox died")
                 continue
             token = new_access_token()
@@ -145,5 +152,12 @@ class WarmPool:
                 end_at=started + timedelta(seconds=plan.timeout), metadata_=dict(req.metadata), alias=req.template,
                 on_timeout="pause" if req.auto_pause else "kill",
             )
+            parts.metering.pool_hit(template, time.perf_counter() - t0)
             return claimed
+        return self._missed(template)
+
+    def _missed(self, template: str) -> None:
+        """A create for a pooled template that the pool could not serve is counted as a miss."""
+        if template in self.sizes:
+            self.parts.metering.pool_miss(template)
         return None

@@ -33,6 +33,7 @@ async def recover(parts: Parts, teardown: Teardown) -> set[str]:
             await teardown.destroy_quietly(rec.sandbox_id, Path(rec.workdir))
             parts.store.update(rec.sandbox_id, state=SandboxState.KILLED.value, killed_at=now(),
                                kill_reason="lost in restart")
+            parts.metering.ended(rec.sandbox_id, "lost in restart")
             continue
         parts.handles[rec.sandbox_id] = handle
         live_ids.add(rec.sandbox_id)

@@ -29,6 +29,7 @@ from corral.runtime.base import ResourceUsage, SandboxHandle, Tier
 from corral.store import SandboxRecord, SandboxState, Store
 from corral.templates import TemplateStore
 from corral.uds import SandboxClients
+from corral.usage import UsageRecorder
 
 log = logging.getLogger("corral.lifecycle")
 
@@ -37,7 +38,7 @@ class SandboxService:
     def __init__(self, settings: Settings, store: Store, templates: TemplateStore, tier: Tier) -> None:
         clients = SandboxClients()  # HTTP clients for sandbox daemons, shared by proxy and pool
         self.parts = Parts(settings=settings, store=store, templates=templates, tier=tier, clients=clients,
-                           egress=Egress(settings, clients))
+                           egress=Egress(settings, clients), metering=UsageRecorder(store))
         self.teardown = teardown.Teardown(self.parts)
         self.starter = starter.Starter(self.parts, self.teardown)
         self.control = control.Control(self.parts)
@@ -62,6 +63,10 @@ class SandboxService:
     @property
     def egress(self) -> Egress:
         return self.parts.egress
+
+    @property
+    def metering(self) -> UsageRecorder:
+        return self.parts.metering
 
     @property
     def on_kill(self) -> list[KillHook]:
@@ -92,9 +97,9 @@ class SandboxService:
     async def create(self, request: CreateRequest) -> SandboxRecord:
         plan = self.starter.plan(request)
         rec = await self.pool.claim(plan) if self.pool is not None else None
-        if rec is None:
-            return await self.starter.start(plan)
-        return await self.starter.finish(rec, plan)
+        running = await self.starter.start(plan) if rec is None else await self.starter.finish(rec, plan)
+        self.parts.metering.started(running, from_pool=rec is not None)
+        return running
 
     async def kill(self, sandbox_id: str, reason: str = "killed") -> bool:
         return await self.teardown.kill(sandbox_id, reason)

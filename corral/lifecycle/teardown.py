@@ -50,12 +50,15 @@ class Teardown:
     async def kill(self, sandbox_id: str, reason: str = "killed") -> bool:
         """End a live sandbox (any state); False if there was none."""
         parts = self.parts
+        asked = now()  # metering ends when the kill was asked for, not when the lock came free
         async with parts.lock(sandbox_id):
             rec = parts.store.get_live(sandbox_id)
             if rec is None:
                 return False
             parts.handles.pop(sandbox_id, None)
             parts.store.update(sandbox_id, state=SandboxState.KILLED.value, killed_at=now(), kill_reason=reason)
+            parts.metering.ended(sandbox_id, reason, at=asked)
+            await parts.metering.egress(sandbox_id, parts.egress.audit)  # the last egress reading
             await self.destroy_quietly(sandbox_id, Path(rec.workdir))
         parts.locks.pop(sandbox_id, None)
         for hook in self.on_kill:

@@ -1,10 +1,14 @@
-"""Durable state: sandbox records and API keys, in SQLite (one machine) or PostgreSQL (many),
-with the schema kept current by Alembic migrations that run whenever the store is opened."""
+"""Durable state: sandbox records, API keys and metering (usage, pool events, sandbox logs, metric
+history), in SQLite (one machine) or PostgreSQL (many), with the schema kept current by Alembic
+migrations that run whenever the store is opened."""
 
 from corral.store.db import Store
 from corral.store.engine import StoreError
 from corral.store.models import ApiKey, NodeRecord, NodeState, SandboxRecord, SandboxState
 from corral.store.nodes import NodeInfo, NodeRegistry
+from corral.store.usage import UsageStart, UsageStore
+from corral.store.usage_models import MetricSample, PoolEvent, SandboxEvent, UsageRecord
 
-__all__ = ["ApiKey", "NodeInfo", "NodeRecord", "NodeRegistry", "NodeState", "SandboxRecord", "SandboxState",
-           "Store", "StoreError"]
+__all__ = ["ApiKey", "MetricSample", "NodeInfo", "NodeRecord", "NodeRegistry", "NodeState", "PoolEvent",
+           "SandboxEvent", "SandboxRecord", "SandboxState", "Store", "StoreError", "UsageRecord", "UsageStart",
+           "UsageStore"]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from corral.store import SandboxRecord, SandboxState, Store
 from corral.store.migrate import HEAD
+from corral.store import SandboxRecord, SandboxState, Store
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
 
