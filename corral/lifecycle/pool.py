@@ -18,6 +18,7 @@ import logging
 from datetime import timedelta
 
 from corral.ids import new_access_token
+from corral.lifecycle.deadlines import self_end
 from corral.lifecycle.images import image_config
 from corral.lifecycle.parts import Parts, now
 from corral.lifecycle.starter import Starter, StartPlan
@@ -130,19 +131,21 @@ class WarmPool:
                 await self.teardown.kill(sid, reason="pooled sandbox died")
                 continue
             token = new_access_token()
+            started = now()
+            end_at = started + timedelta(seconds=plan.timeout)
             try:
                 # Through the sandbox's shared client: the connection stays open for the first command.
-                await parts.envd(sid, handle, rec.envd_access_token).hand_over(token, plan.env)
+                await parts.envd(sid, handle, rec.envd_access_token).hand_over(
+                    token, plan.env, end_at=self_end(end_at, "pause" if plan.request.auto_pause else "kill"))
             except EnvdError:
                 log.exception("claiming pooled sandbox %s failed", sid)
                 await self.teardown.kill(sid, reason="pooled sandbox unhealthy")
                 continue
-            started = now()
             req = plan.request
             claimed = parts.store.update(
                 sid, state=SandboxState.STARTING.value, envd_access_token=token,
                 traffic_access_token=new_access_token(), started_at=started,
-                end_at=started + timedelta(seconds=plan.timeout), metadata_=dict(req.metadata), alias=req.template,
+                end_at=end_at, metadata_=dict(req.metadata), alias=req.template,
                 on_timeout="pause" if req.auto_pause else "kill",
             )
             return claimed
