@@ -10,7 +10,8 @@ SHELL := /bin/bash
 APT_PACKAGES := mmdebstrap e2fsprogs util-linux iproute2 libseccomp2 python3 python3-venv \
                 ca-certificates make curl nftables openssl \
                 python3-ipykernel python3-matplotlib python3-matplotlib-inline python3-pandas \
-                nodejs node-typescript chromium
+                nodejs node-typescript chromium \
+                postgresql umoci runsc
 
 VENV    := .venv
 PYTHON  := $(VENV)/bin/python
@@ -21,7 +22,7 @@ PORT    ?= 3000
 DATA    ?= .data
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv template spec-templates run test clean distclean
+.PHONY: help deps venv template spec-templates image run test clean distclean
 
 help:
 	@echo "make run        start a corral server on http://$(HOST):$(PORT) and run examples/demo.py against it"
@@ -30,6 +31,7 @@ help:
 	@echo "make venv       create $(VENV)/ and install corral with its test dependencies"
 	@echo "make template   build the built-in templates, base and code-interpreter-v1 (skipped when current)"
 	@echo "make spec-templates  build the product spec's templates in templates/ (cached per step)"
+	@echo "make image      build corral's OCI image into build/image/oci (mmdebstrap + umoci, no Docker; cached)"
 	@echo "make clean      remove $(DATA)/ and caches; make distclean also removes $(VENV)/"
 
 deps:
@@ -65,6 +67,10 @@ run: deps venv template
 # package registries only. One retry: a registry hiccup should not fail a whole set-up.
 spec-templates: template
 	@CORRAL=$(CORRAL) templates/build-all.sh || { echo "spec-templates: retrying once"; CORRAL=$(CORRAL) templates/build-all.sh; }
+
+# corral's OCI image for Kubernetes (docs/DEPLOY.md). tests/deploy builds it too (same cache).
+image: deps venv
+	image/build.sh build/image
 
 test: deps venv template spec-templates
 	$(PYTHON) -m ruff check corral tests

@@ -76,6 +76,9 @@ class Settings:
     dns_upstreams: tuple[str, ...] = ()
     # Warm pools: template name -> number of pre-started sandboxes kept ready.
     pool: dict[str, int] = field(default_factory=dict)
+    # Where state lives: None is a SQLite file in the data dir (one machine); a URL such as
+    # postgresql://user@host:5432/corral shares it between machines.
+    database_url: str | None = None
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
@@ -93,6 +96,7 @@ class Settings:
             network_pool=os.environ.get("CORRAL_NETWORK_POOL") or "10.201.0.0/16",
             network_forbidden=_csv(os.environ.get("CORRAL_NETWORK_FORBIDDEN", "")),
             dns_upstreams=_csv(os.environ.get("CORRAL_DNS_UPSTREAMS", "")),
+            database_url=os.environ.get("CORRAL_DATABASE_URL") or None,
         )
         for key, value in overrides.items():
             if value is not None:
@@ -107,3 +111,8 @@ class Settings:
     @property
     def db_path(self) -> Path:
         return self.data_dir / "corral.db"
+
+    @property
+    def database(self) -> str | Path:
+        """What `Store` opens: the configured URL, else the data dir's SQLite file."""
+        return self.database_url or self.db_path

@@ -73,7 +73,7 @@ class Corral:
 
 
 def create_app(settings: Settings, *, tier: Tier | None = None, templates_store: TemplateStore | None = None) -> Corral:
-    store = Store(settings.db_path)
+    store = Store(settings.database)
     keys = KeyRing(store, settings.env_api_keys)
     tmpl = templates_store if templates_store is not None else TemplateStore(settings.template_dir)
     service = SandboxService(settings, store, tmpl, tier or make_tier(settings))

@@ -20,7 +20,7 @@ DataDir = typer.Option(None, "--data-dir", help="Server data directory (default:
 
 def _store(data_dir: Path | None) -> Store:
     settings = Settings.from_env(data_dir=data_dir)
-    return Store(settings.db_path)
+    return Store(settings.database)
 
 
 def create_key(store: Store, name: str) -> str:

@@ -45,7 +45,7 @@ def serve(
         ssl_args = {"ssl_certfile": str(files.cert), "ssl_keyfile": str(files.key)}
         # What the SDK is told in create responses: it builds https://{port}-{id}.{domain} from it.
         settings.domain = base_domain if settings.port == 443 else f"{base_domain}:{settings.port}"
-    store = Store(settings.db_path)
+    store = Store(settings.database)
     if not settings.env_api_keys and not store.keys():
         key = create_key(store, "first-run")
         typer.echo(f"No API key was configured, so one was created (shown once, stored hashed):\n  {key}")

@@ -1,6 +1,10 @@
-"""Durable state: sandbox records and API keys (SQLite by default, any SQLAlchemy URL at scale)."""
+"""Durable state: sandbox records and API keys, in SQLite (one machine) or PostgreSQL (many),
+with the schema kept current by Alembic migrations that run whenever the store is opened."""
 
 from corral.store.db import Store
-from corral.store.models import ApiKey, SandboxRecord, SandboxState
+from corral.store.engine import StoreError
+from corral.store.models import ApiKey, NodeRecord, NodeState, SandboxRecord, SandboxState
+from corral.store.nodes import NodeInfo, NodeRegistry
 
-__all__ = ["ApiKey", "SandboxRecord", "SandboxState", "Store"]
+__all__ = ["ApiKey", "NodeInfo", "NodeRecord", "NodeRegistry", "NodeState", "SandboxRecord", "SandboxState",
+           "Store", "StoreError"]

@@ -1,21 +1,24 @@
-"""Engine set-up and the handful of queries the server needs.
+"""The handful of queries the server needs, over SQLite (one machine) or PostgreSQL (many).
 
-Calls are synchronous: each is a sub-millisecond SQLite statement, cheaper than a thread hop.
-The database file is created 0600 inside a 0700 data dir because it holds sandbox access tokens.
+Calls are synchronous: on SQLite each is a sub-millisecond statement, cheaper than a thread hop;
+on PostgreSQL each is one round trip on a pooled connection. Opening a store applies any pending
+schema migration first (see `migrate`), so every process sees the schema its code expects.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import create_engine, event, inspect, select, text
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from corral.store.models import ApiKey, Base, SandboxRecord, SandboxState
+from corral.store.engine import make_engine
+from corral.store.migrate import upgrade
+from corral.store.models import ApiKey, SandboxRecord, SandboxState
+from corral.store.nodes import NodeRegistry
 
 
 def _utcnow() -> datetime:
@@ -28,19 +31,17 @@ def _aware(dt: datetime) -> datetime:
 
 
 class Store:
-    def __init__(self, url: str | Path) -> None:
-        if isinstance(url, Path):
-            url.parent.mkdir(parents=True, exist_ok=True)
-            os.chmod(url.parent, 0o700)
-            if not url.exists():
-                url.touch(mode=0o600)
-            url = f"sqlite:///{url}"
-        self.engine: Engine = create_engine(url, future=True)
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(self.engine)
-        _add_missing_columns(self.engine)
+    """`location` is a SQLite file path or a database URL (`postgresql://user@host:port/db`)."""
+
+    def __init__(self, location: str | Path) -> None:
+        self.engine: Engine = make_engine(location)
+        try:
+            upgrade(self.engine)
+        except Exception:
+            self.engine.dispose()
+            raise
         self._session = sessionmaker(self.engine, expire_on_commit=False)
+        self.nodes = NodeRegistry(self._session)
 
     def session(self) -> Session:
         return self._session()
@@ -110,24 +111,3 @@ def _fix(rec: SandboxRecord) -> SandboxRecord:
     if rec.killed_at is not None:
         rec.killed_at = _aware(rec.killed_at)
     return rec
-
-
-def _add_missing_columns(engine: Engine) -> None:
-    """Columns added since a database was created are added to it (all are nullable or have a
-    default), so an upgraded server keeps every record it had."""
-    insp = inspect(engine)
-    with engine.begin() as conn:
-        for table in Base.metadata.sorted_tables:
-            have = {c["name"] for c in insp.get_columns(table.name)}
-            for col in table.columns:
-                if col.name not in have:
-                    ddl = col.type.compile(dialect=engine.dialect)
-                    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {ddl}'))
-
-
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=5000")
-    cur.close()
