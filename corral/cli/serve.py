@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from pathlib import Path
 
 import typer
@@ -66,7 +67,13 @@ def serve(
         http="httptools", loop="uvloop", ws="websockets", timeout_keep_alive=300,
         access_log=log_level.lower() == "debug", **ssl_args,
     )
-    uvicorn.Server(config).run()
+    # uvicorn re-raises the stop signal once it has shut down; with these handlers that ends
+    # run() instead of the process, so the stop report below is printed.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        uvicorn.Server(config).run()
+    except KeyboardInterrupt:
+        pass
     report_left_running(settings)
 
 
@@ -75,7 +82,7 @@ def report_left_running(settings: Settings) -> None:
 
     A stopped server leaves its sandboxes running, so a restart re-adopts them; each one ends by
     itself at its deadline if no server comes back (see docs/SECURITY.md)."""
-    store = Store(settings.db_path)
+    store = Store(settings.database)
     try:
         left = store.live([SandboxState.RUNNING, SandboxState.PAUSED])
     finally:

@@ -24,7 +24,7 @@ def _wait_exit(proc: subprocess.Popen[bytes], limit_s: float = 60) -> int | None
 
 @pytest.mark.root
 async def test_daemon_ends_itself_at_its_deadline_and_kills_what_it_started():
-    d = start_daemon(end_at=time.time() + 3)
+    d = start_daemon(end_at=time.time() + 10)
     try:
         async with d.client() as c:
             body = envelope({"process": {"cmd": "/bin/sleep", "args": [SLEEP_ARG]}, "tag": "sleeper"})
@@ -46,7 +46,8 @@ async def test_daemon_ends_itself_at_its_deadline_and_kills_what_it_started():
 
 @pytest.mark.root
 async def test_deadline_route_moves_and_clears_the_deadline():
-    d = start_daemon(end_at=time.time() + 2)
+    first = time.time() + 10
+    d = start_daemon(end_at=first)
     try:
         async with d.client(token="wrong") as c:
             assert (await c.post("/.corral/deadline", json={"endAt": None})).status_code == 401
@@ -57,7 +58,8 @@ async def test_deadline_route_moves_and_clears_the_deadline():
             assert (await c.get("/.corral/deadline")).status_code == 405
             # Cleared (what a pause does): the daemon outlives its first deadline ...
             assert (await c.post("/.corral/deadline", json={"endAt": None})).status_code == 204
-        assert _wait_exit(d.proc, limit_s=4) is None, "a cleared deadline still ended the daemon"
+        # Past the first deadline (this waits, it does not time anything).
+        assert _wait_exit(d.proc, limit_s=first + 2 - time.time()) is None, "a cleared deadline still ended the daemon"
         async with d.client() as c:
             assert (await c.get("/health")).status_code == 204
             # ... and a deadline set again (what a resume does) ends it.
