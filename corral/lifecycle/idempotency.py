@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,7 +22,8 @@ from corral.errors import Conflict, InvalidRequest
 from corral.lifecycle.requests import CreateRequest
 from corral.store import SandboxRecord, Store
 
-MAX_KEY_LENGTH = 255
+# What E2B's SDK accepts (and so sends): lowercase letters, digits and hyphens, e.g. a UUID.
+KEY_RE = re.compile(r"[a-z0-9-]{1,255}")
 
 
 class IdempotencyConflict(Conflict):
@@ -29,9 +31,9 @@ class IdempotencyConflict(Conflict):
 
 
 def check_key(key: str) -> str:
-    """A key as E2B's SDK sends it: 1-255 printable ASCII characters."""
-    if not key or len(key) > MAX_KEY_LENGTH or not all(0x20 <= ord(c) < 0x7F for c in key):
-        raise InvalidRequest(f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable ASCII characters")
+    """A key as E2B's SDK sends it: 1-255 lowercase letters, digits or hyphens."""
+    if KEY_RE.fullmatch(key) is None:
+        raise InvalidRequest("Idempotency-Key must be 1-255 lowercase letters, digits or hyphens")
     return key
 
 

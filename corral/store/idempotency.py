@@ -39,6 +39,9 @@ class IdempotencyKeys:
         self._session = sessions
 
     def lookup(self, scope: str, key: str, now: datetime | None = None) -> Remembered | None:
+        return self._find(scope, key, now)
+
+    def _find(self, scope: str, key: str, now: datetime | None = None) -> Remembered | None:
         current = now or _utcnow()
         with self._session() as s:
             row = s.get(IdempotentCreate, (scope, key))
@@ -57,7 +60,7 @@ class IdempotencyKeys:
                 s.add(IdempotentCreate(scope=scope, key=key, body_hash=body_hash, sandbox_id=sandbox_id,
                                        created_at=current, expires_at=current + KEEP))
         except IntegrityError:
-            existing = self.lookup(scope, key, current)
+            existing = self._find(scope, key, current)
             if existing is not None:
                 return existing
             raise
