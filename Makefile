@@ -6,11 +6,13 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # System packages corral needs at run time and to build templates. One list, checked with dpkg;
-# only the missing ones are installed.
+# only the missing ones are installed. chromium and a font: the gateway's browser test (Playwright
+# drives Debian's Chromium; it never downloads a browser of its own).
 APT_PACKAGES := mmdebstrap e2fsprogs util-linux iproute2 libseccomp2 python3 python3-venv \
                 ca-certificates make curl nftables openssl \
                 python3-ipykernel python3-matplotlib python3-matplotlib-inline python3-pandas \
-                nodejs node-typescript chromium \
+                nodejs node-typescript \
+                chromium fonts-dejavu-core \
                 postgresql umoci runsc
 
 VENV    := .venv
@@ -59,7 +61,7 @@ $(STAMP): pyproject.toml
 template: deps venv
 	$(CORRAL) template build-builtin
 
-run: deps venv template
+run: deps venv spec-templates
 	@HOST=$(HOST) PORT=$(PORT) DATA=$(DATA) VENV=$(VENV) scripts/run.sh
 
 # pytest's exit 5 ("no tests ran") is a failure here, not a pass.

@@ -82,6 +82,15 @@ if ! "$VENV/bin/python" examples/demo.py; then
   die "the demo failed (server log above)"
 fi
 
+# The Media Gateway layer (docs/MEDIA_GATEWAY.md): one query through the orchestrator, each agent
+# in its own sandbox from the spec's templates, with a short report of agents, times and
+# sandbox-seconds.
+say "Media Gateway: the orchestrator on one query (discovery and search in parallel, then recommendation)"
+if ! "$VENV/bin/corral" agents orchestrate "sci-fi like Stranger Things" --user u01; then
+  tail -n 30 "$DATA/serve.log" >&2
+  die "the Media Gateway demo failed (server log above)"
+fi
+
 cat <<MSG
 
 Point existing E2B code at this server with:

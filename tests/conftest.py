@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -89,6 +90,75 @@ def stop_server(server: Server, *, kill_sandboxes: bool = True) -> None:
         except subprocess.TimeoutExpired:
             server.proc.kill()
             server.proc.wait()
+
+
+@dataclass
+class TlsServer:
+    """`corral serve --tls`: the SDK reaches it with E2B_DOMAIN and the CA only."""
+
+    port: int
+    data_dir: Path
+    proc: subprocess.Popen
+    log_path: Path
+
+    @property
+    def ca(self) -> Path:
+        return self.data_dir / "tls" / "ca.pem"
+
+    @property
+    def domain(self) -> str:
+        return f"e2b.localhost:{self.port}"
+
+    def verify(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca))
+
+    def client_env(self) -> dict[str, str]:
+        """The environment of a user's process: only the key, the domain and the CA."""
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("E2B_", "CORRAL_"))}
+        return {**base, "E2B_API_KEY": E2E_KEY, "E2B_DOMAIN": self.domain, "SSL_CERT_FILE": str(self.ca)}
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+
+def start_tls_server(tmp: Path) -> TlsServer:
+    port, data = _free_port(), tmp / "data"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("E2B_", "CORRAL_"))},
+           "CORRAL_API_KEY": E2E_KEY, "CORRAL_EGRESS": "off", "CORRAL_POOL": ""}
+    log_path = tmp / "server.log"
+    proc = subprocess.Popen([sys.executable, "-m", "corral.cli.main", "serve", "--tls", "--port", str(port),
+                             "--data-dir", str(data)], stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
+                            env=env, cwd=REPO)
+    srv = TlsServer(port, data, proc, log_path)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"https://127.0.0.1:{port}/health", verify=srv.verify(), timeout=2).status_code == 200:
+                return srv
+        except (httpx.HTTPError, OSError, ssl.SSLError):
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError(f"corral serve --tls did not become healthy:\n{srv.log()}")
+        time.sleep(0.2)
+
+
+def stop_tls_server(srv: TlsServer) -> None:
+    """Kill whatever sandboxes the clients made (even if they failed half-way), then the server."""
+    if srv.ca.exists():
+        hdr = {"X-API-Key": E2E_KEY}
+        try:
+            base = f"https://127.0.0.1:{srv.port}"
+            for s in httpx.get(f"{base}/v2/sandboxes", headers=hdr, verify=srv.verify()).json():
+                httpx.delete(f"{base}/sandboxes/{s['sandboxID']}", headers=hdr, verify=srv.verify())
+        except httpx.HTTPError:
+            pass
+    srv.proc.terminate()
+    try:
+        srv.proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        srv.proc.kill()
+        srv.proc.wait()
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from corral.cli import keys, sandbox
+from corral.cli import agents, keys, sandbox
 from corral.cli.client import server_url
 from corral.cli.errors import run_cli
 from corral.cli.bench import bench
+from corral.cli.gateway import gateway
+from corral.cli.mcp import mcp
 from corral.cli.serve import serve
 
 app = typer.Typer(
@@ -16,8 +18,11 @@ app = typer.Typer(
 )
 app.command("serve")(serve)
 app.command("bench")(bench)
+app.command("mcp")(mcp)
+app.command("gateway")(gateway)
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(keys.app, name="keys")
+app.add_typer(agents.app, name="agents")
 
 try:  # the template commands live with the template store
     from corral.cli import template as _template

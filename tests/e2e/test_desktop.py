@@ -13,18 +13,14 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
-import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import E2E_KEY, REPO
+from tests.conftest import TlsServer, start_tls_server, stop_tls_server
 
 pytestmark = pytest.mark.e2e
 
@@ -108,45 +104,15 @@ finally:
 '''
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsServer]:
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    tmp = tmp_path_factory.mktemp("desktop")
-    port, data = _port(), tmp / "data"
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("E2B_", "CORRAL_"))},
-           "CORRAL_API_KEY": E2E_KEY, "CORRAL_EGRESS": "off", "CORRAL_POOL": ""}
-    log = (tmp / "server.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "corral.cli.main", "serve", "--tls", "--port", str(port),
-                             "--data-dir", str(data)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
-    ca = data / "tls" / "ca.pem"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            ctx = ssl.create_default_context(cafile=str(ca))
-            if httpx.get(f"https://127.0.0.1:{port}/health", verify=ctx, timeout=2).status_code == 200:
-                break
-        except (httpx.HTTPError, OSError, ssl.SSLError):
-            pass
-        assert time.monotonic() < deadline and proc.poll() is None, (tmp / "server.log").read_text()
-        time.sleep(0.2)
+    srv = start_tls_server(tmp_path_factory.mktemp("desktop"))
     try:
-        yield port, ca
+        yield srv
     finally:
-        ctx, hdr = ssl.create_default_context(cafile=str(ca)), {"X-API-Key": E2E_KEY}
-        try:
-            for s in httpx.get(f"https://127.0.0.1:{port}/v2/sandboxes", headers=hdr, verify=ctx).json():
-                httpx.delete(f"https://127.0.0.1:{port}/sandboxes/{s['sandboxID']}", headers=hdr, verify=ctx)
-        except httpx.HTTPError:
-            pass
-        proc.terminate()
-        proc.wait(timeout=60)
+        stop_tls_server(srv)
 
 
 def _image(b64: str):
@@ -161,10 +127,8 @@ def _mean_abs_diff(a, b) -> float:
 
 
 @pytest.fixture(scope="module")
-def session(tls_server: tuple[int, Path]) -> dict:
-    port, ca = tls_server
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("E2B_", "CORRAL_"))},
-           "E2B_API_KEY": E2E_KEY, "E2B_DOMAIN": f"e2b.localhost:{port}", "SSL_CERT_FILE": str(ca)}
+def session(tls_server: TlsServer) -> dict:
+    env = tls_server.client_env()
     done = subprocess.run([sys.executable, "-c", CLIENT], env=env, capture_output=True, text=True, timeout=600)
     lines = done.stdout.strip().splitlines()
     assert lines, done.stderr[-4000:]
@@ -196,8 +160,8 @@ def test_spec_scraping_workflow_runs_in_the_desktop_template(session: dict) -> N
                                    "description": "Sci-fi series set in a colonised solar system."}
 
 
-def test_stream_url_opens_the_desktop_in_a_browser(session: dict, tls_server: tuple[int, Path], tmp_path: Path) -> None:
-    port, _ca = tls_server
+def test_stream_url_opens_the_desktop_in_a_browser(session: dict, tls_server: TlsServer, tmp_path: Path) -> None:
+    port = tls_server.port
     url = session["stream_url"]
     assert url.startswith(f"https://6080-{session['id']}.e2b.localhost:{port}/vnc.html?"), url
     with playwright_sync.sync_playwright() as p:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import ssl
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import E2E_KEY, REPO
+from tests.conftest import start_tls_server, stop_tls_server
 
 pytestmark = pytest.mark.e2e
 
@@ -37,38 +36,16 @@ finally:
 '''
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_sdk_over_tls_with_e2b_domain(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    port, data = _port(), tmp_path / "data"
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("E2B_", "CORRAL_"))},
-           "CORRAL_API_KEY": E2E_KEY, "CORRAL_EGRESS": "off", "CORRAL_POOL": ""}
-    log = (tmp_path / "server.log").open("wb")
-    server = subprocess.Popen([sys.executable, "-m", "corral.cli.main", "serve", "--tls", "--port", str(port),
-                               "--data-dir", str(data)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
-    ca = data / "tls" / "ca.pem"
+    server = start_tls_server(tmp_path)
+    port, data, ca = server.port, server.data_dir, server.ca
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                ctx = ssl.create_default_context(cafile=str(ca))
-                if httpx.get(f"https://127.0.0.1:{port}/health", verify=ctx, timeout=2).status_code == 200:
-                    break
-            except (httpx.HTTPError, OSError, ssl.SSLError):
-                pass
-            assert time.monotonic() < deadline and server.poll() is None, (tmp_path / "server.log").read_text()
-            time.sleep(0.2)
         # The certificate is for the wildcard domain, signed by our CA, and the key is private.
         assert oct((data / "tls" / "server.key").stat().st_mode & 0o777) == "0o600"
-        cenv = {**env, "E2B_API_KEY": E2E_KEY, "E2B_DOMAIN": f"e2b.localhost:{port}", "SSL_CERT_FILE": str(ca)}
-        done = subprocess.run([sys.executable, "-c", CLIENT], env=cenv, capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr[-3000:] + (tmp_path / "server.log").read_text()[-2000:]
+        done = subprocess.run([sys.executable, "-c", CLIENT], env=server.client_env(), capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-3000:] + server.log()[-2000:]
         out = json.loads(done.stdout.strip().splitlines()[-1])
         assert out["run"] == "over-tls\n" and out["file"] == "tls file"
         assert out["host"] == f"8080-{out['id']}.e2b.localhost:{port}"
@@ -89,14 +66,6 @@ def test_sdk_over_tls_with_e2b_domain(tmp_path: Path) -> None:
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"https://127.0.0.1:{port}/health", timeout=5)
     finally:
-        # A stopped server leaves its sandboxes running (for re-adoption): kill whatever the client
-        # made, even if it failed half-way.
-        if ca.exists():
-            ctx, hdr = ssl.create_default_context(cafile=str(ca)), {"X-API-Key": E2E_KEY}
-            try:
-                for s in httpx.get(f"https://127.0.0.1:{port}/v2/sandboxes", headers=hdr, verify=ctx).json():
-                    httpx.delete(f"https://127.0.0.1:{port}/sandboxes/{s['sandboxID']}", headers=hdr, verify=ctx)
-            except httpx.HTTPError:
-                pass
-        server.terminate()
-        server.wait(timeout=60)
+        # A stopped server leaves its sandboxes running (for re-adoption): stop_tls_server kills
+        # whatever the client made, even if it failed half-way.
+        stop_tls_server(server)
