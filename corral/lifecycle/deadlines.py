@@ -14,6 +14,7 @@ store's deadline, and a sandbox that cannot be reached is on its way out anyway.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 
 from corral.lifecycle.parts import Parts
@@ -22,6 +23,16 @@ from corral.wire.client import EnvdError
 from corral.wire.constants import SELF_END_GRACE_PAUSE_S, SELF_END_GRACE_S
 
 log = logging.getLogger("corral.lifecycle")
+
+# A pooled sandbox has no client deadline yet; its own deadline is a lease the pool renews while
+# the server lives (a restarted server discards pooled sandboxes anyway), so an orphaned pool
+# ends within POOL_LEASE_S of its server.
+POOL_LEASE_S = 120.0
+POOL_RENEW_S = 30.0
+
+
+def pool_lease_end() -> float:
+    return time.time() + POOL_LEASE_S
 
 
 def self_end(end_at: datetime, on_timeout: str) -> float:
