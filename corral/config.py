@@ -79,6 +79,11 @@ class Settings:
     # Where state lives: None is a SQLite file in the data dir (one machine); a URL such as
     # postgresql://user@host:5432/corral shares it between machines.
     database_url: str | None = None
+    # "required": code-interpreter calls need the sandbox's access or traffic token (the current
+    # SDKs send one). "optional": a sandbox with public traffic also takes calls without one, as
+    # E2B's cloud does; for clients built on e2b-code-interpreter < 2 (e2b-mcp-server 0.1.x), which
+    # never send a token. Then the sandbox ID alone lets anyone who reaches the server run code.
+    interpreter_token: str = "required"
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
@@ -97,7 +102,10 @@ class Settings:
             network_forbidden=_csv(os.environ.get("CORRAL_NETWORK_FORBIDDEN", "")),
             dns_upstreams=_csv(os.environ.get("CORRAL_DNS_UPSTREAMS", "")),
             database_url=os.environ.get("CORRAL_DATABASE_URL") or None,
+            interpreter_token=os.environ.get("CORRAL_INTERPRETER_TOKEN", "required"),
         )
+        if s.interpreter_token not in ("required", "optional"):
+            raise ValueError(f"CORRAL_INTERPRETER_TOKEN must be required or optional, got {s.interpreter_token!r}")
         for key, value in overrides.items():
             if value is not None:
                 setattr(s, key, value)

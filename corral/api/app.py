@@ -7,6 +7,7 @@ else is the control plane, which requires `X-API-Key`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -17,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from corral.api import sandboxes, templates
+from corral.api import sandboxes, template_builds, templates
 from corral.api.auth import KeyRing
 from corral.api.errors import EXCEPTION_HANDLERS, error_response
 from corral.api.meter import Meter
@@ -63,7 +64,8 @@ class Corral:
             if target is not None:
                 await self.proxy(scope, receive, send, *target)
                 return
-            if scope["path"] not in PUBLIC_PATHS and not self.keys.check(
+            public = scope["path"] in PUBLIC_PATHS or scope["path"].startswith(template_builds.UPLOAD_PREFIX)
+            if not public and not self.keys.check(
                 headers.get(b"x-api-key", b"").decode("latin-1") or None
             ):
                 resp = error_response(401, "Invalid API key, please visit the corral docs: keys are created with `corral keys create`")
@@ -88,11 +90,13 @@ def create_app(settings: Settings, *, tier: Tier | None = None, templates_store:
         try:
             yield
         finally:
+            await asyncio.to_thread(template_builds.close, rest.state)
             await proxy.close()
             await service.close()
 
     rest = Starlette(
-        routes=[Route("/health", health), Route("/metrics", telemetry.endpoint), *sandboxes.routes, *templates.routes],
+        routes=[Route("/health", health), Route("/metrics", telemetry.endpoint), *sandboxes.routes, *templates.routes,
+                *template_builds.routes],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -77,10 +77,16 @@ class SandboxProxy:
         # The code interpreter lives inside envd; the daemon tells the two apart by the port header.
         # envd checks its own token; interpreter calls are checked here, because the SDK sends the
         # access token only on /execute and the traffic token on every call.
-        if port == INTERPRETER_PORT and not _interpreter_authorized(scope, rec):
+        if port == INTERPRETER_PORT and not _interpreter_authorized(scope, rec) and not (
+                rec.public_traffic and self.service.settings.interpreter_token == "optional"):
             await _send_json(send, 401, "unauthorized: a valid X-Access-Token or E2B-Traffic-Access-Token is required")
             return
         if port in (ENVD_PORT, INTERPRETER_PORT):
+            # envd tells envd from interpreter calls by this header: it must name the port checked
+            # above, also when the port came from the Host (old SDKs send no routing headers), and
+            # a client must not send Host 49983-<id> with a 49999 header to skip that check.
+            headers = [(k, v) for k, v in scope["headers"] if k != b"e2b-sandbox-port"]
+            scope = {**scope, "headers": [*headers, (b"e2b-sandbox-port", str(port).encode())]}
             await self._forward(scope, receive, send, self._clients.get(sandbox_id, socket))
             return
         # A user's own service inside the sandbox: tunnelled through the daemon's ports socket.
