@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from corral.ids import new_access_token, new_sandbox_id
+from corral.lifecycle.deadlines import own_end_at, pool_lease_end
 from corral.lifecycle.errors import StartFailed
 from corral.lifecycle.images import default_user, image_config, sandbox_env, warm_kernels
 from corral.lifecycle.limits import resolve_limits, resolve_timeout
@@ -116,8 +117,10 @@ class Starter:
                 allow_internet_access=False, on_timeout="pause" if auto_pause else "kill",
             ))
         # What the sandbox's envd starts with, serialised once; the tier passes the bytes on unread.
+        rec = parts.store.get(sandbox_id)
+        assert rec is not None
         handoff = EnvdConfig(
-            sandbox_id=sandbox_id, env_vars=env, access_token=token,
+            sandbox_id=sandbox_id, env_vars=env, access_token=token, end_at=pool_lease_end() if pooled else own_end_at(rec),
             start_kernels=list(warm_kernels(template.rootfs)), default_user=default_user(image),
             default_workdir=image.workdir if image and image.workdir not in ("", "/") else None,
         )

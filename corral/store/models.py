@@ -98,3 +98,19 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(128))
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class IdempotentCreate(Base):
+    """A create made under an `Idempotency-Key`: a retry with the same key (from the same API
+    key) and the same body gets this sandbox again; a different body is refused. Kept until
+    `expires_at` (24 h), in the store so that it survives a restart."""
+
+    __tablename__ = "idempotent_creates"
+
+    # Whose key it is (a hash of the caller's API key), so one tenant's keys never meet another's.
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    body_hash: Mapped[str] = mapped_column(String(64))
+    sandbox_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
