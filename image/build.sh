@@ -81,13 +81,20 @@ fi
 # BASE-END
 
 step "wheels for corral $VERSION and its pinned dependencies"
-"$PYTHON" -m pip wheel -q --disable-pip-version-check --wheel-dir "$WORK/wheels" "$REPO" >>"$LOG" 2>&1
+PIPQ=(-m pip -q --disable-pip-version-check)
+"$PYTHON" "${PIPQ[@]}" wheel --no-deps --wheel-dir "$WORK/wheels" "$REPO" >>"$LOG" 2>&1
+# Dependencies from OUT/wheels when every pin is there already (no index lookups), else PyPI.
+mkdir -p "$OUT/wheels"
+CORRAL_WHL=$(ls "$WORK"/wheels/corral-*.whl)
+"$PYTHON" "${PIPQ[@]}" wheel --no-index --find-links "$OUT/wheels" --wheel-dir "$OUT/wheels" "$CORRAL_WHL" >>"$LOG" 2>&1 \
+  || "$PYTHON" "${PIPQ[@]}" wheel --find-links "$OUT/wheels" --wheel-dir "$OUT/wheels" "$CORRAL_WHL" >>"$LOG" 2>&1
+rm -f "$OUT"/wheels/corral-*.whl
 
 step "OCI layer 2: corral in /opt/corral"
 cp -a "$OUT/base" "$WORK/oci"
 umoci unpack --image "$WORK/oci:debian" "$WORK/bundle" >>"$LOG" 2>&1
 R="$WORK/bundle/rootfs"
-mkdir -p "$R/tmp/wheels" && cp "$WORK"/wheels/*.whl "$R/tmp/wheels/"
+mkdir -p "$R/tmp/wheels" && cp "$WORK"/wheels/*.whl "$OUT"/wheels/*.whl "$R/tmp/wheels/"
 chroot "$R" /usr/bin/python3 -m venv --without-pip /opt/corral
 # The venv's own pip is not needed at run time: install with the one python3-venv ships.
 PIPWHL=$(ls "$R"/usr/share/python-wheels/pip-*.whl | head -1)

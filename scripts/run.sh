@@ -31,12 +31,36 @@ say "starting corral serve on $URL (data dir $DATA, log $DATA/serve.log)"
 "$VENV/bin/corral" serve --host "$HOST" --port "$PORT" --data-dir "$DATA" >"$DATA/serve.log" 2>&1 &
 SERVER=$!
 
+# A development server's sandboxes die with it: kill every running or paused one first
+# (a plain `corral serve` leaves them running for a restart to re-adopt).
+kill_sandboxes() {
+  "$VENV/bin/python" - "$URL" "$CORRAL_API_KEY" <<'PY' || true
+import sys, httpx
+url, key = sys.argv[1], sys.argv[2]
+headers = {"X-API-Key": key}
+try:
+    listed = httpx.get(url + "/v2/sandboxes", headers=headers, params={"state": "running,paused"}, timeout=10).json()
+except (httpx.HTTPError, ValueError):
+    sys.exit(0)
+for sbx in listed:
+    sid = sbx.get("sandboxID")
+    try:
+        httpx.delete(f"{url}/sandboxes/{sid}", headers=headers, timeout=30)
+        print(f"killed sandbox {sid}")
+    except httpx.HTTPError as exc:
+        print(f"could not kill sandbox {sid}: {exc}", file=sys.stderr)
+PY
+}
+
 stop() {
   trap - INT TERM EXIT
   if kill -0 "$SERVER" 2>/dev/null; then
+    say "killing the development server's sandboxes"
+    kill_sandboxes
     say "stopping corral serve (pid $SERVER)"
     kill -TERM "$SERVER" 2>/dev/null || true
     wait "$SERVER" 2>/dev/null || true
+    sed -n '/^corral stopped/,$p' "$DATA/serve.log" | grep -E '^corral stopped|^  [a-z0-9]+  ' || true
   fi
   say "corral stopped"
 }

@@ -24,6 +24,7 @@ from corral.api.schemas import (ConnectBody, NewSandbox, RefreshBody, TimeoutBod
                                 network_update, sandbox_doc)
 from corral.errors import Conflict, InvalidRequest
 from corral.lifecycle import SandboxNotFound, SandboxService
+from corral.lifecycle.idempotency import body_hash, caller_scope, check_key
 from corral.store import SandboxRecord
 
 MAX_PAGE = 100
@@ -61,8 +62,19 @@ async def _body(request: Request, model: type[BaseModel], *, empty_ok: bool = Fa
 async def create(request: Request) -> Response:
     body: NewSandbox = await _body(request, NewSandbox)
     params = body.to_request()
+    service = _service(request)
+    key = request.headers.get("idempotency-key")
     t0 = time.perf_counter()
-    rec = await _service(request).create(params)
+    if key is None:
+        rec = await service.create(params)
+    else:
+        # A retried create (same key, same body) answers with the sandbox the first one made.
+        scope = caller_scope(request.headers.get("x-api-key") or request.headers.get("authorization"))
+        rec, replayed = await service.idempotent.create(scope, check_key(key), body_hash(json.loads(await request.body())),
+                                                        params)
+        if replayed:
+            return JSONResponse(sandbox_doc(rec, _domain(request)), status_code=201,
+                                headers={"Idempotent-Replayed": "true"})
     request.app.state.telemetry.created(time.perf_counter() - t0, rec.template_id)
     return JSONResponse(sandbox_doc(rec, _domain(request)), status_code=201)
 

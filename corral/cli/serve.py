@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from pathlib import Path
 
 import typer
@@ -12,7 +13,7 @@ import uvicorn
 from corral.cli.errors import CliError
 from corral.cli.keys import create_key
 from corral.config import Settings, parse_pool
-from corral.store import Store
+from corral.store import SandboxState, Store
 from corral.tls import DEFAULT_DOMAIN, TlsError, ensure_certificates
 
 
@@ -72,4 +73,31 @@ def serve(
         http="httptools", loop="uvloop", ws="websockets", timeout_keep_alive=300,
         access_log=log_level.lower() == "debug", **ssl_args,
     )
-    uvicorn.Server(config).run()
+    # uvicorn re-raises the stop signal once it has shut down; with these handlers that ends
+    # run() instead of the process, so the stop report below is printed.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        uvicorn.Server(config).run()
+    except KeyboardInterrupt:
+        pass
+    report_left_running(settings)
+
+
+def report_left_running(settings: Settings) -> None:
+    """After a graceful stop: say which sandboxes are still running, and until when.
+
+    A stopped server leaves its sandboxes running, so a restart re-adopts them; each one ends by
+    itself at its deadline if no server comes back (see docs/SECURITY.md)."""
+    store = Store(settings.database)
+    try:
+        left = store.live([SandboxState.RUNNING, SandboxState.PAUSED])
+    finally:
+        store.engine.dispose()
+    if not left:
+        typer.echo("corral stopped; no sandbox left running")
+        return
+    typer.echo(f"corral stopped; {len(left)} sandbox(es) left running "
+               "(a restarted server re-adopts them; running ones end by themselves at their timeout, "
+               "paused ones wait for a server):")
+    for rec in left:
+        typer.echo(f"  {rec.sandbox_id}  {rec.template_id:<24} {rec.state:<8} ends {rec.end_at:%Y-%m-%d %H:%M:%S} UTC")

@@ -16,6 +16,7 @@ from typing import Any
 from corral.envd import rpc
 from corral.envd.auth import UNAUTHORIZED_MESSAGE, token_matches
 from corral.envd.creds import UserExecutor
+from corral.envd.deadline import Deadline, set_deadline
 from corral.envd.files_route import files
 from corral.envd.filesystem_rpc import FilesystemService
 from corral.envd.handover import hand_over
@@ -23,7 +24,7 @@ from corral.envd.httpio import ClientDisconnected, Request
 from corral.envd.process_rpc import STREAM_INPUT, ProcessService
 from corral.envd.processes import ProcessManager
 from corral.envd.watchers import WatchRegistry
-from corral.wire.constants import INIT_PATH
+from corral.wire.constants import DEADLINE_PATH, INIT_PATH
 from corral.wire.handoff import EnvdConfig
 
 log = logging.getLogger("corral.envd")
@@ -41,6 +42,9 @@ def _header(scope: dict[str, Any], name: bytes) -> bytes | None:
 class EnvdApp:
     def __init__(self, config: EnvdConfig) -> None:
         self.config = config
+        # The sandbox's own end time; whoever runs the app (`server.serve`) says what ending is
+        # and arms it once its loop runs.
+        self.deadline = Deadline(config.end_at, lambda: None)
         self.processes = ProcessManager(dict(config.env_vars))
         self._executor: UserExecutor | None = None
         self._watches: WatchRegistry | None = None
@@ -73,6 +77,7 @@ class EnvdApp:
 
     def close(self) -> None:
         """Kill what we started and release watchers (used on shutdown)."""
+        self.deadline.close()
         for hook in self.on_close:
             hook()
         self.processes.kill_all()
@@ -126,7 +131,11 @@ class EnvdApp:
         if path == INIT_PATH:
             if method != "POST":
                 return await req.respond_http_error(405, "method not allowed")
-            return await hand_over(req, self.config, self.processes)
+            return await hand_over(req, self.config, self.processes, self.deadline)
+        if path == DEADLINE_PATH:
+            if method != "POST":
+                return await req.respond_http_error(405, "method not allowed")
+            return await set_deadline(req, self.deadline)
         if path == "/envs":
             if method != "GET":
                 return await req.respond_http_error(405, "method not allowed")

@@ -71,7 +71,7 @@ def preload() -> None:
 
     from corral.envd import (  # noqa: F401
         app, auth, connect, creds, entries, files_http, files_route, filesystem, filesystem_rpc,
-        handover, httpio, inotify, multipart, ports, process_rpc, processes, rpc, watchers,
+        deadline, handover, httpio, inotify, multipart, ports, process_rpc, processes, rpc, watchers,
     )
     from corral.guest import exitstatus, output, reaper, spawn, users  # noqa: F401
 
@@ -136,6 +136,16 @@ def serve(sock: socket.socket, config: EnvdConfig, ports_sock: socket.socket | N
     app = create_app(config)
     hosted = _host_apps(app, config)
     server = _Server(_uvicorn_config(app))
+
+    def end_sandbox() -> None:
+        # The deadline passed: stop serving without waiting for open streams; `app.close()`
+        # below kills what we started, and returning ends pid 1 and with it the sandbox.
+        server.should_exit = True
+        server.force_exit = True
+        if server._exit is not None:
+            server._exit.set()
+
+    app.deadline.on_expire = end_sandbox
     # uvicorn re-raises the captured signal after shutdown with the previous handler; make that a
     # no-op so we get to clean up and return instead of dying by SIGTERM.
     signal.signal(signal.SIGTERM, lambda *_: None)
@@ -144,6 +154,7 @@ def serve(sock: socket.socket, config: EnvdConfig, ports_sock: socket.socket | N
     async def main() -> None:
         loop = asyncio.get_running_loop()
         reaper.reaper_for(loop)  # install SIGCHLD handling before anything can be spawned
+        app.deadline.start(loop)
         # File operations must keep working when the sandbox hits its pids limit, so their worker
         # threads exist from the start (the call does not wait for them).
         app.executor.prestart(2)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from corral.lifecycle import deadlines
 from corral.lifecycle.limits import resolve_timeout
 from corral.lifecycle.parts import Parts, now
 from corral.lifecycle.pausing import FULL, Pauser
@@ -28,6 +29,7 @@ class Control:
         rec = self.parts.visible(sandbox_id)
         rec = self.parts.store.update(rec.sandbox_id, end_at=now() + timedelta(seconds=timeout))
         assert rec is not None
+        await deadlines.push(self.parts, rec)
         self.parts.wake.set()
         return rec
 
@@ -37,6 +39,7 @@ class Control:
         new_end = max(rec.end_at, now() + timedelta(seconds=self._timeout(seconds, default=0)))
         rec = self.parts.store.update(sandbox_id, end_at=new_end)
         assert rec is not None
+        await deadlines.push(self.parts, rec)
         return rec
 
     async def pause(self, sandbox_id: str, mode: str = FULL) -> bool:
@@ -46,7 +49,13 @@ class Control:
             rec = self.parts.visible(sandbox_id)
             if rec.state == SandboxState.PAUSED.value:
                 return False
-            await self.pauser.pause(rec, mode)
+            # A paused sandbox cannot keep its own deadline; the reaper keeps paused ones.
+            await deadlines.push(self.parts, rec, clear=True)
+            try:
+                await self.pauser.pause(rec, mode)
+            except BaseException:
+                await deadlines.push(self.parts, rec)
+                raise
             self.parts.store.update(sandbox_id, state=SandboxState.PAUSED.value,
                                     end_at=now() + self.pauser.retention())
             self.parts.metering.paused(sandbox_id)
@@ -70,5 +79,7 @@ class Control:
                 fields["end_at"] = max(rec.end_at, now() + timedelta(seconds=self._timeout(timeout)))
             rec = self.parts.store.update(sandbox_id, **fields)
             assert rec is not None
+            if "end_at" in fields:
+                await deadlines.push(self.parts, rec)
         self.parts.wake.set()
         return rec, resumed

@@ -14,6 +14,7 @@ timeout when it paused, never a silent default.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -112,7 +113,8 @@ class Pauser:
         parts = self.parts
         workdir = Path(rec.workdir)
         template = parts.templates.get(rec.template_id)
-        config = boot.load_config(workdir)
+        # No own deadline until the resume pushes the new one (the kept one may be long past).
+        config = replace(boot.load_config(workdir), end_at=None)
         spec = SandboxSpec(
             sandbox_id=rec.sandbox_id, template=template.name, rootfs=template.rootfs, workdir=workdir,
             uid_base=uid_base_for_slot(rec.uid_slot), limits=record_limits(rec),

@@ -19,6 +19,7 @@ import time
 from datetime import timedelta
 
 from corral.ids import new_access_token
+from corral.lifecycle.deadlines import POOL_RENEW_S, pool_lease_end, self_end
 from corral.lifecycle.images import image_config
 from corral.lifecycle.parts import Parts, now
 from corral.lifecycle.starter import Starter, StartPlan
@@ -41,6 +42,9 @@ class WarmPool:
         self.sizes = {name: n for name, n in sizes.items() if n > 0}
         self._ready: dict[str, list[str]] = {name: [] for name in self.sizes}
         self._filling: dict[str, asyncio.Task[None]] = {}
+        self._renewing: asyncio.Task[None] | None = None
+        # A lease renewal never lands after a claim's hand-over (it would cut the client's deadline).
+        self._lease_lock = asyncio.Lock()
         self._closed = False
 
     def start(self) -> None:
@@ -50,6 +54,23 @@ class WarmPool:
                 del self.sizes[name]
                 continue
             self._refill(name)
+        self._renewing = asyncio.create_task(self._renew_leases(), name="corral-pool-leases")
+
+    async def _renew_leases(self) -> None:
+        """Keep moving the pooled sandboxes' own deadlines (their lease) while we live."""
+        while not self._closed:
+            await asyncio.sleep(POOL_RENEW_S)
+            for ids in list(self._ready.values()):
+                for sid in list(ids):
+                    async with self._lease_lock:
+                        handle = self.parts.handles.get(sid)
+                        rec = self.parts.store.get(sid)
+                        if sid not in ids or handle is None or rec is None:
+                            continue   # claimed meanwhile
+                        try:
+                            await self.parts.envd(sid, handle, rec.envd_access_token).set_deadline(pool_lease_end())
+                        except EnvdError as exc:
+                            log.warning("renewing the lease of pooled sandbox %s failed: %s", sid, exc.message)
 
     async def close(self) -> None:
         """Stop filling and kill every pooled sandbox, including one a cancelled fill had just
@@ -57,7 +78,10 @@ class WarmPool:
         self._closed = True
         for task in self._filling.values():
             task.cancel()
-        await asyncio.gather(*self._filling.values(), return_exceptions=True)
+        if self._renewing is not None:
+            self._renewing.cancel()
+        await asyncio.gather(*self._filling.values(), *([self._renewing] if self._renewing else []),
+                             return_exceptions=True)
         for ids in self._ready.values():
             ids.clear()
         for rec in self.parts.store.live([SandboxState.POOLED]):
@@ -142,19 +166,22 @@ class WarmPool:
                 await self.teardown.kill(sid, reason="pooled sandbox died")
                 continue
             token = new_access_token()
+            started = now()
+            end_at = started + timedelta(seconds=plan.timeout)
             try:
                 # Through the sandbox's shared client: the connection stays open for the first command.
-                await parts.envd(sid, handle, rec.envd_access_token).hand_over(token, plan.env)
+                async with self._lease_lock:
+                    await parts.envd(sid, handle, rec.envd_access_token).hand_over(
+                        token, plan.env, end_at=self_end(end_at, "pause" if plan.request.auto_pause else "kill"))
             except EnvdError:
                 log.exception("claiming pooled sandbox %s failed", sid)
                 await self.teardown.kill(sid, reason="pooled sandbox unhealthy")
                 continue
-            started = now()
             req = plan.request
             claimed = parts.store.update(
                 sid, state=SandboxState.STARTING.value, envd_access_token=token,
                 traffic_access_token=new_access_token(), started_at=started,
-                end_at=started + timedelta(seconds=plan.timeout), metadata_=dict(req.metadata), alias=req.template,
+                end_at=end_at, metadata_=dict(req.metadata), alias=req.template,
                 on_timeout="pause" if req.auto_pause else "kill",
             )
             parts.metering.pool_hit(template, time.perf_counter() - t0)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from corral.lifecycle import boot
+from corral.lifecycle import boot, deadlines
 from corral.lifecycle.parts import Parts, now
 from corral.lifecycle.teardown import Teardown
 from corral.store import SandboxState
@@ -41,6 +41,8 @@ async def recover(parts: Parts, teardown: Teardown) -> set[str]:
             parts.metering.ended(rec.sandbox_id, "lost in restart")
             continue
         parts.handles[rec.sandbox_id] = handle
+        if rec.state == SandboxState.RUNNING.value:   # its own deadline, as the store says
+            await deadlines.push(parts, rec)
         live_ids.add(rec.sandbox_id)
         log.info("re-adopted sandbox %s", rec.sandbox_id)
     for sid in await parts.tier.leftovers():

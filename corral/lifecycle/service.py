@@ -20,6 +20,7 @@ from typing import Any
 from corral.config import Settings
 from corral.lifecycle import control, forking, pausing, recovery, reaper, snapshots, starter, teardown
 from corral.lifecycle.egress import Egress
+from corral.lifecycle.idempotency import IdempotentCreates
 from corral.lifecycle.parts import Parts
 from corral.lifecycle.pool import WarmPool
 from corral.lifecycle.requests import CreateRequest, NetworkUpdate
@@ -50,6 +51,7 @@ class SandboxService:
         self.reaper = reaper.Reaper(self.parts, self.teardown, self.control)
         self.purger = reaper.TrashPurger(self.parts)
         self.pool: WarmPool | None = None
+        self.idempotent = IdempotentCreates(store, self.create, self.kill)
 
     # --- the parts others share ----------------------------------------------------------------
 

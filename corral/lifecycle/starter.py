@@ -16,12 +16,13 @@ that claims one goes straight to `finish`.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
 from corral.ids import new_access_token, new_sandbox_id
 from corral.lifecycle import boot
+from corral.lifecycle.deadlines import own_end_at, pool_lease_end
 from corral.lifecycle.errors import StartFailed
 from corral.lifecycle.images import default_user, image_config, sandbox_env, warm_kernels
 from corral.lifecycle.limits import resolve_limits, resolve_timeout
@@ -121,11 +122,14 @@ class Starter:
                 allow_internet_access=False, on_timeout="pause" if auto_pause else "kill",
             ))
         # What the sandbox's envd starts with, serialised once; the tier passes the bytes on unread.
+        rec = parts.store.get(sandbox_id)
+        assert rec is not None
+        end_at = pool_lease_end() if pooled else own_end_at(rec)
         # (A fork passes its source's hand-off, renamed: the same environment under a new identity.)
         if handoff is not None:
-            handoff = boot.renamed(handoff, sandbox_id, token)
+            handoff = replace(boot.renamed(handoff, sandbox_id, token), end_at=end_at)
         else:
-            handoff = self.handoff(template, image, sandbox_id, token, env)
+            handoff = replace(self.handoff(template, image, sandbox_id, token, env), end_at=end_at)
         spec = SandboxSpec(
             sandbox_id=sandbox_id, template=template.name, rootfs=template.rootfs, workdir=workdir,
             uid_base=uid_base_for_slot(slot), limits=limits, payload_config=handoff.to_bytes(), layer=layer,

@@ -4,9 +4,12 @@ migrations that run whenever the store is opened."""
 
 from corral.store.db import Store
 from corral.store.engine import StoreError
-from corral.store.models import ApiKey, SandboxRecord, SandboxState
+from corral.store.idempotency import IdempotencyKeys, Remembered
+from corral.store.models import ApiKey, IdempotentCreate, NodeRecord, NodeState, SandboxRecord, SandboxState
+from corral.store.nodes import NodeInfo, NodeRegistry
 from corral.store.usage import UsageStart, UsageStore
 from corral.store.usage_models import MetricSample, PoolEvent, SandboxEvent, UsageRecord
 
-__all__ = ["ApiKey", "MetricSample", "PoolEvent", "SandboxEvent", "SandboxRecord", "SandboxState", "Store",
-           "StoreError", "UsageRecord", "UsageStart", "UsageStore"]
+__all__ = ["ApiKey", "IdempotencyKeys", "IdempotentCreate", "MetricSample", "NodeInfo", "NodeRecord", "NodeRegistry",
+           "NodeState", "PoolEvent", "Remembered", "SandboxEvent", "SandboxRecord", "SandboxState", "Store", "StoreError",
+           "UsageRecord", "UsageStart", "UsageStore"]

@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from corral.store.engine import make_engine
 from corral.store.migrate import upgrade
 from corral.store.models import ApiKey, SandboxRecord, SandboxState
+from corral.store.idempotency import IdempotencyKeys
+from corral.store.nodes import NodeRegistry
 
 
 def _utcnow() -> datetime:
@@ -40,6 +42,8 @@ class Store:
             self.engine.dispose()
             raise
         self._session = sessionmaker(self.engine, expire_on_commit=False)
+        self.nodes = NodeRegistry(self._session)
+        self.idempotency = IdempotencyKeys(self._session)
 
     def session(self) -> Session:
         return self._session()

@@ -57,6 +57,38 @@ class SandboxRecord(Base):
     # The sandbox's egress rules as E2B expresses them ({"allowOut": [...], "denyOut": [...]}).
     network: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     on_timeout: Mapped[str] = mapped_column(String(8), default="kill")
+    # The node agent that owns the sandbox; None on an all-in-one server (it owns every row).
+    node_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+
+
+class NodeState(str, enum.Enum):
+    READY = "ready"          # heartbeating, takes new sandboxes
+    DRAINING = "draining"    # heartbeating, keeps its sandboxes, takes no new ones
+    LOST = "lost"            # missed heartbeats past the grace: its sandboxes answer an error
+
+
+class NodeRecord(Base):
+    """A machine that runs sandboxes (`corral serve --role node`), as it last reported itself.
+
+    API replicas place creates by these rows and route sandbox traffic to `advertise_url`; a row
+    whose heartbeat is older than the grace is marked lost by whichever replica notices first.
+    """
+
+    __tablename__ = "nodes"
+
+    node_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    advertise_url: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    version: Mapped[str] = mapped_column(String(32))
+    tiers: Mapped[list] = mapped_column(JSON, default=list)
+    # Template names the node has on disk (placement prefers nodes that need not fetch one).
+    templates: Mapped[list] = mapped_column(JSON, default=list)
+    cpu_count: Mapped[int] = mapped_column(Integer)
+    memory_mb: Mapped[int] = mapped_column(Integer)
+    memory_free_mb: Mapped[int] = mapped_column(Integer)
+    sandboxes: Mapped[int] = mapped_column(Integer, default=0)
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 class ApiKey(Base):
@@ -66,3 +98,19 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(128))
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class IdempotentCreate(Base):
+    """A create made under an `Idempotency-Key`: a retry with the same key (from the same API
+    key) and the same body gets this sandbox again; a different body is refused. Kept until
+    `expires_at` (24 h), in the store so that it survives a restart."""
+
+    __tablename__ = "idempotent_creates"
+
+    # Whose key it is (a hash of the caller's API key), so one tenant's keys never meet another's.
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    body_hash: Mapped[str] = mapped_column(String(64))
+    sandbox_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from corral.errors import Unavailable
-from corral.wire.constants import INIT_PATH
+from corral.wire.constants import DEADLINE_PATH, INIT_PATH
 from corral.wire.framing import (
     STREAM_CONTENT_TYPE, ConnectError, StreamDecoder, message_envelope,
 )
@@ -153,18 +153,30 @@ class EnvdClient:
             await asyncio.sleep(interval)
 
     async def hand_over(self, access_token: str | None, env_vars: Mapping[str, str],
-                        timeout: float = 10.0) -> None:
-        """Give a pooled sandbox to its owner: envd swaps in `access_token` and `env_vars`.
+                        timeout: float = 10.0, *, end_at: float | None = None) -> None:
+        """Give a pooled sandbox to its owner: envd swaps in `access_token` and `env_vars` (and
+        its own deadline, `end_at` in Unix seconds, when given).
 
         Authenticated with the token envd has now; afterwards this client uses the new one.
         """
+        body: dict[str, Any] = {"accessToken": access_token, "envVars": dict(env_vars)}
+        if end_at is not None:
+            body["endAt"] = end_at
         try:
-            resp = await self.http.post(INIT_PATH, json={"accessToken": access_token, "envVars": dict(env_vars)},
-                                        headers=self._headers(), timeout=timeout)
+            resp = await self.http.post(INIT_PATH, json=body, headers=self._headers(), timeout=timeout)
         except httpx.HTTPError as exc:
             raise EnvdError(f"could not reach envd for the hand-over: {exc}") from exc
         await self._check(resp, "the hand-over")
         self.access_token = access_token
+
+    async def set_deadline(self, end_at: float | None, timeout: float = 5.0) -> None:
+        """Move the sandbox's own end time (Unix seconds), or clear it (None: before a freeze)."""
+        try:
+            resp = await self.http.post(DEADLINE_PATH, json={"endAt": end_at}, headers=self._headers(),
+                                        timeout=timeout)
+        except httpx.HTTPError as exc:
+            raise EnvdError(f"could not reach envd to set its deadline: {exc}") from exc
+        await self._check(resp, "the deadline")
 
     async def write_file(self, path: str, data: bytes, *, user: str = "root", timeout: float = 10.0) -> None:
         """Write `data` to `path` inside the sandbox as `user` (envd's `/files` upload)."""

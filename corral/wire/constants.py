@@ -23,6 +23,13 @@ PORTS_SOCKET = "ports.sock"    # raw tunnels to the sandbox's own TCP ports (exp
 # (which holds the socket) reaches them, and only with the token the daemon currently has.
 SERVER_ONLY_PREFIX = "/.corral/"
 INIT_PATH = SERVER_ONLY_PREFIX + "init"   # hand a pooled sandbox to its owner
+DEADLINE_PATH = SERVER_ONLY_PREFIX + "deadline"   # move (or clear) the sandbox's own end time
+
+# How long after the server's own deadline the sandbox ends itself: a live server always acts
+# first (kill, or pause for `on_timeout: pause`); the sandbox's deadline is the backstop that
+# holds when no server is left (see docs/SECURITY.md, "Deadlines without a server").
+SELF_END_GRACE_S = 2.0
+SELF_END_GRACE_PAUSE_S = 60.0
 
 # The in-sandbox daemon as a runtime payload, by import path only (see corral.runtime.base.Payload):
 # (entry point, what to preload before forking, the init's process name).

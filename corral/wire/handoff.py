@@ -36,6 +36,10 @@ class EnvdConfig:
     start_kernels: list[str] = field(default_factory=list)
     # Apps for other E2B ports (port -> "module:function" factory), see constants.HOSTED_APPS.
     hosted_apps: dict[str, str] = field(default_factory=lambda: dict(HOSTED_APPS))
+    # Wall-clock time (Unix seconds) at which the daemon ends the sandbox by itself, so a sandbox
+    # whose server is gone does not live forever; None: no own deadline. The server moves it
+    # (DEADLINE_PATH) on set_timeout, refresh, pause (cleared) and resume.
+    end_at: float | None = None
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self), separators=(",", ":")).encode()
@@ -78,5 +82,14 @@ class EnvdConfig:
         if not isinstance(self.hosted_apps, dict) or not all(
                 isinstance(k, str) and k.isdigit() and isinstance(v, str) for k, v in self.hosted_apps.items()):
             fail("hosted_apps", "a map of port numbers to entry points")
+        if not valid_end_at(self.end_at):
+            fail("end_at", "a number of seconds or null")
         if not isinstance(self.start_kernels, list) or not all(isinstance(k, str) for k in self.start_kernels):
             fail("start_kernels", "a list of strings")
+
+
+def valid_end_at(value: object) -> bool:
+    """A deadline as the wire carries it: Unix seconds (finite, positive) or None."""
+    if value is None:
+        return True
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1e11

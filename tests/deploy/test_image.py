@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ def image() -> Path:
     if os.geteuid() != 0:
         pytest.skip("building the image needs root (mmdebstrap --mode=root)")
     proc = subprocess.run([str(REPO / "image" / "build.sh"), str(IMAGE_DIR)], capture_output=True, text=True,
-                          timeout=1800, cwd=REPO)
+                          timeout=1800, cwd=REPO, env={**os.environ, "PYTHON": sys.executable})
     assert proc.returncode == 0, proc.stdout + proc.stderr + _tail(IMAGE_DIR / "build.log")
     return IMAGE_DIR / "oci"
 

@@ -30,6 +30,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class PgError(RuntimeError):
+    """A PostgreSQL tool failed; the message carries its own error text."""
+
+
 @dataclass
 class Cluster:
     bindir: Path
@@ -47,8 +51,11 @@ class Cluster:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{db}"
 
     def _pg(self, tool: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*self._run_as, str(self.bindir / tool), *args], capture_output=True, text=True,
-                              timeout=timeout, check=True, cwd="/")
+        proc = subprocess.run([*self._run_as, str(self.bindir / tool), *args], capture_output=True, text=True,
+                              timeout=timeout, cwd="/")
+        if proc.returncode != 0:
+            raise PgError(f"{tool} exited {proc.returncode}: {proc.stderr.strip() or proc.stdout.strip()}")
+        return proc
 
     def psql(self, sql: str, db: str = "postgres") -> str:
         return self._pg("psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", str(self.root),
@@ -71,7 +78,7 @@ class Cluster:
     def stop(self) -> None:
         try:
             self._pg("pg_ctl", "-D", str(self.datadir), "-m", "immediate", "-w", "stop")
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        except (PgError, subprocess.TimeoutExpired):
             pid_file = self.datadir / "postmaster.pid"
             if pid_file.exists():
                 os.kill(int(pid_file.read_text().split()[0]), 9)
@@ -101,7 +108,7 @@ def start_cluster() -> Cluster:
     cluster = Cluster(bindir=bindir, root=root, port=_free_port(), _run_as=run_as)
     try:
         return cluster.start()
-    except subprocess.CalledProcessError as exc:
+    except PgError as exc:
         log = (root / "log").read_text(errors="replace") if (root / "log").exists() else ""
         cluster.stop()
-        raise RuntimeError(f"PostgreSQL did not start: {exc.stderr}\n{log}") from None
+        raise RuntimeError(f"PostgreSQL did not start: {exc}\n{log}") from None

@@ -37,17 +37,26 @@ def _load_fixture(db: Path) -> None:
         conn.executescript((FIXTURES / "corral-0.1.0-pre-migrations.sql").read_text())
 
 
-def _dump(db: Path, table: str, order: str) -> list[tuple]:
+def _dump(db: Path, table: str, order: str) -> dict[str, list]:
+    """Column -> values, so columns a later revision adds do not hide a changed value."""
     with sqlite3.connect(db) as conn:
-        return conn.execute(f"SELECT * FROM {table} ORDER BY {order}").fetchall()
+        cur = conn.execute(f"SELECT * FROM {table} ORDER BY {order}")
+        names = [d[0] for d in cur.description]
+        rows = cur.fetchall()
+    return {name: [row[i] for row in rows] for i, name in enumerate(names)}
+
+
+def _kept(before: dict[str, list], after: dict[str, list]) -> bool:
+    return all(after.get(col) == values for col, values in before.items())
 
 
 def test_database_from_before_migrations_is_upgraded_and_keeps_every_row(tmp_path):
     db = tmp_path / "corral.db"
     _load_fixture(db)
-    before = _dump(db, "sandboxes", "sandbox_id"), _dump(db, "api_keys", "key_hash")
+    sandboxes, keys = _dump(db, "sandboxes", "sandbox_id"), _dump(db, "api_keys", "key_hash")
     store = Store(db)
-    assert (_dump(db, "sandboxes", "sandbox_id"), _dump(db, "api_keys", "key_hash")) == before
+    assert _kept(sandboxes, _dump(db, "sandboxes", "sandbox_id")) and _kept(keys, _dump(db, "api_keys", "key_hash"))
+    assert len(sandboxes["sandbox_id"]) == 4 and len(keys["key_hash"]) == 2
     with store.engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD
     # What the server reads back from those rows, through the models.
@@ -86,3 +95,29 @@ def test_database_from_a_newer_corral_is_refused(store_location):
     store.engine.dispose()
     with pytest.raises(StoreError, match="revision 9999, newer than this corral"):
         Store(store_location)
+
+
+def test_upgrade_from_revision_0001_keeps_rows_on_both_databases(store_location):
+    """A database at the previous revision (0001, before nodes) is brought to head on open."""
+    from alembic import command
+
+    from corral.store.engine import make_engine
+    from corral.store.migrate import _config
+
+    engine = make_engine(store_location)
+    with engine.begin() as conn:
+        command.upgrade(_config(conn), "0001")
+        conn.execute(text(
+            "INSERT INTO sandboxes (sandbox_id, template_id, client_id, state, tier, started_at, end_at, cpu_count,"
+            " memory_mb, disk_mb, pids_max, uid_slot, workdir, envd_version, metadata, allow_internet_access,"
+            " public_traffic, on_timeout) VALUES ('old', 'base', 'c', 'running', 'namespace', :t, :t, 1, 64, 64, 8,"
+            " 7, '/x', '0.6.4', '{\"k\": \"v\"}', false, true, 'kill')"), {"t": datetime(2026, 12, 1, tzinfo=timezone.utc)})
+        conn.execute(text("INSERT INTO api_keys VALUES ('h', 'n', 'p', :t)"), {"t": datetime(2026, 12, 1, tzinfo=timezone.utc)})
+    engine.dispose()
+    store = Store(store_location)
+    rec = store.get("old")
+    assert rec is not None and rec.metadata_ == {"k": "v"} and rec.node_id is None and rec.uid_slot == 7
+    assert store.has_key("h") and store.nodes.list() == []
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD
+    store.engine.dispose()

@@ -5,7 +5,9 @@ therefore in no sandbox's memory either), it imports the payload the tier names 
 `corral.runtime.base.Payload`) and runs its preloads once, and compiles the seccomp filter once. Creating a sandbox is then a fork plus namespace setup, with
 no exec and no interpreter start. It is a child subreaper: sandbox inits are re-parented to it,
 and it reports their exits to the tier. If the tier goes away (EOF on the control socket or
-the parent dies) it exits; the sandboxes keep running and are re-adopted later.
+the parent dies) it exits; the sandboxes keep running until their own deadlines (or until a
+restarted server re-adopts them), and a janitor it forks first removes their cgroups as they
+end (`janitor.py`).
 
 Protocol: SOCK_SEQPACKET, one JSON object per message.
   tier -> spawner: {"op": "spawn", ...SpawnRequest}  |  {"op": "ping", "req": n}
@@ -24,7 +26,7 @@ import socket
 import sys
 from typing import Any
 
-from corral.runtime.namespace import launch, seccomp
+from corral.runtime.namespace import janitor, launch, seccomp
 from corral.runtime.namespace import syscalls as sc
 from corral.runtime.namespace.cgroups import detect
 from corral.runtime.namespace.request import RequestError, SpawnRequest
@@ -107,9 +109,20 @@ class Spawner:
                 continue
             self.send({"event": "exit", "pid": pid, "status": status})
 
+    def orphaned(self, *_: object) -> None:
+        self.tier_gone = True
+
     def run(self) -> None:
+        try:
+            self._serve()
+        finally:
+            janitor.fork_janitor(self.cgroups)
+
+    def _serve(self) -> None:
+        self.tier_gone = False
         signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGTERM, self.orphaned)   # our parent died (PDEATHSIG)
         gc.freeze()  # keep the collector from touching (and un-sharing) inherited pages
         self.reap()
         while True:
@@ -124,6 +137,8 @@ class Spawner:
                 except BlockingIOError:
                     pass
                 self.reap()
+                if self.tier_gone:
+                    return
             if self.ctl in ready:
                 try:
                     raw = self.ctl.recv(MAX_MESSAGE)
@@ -137,7 +152,9 @@ class Spawner:
 def main(argv: list[str]) -> int:
     ctl_fd, parent_pid, group = int(argv[0]), int(argv[1]), argv[2]
     payload = json.loads(argv[3]) if len(argv) > 3 else {}
-    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    # SIGTERM, not SIGKILL: on its parent's death the spawner still forks its janitor.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent_pid:  # the tier died before we could watch it
         return 1
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)

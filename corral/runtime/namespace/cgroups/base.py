@@ -124,10 +124,14 @@ class CgroupManager(abc.ABC):
         deadline = time.monotonic() + timeout
         delay = 0.0005
         while True:
-            self.kill(sandbox_id)
             try:
+                self.kill(sandbox_id)
                 self._rmdir_all(sandbox_id)
                 return
+            except FileNotFoundError:
+                # Removed under us: the spawner's janitor and the server may both clean up.
+                if not self.exists(sandbox_id):
+                    return
             except OSError as exc:
                 if exc.errno not in (errno.EBUSY, errno.ENOTEMPTY):
                     raise
