@@ -68,6 +68,8 @@ class Settings:
     # template may ask for more (e2b.toml `isolation`), a request too (metadata corral.isolation).
     tier: str = "namespace"
     default_timeout_s: int = 300
+    # How long a paused sandbox is kept before it is deleted with its files (E2B: 30 days).
+    paused_retention_s: int = 30 * 24 * 3600
     # Processes per sandbox (a template's cpu/memory/disk come with the template, see templates.info).
     pids_max: int = 512
     ceilings: Ceilings = field(default_factory=Ceilings)
@@ -105,6 +107,7 @@ class Settings:
             template_dir=Path(os.environ["CORRAL_TEMPLATE_DIR"]) if os.environ.get("CORRAL_TEMPLATE_DIR") else None,
             tier=os.environ.get("CORRAL_ISOLATION") or os.environ.get("CORRAL_TIER") or "namespace",
             default_timeout_s=_env_int("CORRAL_DEFAULT_TIMEOUT", 300),
+            paused_retention_s=_env_int("CORRAL_PAUSED_RETENTION", 30 * 24 * 3600),
             env_api_keys=tuple(k.strip() for k in os.environ.get("CORRAL_API_KEY", "").split(",") if k.strip()),
             domain=os.environ.get("CORRAL_DOMAIN") or None,
             pool=parse_pool(os.environ.get("CORRAL_POOL", DEFAULT_POOL)),

@@ -63,6 +63,8 @@ class SandboxProxy:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, sandbox_id: str, port: int) -> None:
         rec, socket = self.service.envd_socket(sandbox_id)
+        if rec is not None and rec.state == "paused" and await self.service.auto_resume(sandbox_id):
+            rec, socket = self.service.envd_socket(sandbox_id)   # the first request waited for it
         if rec is None or socket is None:
             await self.drop(sandbox_id)
             # "was not found" is what the SDK looks for to raise SandboxNotRunningException.

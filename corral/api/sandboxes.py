@@ -82,7 +82,10 @@ async def create(request: Request) -> Response:
 async def get_one(request: Request) -> Response:
     sid = request.path_params["sandbox_id"]
     rec = _service(request).get(sid)
-    return JSONResponse(detail_doc(rec, _domain(request)))
+    doc = detail_doc(rec, _domain(request))
+    if (paused := _service(request).pause_state(sid)) is not None:
+        doc["corralPause"] = paused     # how it is paused and what the pause survives
+    return JSONResponse(doc)
 
 
 async def kill(request: Request) -> Response:
@@ -104,14 +107,6 @@ async def refresh(request: Request) -> Response:
     sid = request.path_params["sandbox_id"]
     body: RefreshBody = await _body(request, RefreshBody, empty_ok=True)
     await _service(request).refresh(sid, body.duration)
-    return Response(status_code=204)
-
-
-async def pause(request: Request) -> Response:
-    sid = request.path_params["sandbox_id"]
-    paused = await _service(request).pause(sid)
-    if not paused:
-        raise Conflict(f"sandbox {sid} is already paused")
     return Response(status_code=204)
 
 
@@ -237,7 +232,6 @@ routes = [
     Route("/sandboxes/{sandbox_id}", kill, methods=["DELETE"]),
     Route("/sandboxes/{sandbox_id}/timeout", set_timeout, methods=["POST"]),
     Route("/sandboxes/{sandbox_id}/refreshes", refresh, methods=["POST"]),
-    Route("/sandboxes/{sandbox_id}/pause", pause, methods=["POST"]),
     Route("/sandboxes/{sandbox_id}/resume", resume, methods=["POST"]),
     Route("/sandboxes/{sandbox_id}/connect", connect, methods=["POST"]),
     Route("/v2/sandboxes/{sandbox_id}/connect", connect, methods=["POST"]),

@@ -24,6 +24,9 @@ TARGET_IDLE_MB = 10.0
 TARGET_RUN_CODE_P50_MS = 5.0
 TARGET_RUN_CODE_RATIO = 3.0
 TARGET_FIRST_RUN_CODE_MS = 200.0
+TARGET_RESUME_FILESYSTEM_P50_MS = 150.0
+TARGET_RESUME_FULL_P50_MS = 10.0
+TARGET_FORK_10_MS = 1000.0
 
 FLOOR_SPAWN = "spawn"
 FLOOR_HTTP_HEALTH = "http_health"
@@ -98,10 +101,19 @@ class BenchReport:
                       "p50 ratio to direct jupyter_client"),
                 check("create -> first run_code", TARGET_FIRST_RUN_CODE_MS, p50("first_run_code"), "ms", "p50"),
             ]
+        persist = [
+            check(name, limit, p50(key), "ms", "p50")
+            for key, name, limit in (("resume_filesystem", "resume (filesystem) -> first command",
+                                      TARGET_RESUME_FILESYSTEM_P50_MS),
+                                     ("resume_full", "resume (full, freezer) -> first command", TARGET_RESUME_FULL_P50_MS),
+                                     ("fork_10", "fork of 10", TARGET_FORK_10_MS))
+            if key in self.results
+        ]
         return [
             check("create -> first command", TARGET_CREATE_TO_FIRST_P50_MS, p50("create_to_first_command"), "ms", "p50"),
             check("commands.run('true')", TARGET_COMMAND_P50_MS, p50("command"), "ms", "p50"),
             *interp,
+            *persist,
             *idle_checks,
         ]
 

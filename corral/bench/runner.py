@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from corral.errors import CorralError
 from corral.config import DEFAULT_POOL
-from corral.bench import density, floor, interpreter, latency
+from corral.bench import density, floor, interpreter, latency, persistence
 from corral.bench.machine import describe_machine
 from corral.bench.memory import listener_pid
 from corral.bench.report import FLOOR_HTTP_BARE, FLOOR_HTTP_HEALTH, FLOOR_KERNEL, FLOOR_SPAWN, BenchReport
@@ -113,6 +113,13 @@ def _run(config: BenchConfig, target: Target, server_pid: int | None, label: str
     report.results["first_command"] = life.first_command
     report.results["command"] = latency.measure_command(target, n, tick=progress.phase("commands.run('true')", n))
     report.results["kill"] = life.kill
+    for mode in ("full", "filesystem"):
+        paused = persistence.measure_pause_resume(target, mode, n, tick=progress.phase(f"pause/resume ({mode})", n))
+        report.results[f"pause_{mode}"] = paused.pause
+        report.results[f"resume_{mode}"] = paused.resume_to_command
+    few = max(1, min(n, 5))
+    report.results["snapshot"] = persistence.measure_snapshot(target, few, tick=progress.phase("snapshot", few))
+    report.results["fork_10"] = persistence.measure_fork(target, 10, few, tick=progress.phase("fork of 10", few))
 
     if config.interpreter:
         report.floors[FLOOR_KERNEL] = interpreter.measure_direct_kernel(

@@ -9,16 +9,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 from corral.lifecycle import deadlines
-from corral.lifecycle.errors import TierFailed
 from corral.lifecycle.limits import resolve_timeout
 from corral.lifecycle.parts import Parts, now
-from corral.runtime.base import TierError
+from corral.lifecycle.pausing import FULL, Pauser
 from corral.store import SandboxRecord, SandboxState
 
 
 class Control:
-    def __init__(self, parts: Parts) -> None:
+    def __init__(self, parts: Parts, pauser: Pauser) -> None:
         self.parts = parts
+        self.pauser = pauser
 
     def _timeout(self, seconds: int | None, default: int | None = None) -> int:
         s = self.parts.settings
@@ -42,39 +42,41 @@ class Control:
         await deadlines.push(self.parts, rec)
         return rec
 
-    async def pause(self, sandbox_id: str) -> bool:
-        """False if it was paused already."""
+    async def pause(self, sandbox_id: str, mode: str = FULL) -> bool:
+        """False if it was paused already. A paused sandbox is kept for the retention period
+        (its `end_at` moves there), then deleted with its files by the reaper."""
         async with self.parts.lock(sandbox_id):
             rec = self.parts.visible(sandbox_id)
             if rec.state == SandboxState.PAUSED.value:
                 return False
-            # A frozen sandbox cannot keep its own deadline; the reaper keeps paused ones.
+            # A paused sandbox cannot keep its own deadline; the reaper keeps paused ones.
             await deadlines.push(self.parts, rec, clear=True)
             try:
-                await self.parts.tier.freeze(sandbox_id)
-            except TierError as exc:
+                await self.pauser.pause(rec, mode)
+            except BaseException:
                 await deadlines.push(self.parts, rec)
-                raise TierFailed(f"pause failed: {exc}") from None
-            self.parts.store.update(sandbox_id, state=SandboxState.PAUSED.value)
+                raise
+            self.parts.store.update(sandbox_id, state=SandboxState.PAUSED.value,
+                                    end_at=now() + self.pauser.retention())
             self.parts.metering.paused(sandbox_id)
-            return True
+        self.parts.wake.set()
+        return True
 
     async def connect(self, sandbox_id: str, timeout: int | None) -> tuple[SandboxRecord, bool]:
         """Connect to a running sandbox or resume a paused one; returns (record, resumed)."""
         async with self.parts.lock(sandbox_id):
             rec = self.parts.visible(sandbox_id)
             resumed = False
+            fields: dict[str, object] = {"state": SandboxState.RUNNING.value}
             if rec.state == SandboxState.PAUSED.value:
-                try:
-                    await self.parts.tier.thaw(sandbox_id)
-                except TierError as exc:
-                    raise TierFailed(f"resume failed: {exc}") from None
+                state = await self.pauser.resume(rec)
                 resumed = True
                 self.parts.metering.resumed(sandbox_id)
-            fields: dict[str, object] = {"state": SandboxState.RUNNING.value}
-            if timeout is not None or resumed:
-                new_end = now() + timedelta(seconds=self._timeout(timeout))
-                fields["end_at"] = new_end if resumed else max(rec.end_at, new_end)
+                # The caller's timeout, else what was left when it paused: never a silent default.
+                fields["end_at"] = now() + timedelta(seconds=self._timeout(timeout if timeout is not None
+                                                                           else state.timeout_s))
+            elif timeout is not None:
+                fields["end_at"] = max(rec.end_at, now() + timedelta(seconds=self._timeout(timeout)))
             rec = self.parts.store.update(sandbox_id, **fields)
             assert rec is not None
             if "end_at" in fields:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from corral.errors import CorralError, NotFound
+from corral.errors import CorralError, InvalidRequest, NotFound
 
 
 class SandboxNotFound(NotFound):
@@ -21,3 +21,8 @@ class TierFailed(CorralError):
     """A tier operation on a live sandbox (pause, resume) failed (500)."""
 
     status = 500
+
+
+class ModeUnsupported(InvalidRequest):
+    """A pause, snapshot or fork mode this sandbox's tier cannot do; the message names the one
+    that works (400, which the SDK raises as InvalidArgumentException)."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
 
 from corral.lifecycle.control import Control
 from corral.lifecycle.parts import Parts, now
@@ -22,7 +21,6 @@ log = logging.getLogger("corral.lifecycle")
 
 TRASH_PURGE_INTERVAL_S = 60.0
 LIVENESS_INTERVAL_S = 2.0
-PAUSED_BY_TIMEOUT = timedelta(days=30)   # how long a sandbox paused by its timeout is kept
 
 
 class Reaper:
@@ -70,15 +68,25 @@ class Reaper:
             if rec.end_at <= current:
                 if rec.on_timeout == "pause" and rec.state == SandboxState.RUNNING.value:
                     log.info("sandbox %s timed out: pausing", rec.sandbox_id)
-                    await self.control.pause(rec.sandbox_id)
-                    parts.store.update(rec.sandbox_id, end_at=current + PAUSED_BY_TIMEOUT)
+                    await self.control.pause(rec.sandbox_id)   # kept for the retention period
+                elif rec.state == SandboxState.PAUSED.value:
+                    log.info("paused sandbox %s reached its retention: deleting it", rec.sandbox_id)
+                    await self.teardown.kill(rec.sandbox_id, reason="retention")
                 else:
                     log.info("sandbox %s timed out: killing", rec.sandbox_id)
                     await self.teardown.kill(rec.sandbox_id, reason="timeout")
                 continue
-            if rec.state == SandboxState.RUNNING.value and not parts.tier.is_alive(rec.sandbox_id):
-                log.warning("sandbox %s exited on its own", rec.sandbox_id)
-                await self.teardown.kill(rec.sandbox_id, reason="exited")
+            if (rec.state == SandboxState.RUNNING.value and not parts.tier.is_alive(rec.sandbox_id)
+                    and not parts.lock(rec.sandbox_id).locked()):
+                # (Locked: a pause or resume is stopping or booting it right now.) Re-read under
+                # the lock, so a pause that finished meanwhile is not mistaken for an exit.
+                async with parts.lock(rec.sandbox_id):
+                    again = parts.store.get_live(rec.sandbox_id)
+                    exited = (again is not None and again.state == SandboxState.RUNNING.value
+                              and not parts.tier.is_alive(rec.sandbox_id))
+                if exited:
+                    log.warning("sandbox %s exited on its own", rec.sandbox_id)
+                    await self.teardown.kill(rec.sandbox_id, reason="exited")
                 continue
             next_wait = min(next_wait, (rec.end_at - current).total_seconds())
         return max(0.01, next_wait)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from corral.lifecycle import deadlines
+from corral.lifecycle import boot, deadlines
 from corral.lifecycle.parts import Parts, now
 from corral.lifecycle.teardown import Teardown
 from corral.store import SandboxState
@@ -30,6 +30,10 @@ async def recover(parts: Parts, teardown: Teardown) -> set[str]:
                 handle = await parts.tier.adopt(rec.sandbox_id, Path(rec.workdir))
             except Exception:  # noqa: BLE001 - a sandbox we cannot adopt is cleaned up below
                 log.exception("adopting %s failed", rec.sandbox_id)
+        if handle is None and _paused_on_disk(rec.state, Path(rec.workdir)):
+            live_ids.add(rec.sandbox_id)   # a filesystem-mode pause: nothing runs, its layer waits
+            log.info("kept paused sandbox %s (its filesystem)", rec.sandbox_id)
+            continue
         if handle is None:
             await teardown.destroy_quietly(rec.sandbox_id, Path(rec.workdir))
             parts.store.update(rec.sandbox_id, state=SandboxState.KILLED.value, killed_at=now(),
@@ -50,3 +54,11 @@ async def recover(parts: Parts, teardown: Teardown) -> set[str]:
             if d.name not in live_ids:
                 await teardown.destroy_quietly(d.name, d)
     return live_ids
+
+
+def _paused_on_disk(state: str, workdir: Path) -> bool:
+    """A sandbox paused with no process left: its layer and boot configuration are all it is
+    (a filesystem-mode pause, or a memory checkpoint the tier restores on resume)."""
+    paused = boot.load_pause(workdir)
+    return (state == SandboxState.PAUSED.value and paused is not None and paused.how in ("layer", "checkpoint")
+            and (workdir / boot.BOOT_FILE).exists())

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from corral.config import Settings
-from corral.lifecycle import control, recovery, reaper, starter, teardown
+from corral.lifecycle import control, forking, pausing, recovery, reaper, snapshots, starter, teardown
 from corral.lifecycle.egress import Egress
 from corral.lifecycle.idempotency import IdempotentCreates
 from corral.lifecycle.parts import Parts
@@ -44,7 +44,10 @@ class SandboxService:
                            egress=Egress(settings, clients), metering=UsageRecorder(store))
         self.teardown = teardown.Teardown(self.parts)
         self.starter = starter.Starter(self.parts, self.teardown)
-        self.control = control.Control(self.parts)
+        self.pauser = pausing.Pauser(self.parts, self.starter)
+        self.control = control.Control(self.parts, self.pauser)
+        self.snapshots = snapshots.Snapshots(self.parts)
+        self.forks = forking.Forks(self.parts, self.starter, self.snapshots)
         self.reaper = reaper.Reaper(self.parts, self.teardown, self.control)
         self.purger = reaper.TrashPurger(self.parts)
         self.pool: WarmPool | None = None
@@ -99,8 +102,8 @@ class SandboxService:
     # --- create and kill -----------------------------------------------------------------------
 
     async def create(self, request: CreateRequest) -> SandboxRecord:
-        plan = self.starter.plan(request)
-        rec = await self.pool.claim(plan) if self.pool is not None else None
+        plan = self.snapshots.plan(self.starter, request) or self.starter.plan(request)
+        rec = await self.pool.claim(plan) if self.pool is not None and plan.layer is None else None
         running = await self.starter.start(plan) if rec is None else await self.starter.finish(rec, plan)
         self.parts.metering.started(running, from_pool=rec is not None)
         return running
@@ -140,8 +143,36 @@ class SandboxService:
     async def refresh(self, sandbox_id: str, seconds: int) -> SandboxRecord:
         return await self.control.refresh(sandbox_id, seconds)
 
-    async def pause(self, sandbox_id: str) -> bool:
-        return await self.control.pause(sandbox_id)
+    async def pause(self, sandbox_id: str, mode: str = pausing.FULL) -> bool:
+        return await self.control.pause(sandbox_id, mode)
+
+    async def auto_resume(self, sandbox_id: str) -> bool:
+        """Traffic reached a paused sandbox: resume it when it paused on its timeout (auto-pause)
+        with its memory kept, as E2B's auto-resume does; a filesystem-mode pause is resumed only
+        by an explicit connect (its processes are gone). True if it runs now."""
+        try:
+            rec = self.get(sandbox_id)
+        except SandboxNotFound:
+            return False
+        state = self.pauser.paused_for(rec)
+        if rec.on_timeout != "pause" or state is None or state.mode != pausing.FULL:
+            return False
+        rec, _ = await self.control.connect(sandbox_id, None)
+        return rec.state == SandboxState.RUNNING.value
+
+    def pause_state(self, sandbox_id: str) -> dict[str, object] | None:
+        """How a paused sandbox is paused and what it survives (its info shows it)."""
+        state = self.pauser.paused_for(self.get(sandbox_id))
+        return state.doc() if state is not None else None
+
+    async def fork(self, sandbox_id: str, count: int, timeout: int | None,
+                   mode: str | None = None) -> list["forking.ForkResult"]:
+        return await self.forks.fork(sandbox_id, count, timeout, mode)
+
+    async def snapshot(self, sandbox_id: str, name: str | None, mode: str | None) -> "snapshots.Snapshot":
+        async with self.parts.lock(sandbox_id):
+            rec = self.get(sandbox_id)
+            return await self.snapshots.take(rec, name, mode)
 
     async def connect(self, sandbox_id: str, timeout: int | None) -> tuple[SandboxRecord, bool]:
         return await self.control.connect(sandbox_id, timeout)

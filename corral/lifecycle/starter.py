@@ -16,10 +16,12 @@ that claims one goes straight to `finish`.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
+from pathlib import Path
 
 from corral.ids import new_access_token, new_sandbox_id
+from corral.lifecycle import boot
 from corral.lifecycle.deadlines import own_end_at, pool_lease_end
 from corral.lifecycle.errors import StartFailed
 from corral.lifecycle.images import default_user, image_config, sandbox_env, warm_kernels
@@ -52,6 +54,8 @@ class StartPlan:
     egress: EgressPolicy
     request: CreateRequest
     isolation: str = "namespace"   # the tier chosen for it (see lifecycle/tiers.py)
+    # Boot from this writable layer (a snapshot's) instead of an empty one; never from a pool.
+    layer: Path | None = None
 
     @property
     def env(self) -> dict[str, str]:
@@ -94,7 +98,8 @@ class Starter:
     async def launch(self, template: TemplateInfo, image: ImageConfig | None, limits: Limits, *,
                      env: dict[str, str], alias: str, timeout: int, metadata: dict[str, str],
                      auto_pause: bool = False, pooled: bool = False, isolation: str | None = None,
-                     egress: EgressPolicy | None = None) -> SandboxRecord:
+                     egress: EgressPolicy | None = None, layer: Path | None = None,
+                     handoff: EnvdConfig | None = None) -> SandboxRecord:
         """Start one sandbox; its row is left in `starting` (or `pooled`), never `running`.
 
         ``egress``: a tier whose sandboxes take their network at boot (gVisor) gets it attached
@@ -119,14 +124,15 @@ class Starter:
         # What the sandbox's envd starts with, serialised once; the tier passes the bytes on unread.
         rec = parts.store.get(sandbox_id)
         assert rec is not None
-        handoff = EnvdConfig(
-            sandbox_id=sandbox_id, env_vars=env, access_token=token, end_at=pool_lease_end() if pooled else own_end_at(rec),
-            start_kernels=list(warm_kernels(template.rootfs)), default_user=default_user(image),
-            default_workdir=image.workdir if image and image.workdir not in ("", "/") else None,
-        )
+        end_at = pool_lease_end() if pooled else own_end_at(rec)
+        # (A fork passes its source's hand-off, renamed: the same environment under a new identity.)
+        if handoff is not None:
+            handoff = replace(boot.renamed(handoff, sandbox_id, token), end_at=end_at)
+        else:
+            handoff = replace(self.handoff(template, image, sandbox_id, token, env), end_at=end_at)
         spec = SandboxSpec(
             sandbox_id=sandbox_id, template=template.name, rootfs=template.rootfs, workdir=workdir,
-            uid_base=uid_base_for_slot(slot), limits=limits, payload_config=handoff.to_bytes(),
+            uid_base=uid_base_for_slot(slot), limits=limits, payload_config=handoff.to_bytes(), layer=layer,
         )
         before_boot = None
         if egress is not None and egress.grants_egress and attaches_at_boot(parts.tier, isolation):
@@ -134,6 +140,8 @@ class Starter:
                 await parts.egress.attach_at_boot(sandbox_id, egress, netns_path)
         try:
             workdir.mkdir(parents=True, exist_ok=False, mode=0o700)
+            if not pooled:
+                boot.save_config(workdir, handoff)   # what a filesystem-mode resume boots with
             route(parts.tier, sandbox_id, isolation)
             handle = await (parts.tier.create(spec, before_boot=before_boot) if before_boot
                             else parts.tier.create(spec))
@@ -145,7 +153,7 @@ class Starter:
         parts.handles[sandbox_id] = handle
         if image is not None and (image.start_cmd or image.ready_cmd):
             try:
-                await self._start_and_wait_ready(sandbox_id, handle, token, image, handoff.default_user)
+                await self.start_and_wait_ready(sandbox_id, handle, token, image, handoff.default_user)
             except BaseException:
                 await self.teardown.discard(sandbox_id, workdir, "not ready")
                 raise
@@ -155,7 +163,16 @@ class Starter:
         assert rec is not None
         return rec
 
-    async def _start_and_wait_ready(self, sandbox_id: str, handle: SandboxHandle, token: str,
+    @staticmethod
+    def handoff(template: TemplateInfo, image: ImageConfig | None, sandbox_id: str, token: str,
+                env: dict[str, str]) -> EnvdConfig:
+        return EnvdConfig(
+            sandbox_id=sandbox_id, env_vars=env, access_token=token,
+            start_kernels=list(warm_kernels(template.rootfs)), default_user=default_user(image),
+            default_workdir=image.workdir if image and image.workdir not in ("", "/") else None,
+        )
+
+    async def start_and_wait_ready(self, sandbox_id: str, handle: SandboxHandle, token: str,
                                     image: ImageConfig, user: str) -> None:
         """A template's start command runs in the background; its ready command is retried until
         it succeeds, so a sandbox is handed out only once its service answers."""
@@ -183,6 +200,10 @@ class Starter:
         """Attach the sandbox's network (and write its resolv.conf), then make it visible."""
         parts = self.parts
         net = plan.request.network
+        workdir = Path(rec.workdir)
+        if not (workdir / boot.BOOT_FILE).exists():   # a pooled sandbox, handed over just now
+            boot.save_config(workdir, self.handoff(plan.template, plan.image, rec.sandbox_id,
+                                                   rec.envd_access_token or "", plan.env))
         if plan.egress.grants_egress:
             handle = parts.handles[rec.sandbox_id]
             try:
@@ -202,5 +223,5 @@ class Starter:
         req = plan.request
         rec = await self.launch(plan.template, plan.image, plan.limits, env=plan.env, alias=req.template,
                                 timeout=plan.timeout, metadata=dict(req.metadata), auto_pause=req.auto_pause,
-                                isolation=plan.isolation, egress=plan.egress)
+                                isolation=plan.isolation, egress=plan.egress, layer=plan.layer)
         return await self.finish(rec, plan)

@@ -60,6 +60,10 @@ class SandboxSpec:
     # hold secrets (the access token, env vars), so it travels through a 0600 file in workdir that
     # the sandbox's init reads and deletes, never through the long-lived spawner process.
     payload_config: bytes = field(default=b"", repr=False)
+    # Boot from this writable layer instead of an empty one: a filesystem-mode resume passes the
+    # sandbox's own layer (``workdir/disk.img``, used in place), a snapshot or a fork passes a
+    # copy's (copied sparsely, reflinked where the filesystem can). None: an empty layer.
+    layer: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -81,10 +85,35 @@ class ResourceUsage:
     disk_total_bytes: int
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a tier can do to a sandbox it runs, so the lifecycle never guesses.
+
+    ``freeze``: stop every process with its memory resident (the cgroup freezer: survives a
+    server restart, not a host reboot). ``memory_checkpoint``: write memory to disk and restore
+    it, in the same sandbox or as a new one (the tier then also implements
+    ``corral.lifecycle.checkpoints.MemoryCheckpoints``). ``filesystem``: stop a sandbox keeping
+    only its writable layer (`stop`), copy that layer out while it runs (`export_layer`), and
+    boot from a layer (`SandboxSpec.layer`).
+    """
+
+    freeze: bool = True
+    memory_checkpoint: bool = False
+    filesystem: bool = False
+
+
 class Tier(abc.ABC):
     """One isolation technology. Methods are coroutines; blocking work goes to threads."""
 
     name: str
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(memory_checkpoint=callable(getattr(self, "checkpoint", None)))
+
+    def capabilities_of(self, sandbox_id: str) -> Capabilities:
+        """What this tier can do to one sandbox (a set of tiers answers for the sandbox's own)."""
+        return self.capabilities
 
     @abc.abstractmethod
     async def start(self) -> None:
@@ -118,6 +147,17 @@ class Tier(abc.ABC):
 
     @abc.abstractmethod
     async def usage(self, sandbox_id: str, workdir: Path) -> ResourceUsage: ...
+
+    async def stop(self, sandbox_id: str, workdir: Path) -> None:
+        """End every process and release every host resource except the writable layer
+        (``workdir/disk.img``), which a later `create` with ``SandboxSpec.layer`` boots from."""
+        raise TierError(f"the {self.name} tier cannot stop a sandbox and keep its filesystem")
+
+    async def export_layer(self, sandbox_id: str, workdir: Path, dest: Path, *, frozen: bool = False) -> int:
+        """Copy a running sandbox's writable layer, consistent on disk, to ``dest``; the sandbox
+        keeps running (``frozen``: it is frozen already and stays so). Returns the bytes the copy
+        occupies on disk."""
+        raise TierError(f"the {self.name} tier cannot copy a sandbox's filesystem")
 
     def is_alive(self, sandbox_id: str) -> bool:
         """Cheap liveness check (used by the reaper); tiers may override."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from corral.runtime.base import ResourceUsage, SandboxHandle, SandboxSpec, Tier, TierError
+from corral.runtime.base import Capabilities, ResourceUsage, SandboxHandle, SandboxSpec, Tier, TierError
 from corral.runtime.checkpoint import CheckpointInfo, Checkpointing
 
 
@@ -82,6 +82,15 @@ class TierSet(Tier, Checkpointing):
                 ids.add(sid)
                 self._owner.setdefault(sid, name)
         return sorted(ids)
+
+    def capabilities_of(self, sandbox_id: str) -> Capabilities:
+        return self._tier(sandbox_id).capabilities
+
+    async def stop(self, sandbox_id: str, workdir: Path) -> None:
+        await self._tier(sandbox_id).stop(sandbox_id, workdir)
+
+    async def export_layer(self, sandbox_id: str, workdir: Path, dest: Path, *, frozen: bool = False) -> int:
+        return await self._tier(sandbox_id).export_layer(sandbox_id, workdir, dest, frozen=frozen)
 
     async def freeze(self, sandbox_id: str) -> None:
         await self._tier(sandbox_id).freeze(sandbox_id)

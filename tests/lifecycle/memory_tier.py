@@ -8,13 +8,18 @@ end in tests/e2e and tests/security.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
-from corral.runtime.base import ResourceUsage, SandboxHandle, SandboxSpec, Tier
+from corral.runtime.base import Capabilities, ResourceUsage, SandboxHandle, SandboxSpec, Tier, TierError
 
 
 class MemoryTier(Tier):
+    """Its "writable layer" is a real file, workdir/disk.img, so pause, snapshot and fork move
+    real bytes: `stop` keeps it, `export_layer` copies it, `create` boots from `spec.layer`."""
+
     name = "memory"
+    capabilities = Capabilities(freeze=True, memory_checkpoint=False, filesystem=True)  # type: ignore[assignment]
 
     def __init__(self) -> None:
         self.running: dict[str, SandboxSpec] = {}
@@ -23,6 +28,7 @@ class MemoryTier(Tier):
         self.dead: set[str] = set()
         self.adoptable: set[str] = set()   # ids `adopt` finds healthy after a "restart"
         self.fail_create: Exception | None = None
+        self.boots: list[str] = []
 
     async def start(self) -> None: ...
     async def close(self) -> None: ...
@@ -33,8 +39,26 @@ class MemoryTier(Tier):
     async def create(self, spec: SandboxSpec) -> SandboxHandle:
         if self.fail_create is not None:
             raise self.fail_create
+        layer = Path(spec.workdir) / "disk.img"
+        if spec.layer is None:
+            layer.write_bytes(b"")
+        elif Path(spec.layer) != layer:
+            shutil.copyfile(spec.layer, layer)
+        elif not layer.exists():
+            raise TierError("no layer to boot from")
         self.running[spec.sandbox_id] = spec
+        self.boots.append(spec.sandbox_id)
         return self._handle(spec.sandbox_id, spec.workdir)
+
+    async def stop(self, sandbox_id: str, workdir: Path) -> None:
+        self.running.pop(sandbox_id, None)
+        self.frozen.discard(sandbox_id)
+
+    async def export_layer(self, sandbox_id: str, workdir: Path, dest: Path, *, frozen: bool = False) -> int:
+        if sandbox_id not in self.running:
+            raise TierError(f"sandbox {sandbox_id} is not running")
+        shutil.copyfile(Path(workdir) / "disk.img", dest)
+        return dest.stat().st_size
 
     async def destroy(self, sandbox_id: str, workdir: Path) -> None:
         self.running.pop(sandbox_id, None)

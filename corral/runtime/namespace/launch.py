@@ -71,7 +71,9 @@ def setup_child(req: SpawnRequest, ctl: socket.socket, cgroups: CgroupManager,
         cgroups.create(req.sandbox_id, Limits(req.cpu_count, req.memory_mb, req.disk_mb,
                                               req.pids_max))
         cgroups.join(req.sandbox_id)
-        disk.sparse_copy(req.golden_image, os.path.join(req.workdir, disk.IMAGE_NAME))
+        layer = os.path.join(req.workdir, disk.IMAGE_NAME)
+        if os.path.abspath(req.golden_image) != layer:   # else: boot from the kept layer
+            disk.sparse_copy(req.golden_image, layer)
         userns_fd = userns.make_userns(req.uid_base)
         sc.unshare(SANDBOX_NAMESPACES)
         ready_r, ready_w = os.pipe2(os.O_CLOEXEC)

@@ -12,11 +12,12 @@ namespace. Two phases:
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 
 from corral.runtime.namespace import disk, policy, userns
 from corral.runtime.namespace import syscalls as sc
-from corral.runtime.namespace.request import LAYER_DIR, LOWER_DIR, ROOT_DIR
+from corral.runtime.namespace.request import LAYER_DIR, LOWER_DIR, MIN_UID_BASE, ROOT_DIR, UIDS_PER_SANDBOX
 
 
 def _mkdir(path: str, mode: int = 0o755) -> None:
@@ -37,8 +38,11 @@ def assemble(workdir: str, rootfs: str, uid_base: int, userns_fd: int) -> str:
     finally:
         os.close(lfd)  # from here on the mount alone holds the device (AUTOCLEAR)
     upper, work = os.path.join(layer, "upper"), os.path.join(layer, "work")
+    if os.path.isdir(upper):
+        _shift_owners(upper, os.lstat(upper).st_uid, uid_base)
     _mkdir(upper, 0o755)
     _mkdir(work, 0o700)
+    _clear_volatile_marker(work)
     os.chown(upper, uid_base, uid_base)  # the merged "/" belongs to the sandbox's root
     userns.idmapped_bind(rootfs, lower, userns_fd)
     # Relative option paths: the sandbox can read its mountinfo, and host paths are none of
@@ -47,6 +51,39 @@ def assemble(workdir: str, rootfs: str, uid_base: int, userns_fd: int) -> str:
     sc.mount("overlay", root, "overlay", 0,
              f"lowerdir={LOWER_DIR},upperdir={LAYER_DIR}/upper,workdir={LAYER_DIR}/work,volatile")
     return root
+
+
+def _shift_owners(upper: str, old_base: int, new_base: int) -> None:
+    """A layer copied from another sandbox (a snapshot's, a fork's) stores that sandbox's host
+    uids; move every owner in its range onto ours. The upper directory's owner is its range's
+    base (assemble sets it), so an unmoved layer costs one stat. Nothing runs in the sandbox yet,
+    and the walk never follows a link, so a hostile tree cannot point it elsewhere."""
+    if old_base == new_base or old_base < MIN_UID_BASE:
+        return
+
+    def moved(v: int) -> int:
+        return v - old_base + new_base if old_base <= v < old_base + UIDS_PER_SANDBOX else v
+
+    for top, dirs, files in os.walk(upper, followlinks=False):
+        for name in (*dirs, *files):
+            path = os.path.join(top, name)
+            st = os.lstat(path)
+            os.lchown(path, moved(st.st_uid), moved(st.st_gid))
+            if stat.S_ISREG(st.st_mode) and st.st_mode & (stat.S_ISUID | stat.S_ISGID):
+                os.chmod(path, stat.S_IMODE(st.st_mode))   # chown drops set-id bits; keep them
+        st = os.lstat(top)
+        os.lchown(top, moved(st.st_uid), moved(st.st_gid))
+
+
+def _clear_volatile_marker(work: str) -> None:
+    """A `volatile` overlay leaves work/work/incompat/volatile behind and refuses to mount over
+    it again (EINVAL), because it cannot know whether its unsynced writes reached the upper
+    layer. Ours did: a layer is only ever booted again after the sandbox's mount namespace died
+    and the kernel unmounted (and so flushed) the ext4 under it. The overlay's work directory is
+    never visible inside the sandbox, so nothing here was written by it."""
+    marker = os.path.join(work, "work", "incompat", "volatile")
+    if os.path.lexists(marker):
+        shutil.rmtree(marker)
 
 
 def pivot(new_root: str) -> None:

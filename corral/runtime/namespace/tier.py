@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import stat
 import time
 from pathlib import Path
 
 from corral.runtime.base import (
-    Payload, ResourceUsage, SandboxHandle, SandboxSpec, Tier, TierError,
+    Capabilities, Payload, ResourceUsage, SandboxHandle, SandboxSpec, Tier, TierError,
 )
 from corral.runtime.namespace import disk
 from corral.runtime.namespace.cgroups import CgroupManager, detect
@@ -54,6 +55,8 @@ def _write_private(path: Path, data: bytes) -> None:
 
 class NamespaceTier(Tier):
     name = "namespace"
+    # Full-mode pause is the freezer (memory resident); CRIU does not work here (isolation.md).
+    capabilities = Capabilities(freeze=True, memory_checkpoint=False, filesystem=True)  # type: ignore[assignment]
 
     def __init__(self, state_dir: Path = DEFAULT_STATE_DIR, cgroup_group: str = "corral",
                  init_argv: list[str] | None = None, cgroups: CgroupManager | None = None,
@@ -154,7 +157,13 @@ class NamespaceTier(Tier):
         if not Path(spec.rootfs).is_dir():
             raise TierError(f"template root filesystem {spec.rootfs} does not exist")
         golden = self.state_dir / "golden" / f"ext4-{spec.limits.disk_mb}m.img"
-        if not golden.exists():
+        if spec.layer is not None:
+            # The spawned child copies `golden` to workdir/disk.img, or boots from it in place
+            # when it already is that file (a filesystem-mode resume).
+            golden = Path(spec.layer).absolute()
+            if not golden.is_file():
+                raise TierError(f"the writable layer {spec.layer} does not exist")
+        elif not golden.exists():
             golden = await asyncio.to_thread(disk.golden_image, self.state_dir / "golden",
                                              spec.limits.disk_mb)
         if await asyncio.to_thread(self.cgroups.exists, spec.sandbox_id):
@@ -205,7 +214,43 @@ class NamespaceTier(Tier):
                 self._pid_to_id.pop(pid, None)
             self._exited.pop(sandbox_id, None)
 
-    def _destroy_sync(self, sandbox_id: str, workdir: Path) -> None:
+    async def stop(self, sandbox_id: str, workdir: Path) -> None:
+        """Filesystem-mode pause: every process killed, cgroups removed, the loop device detached
+        (the kernel unmounts the layer cleanly with the last process), disk.img kept."""
+        dirfd = self._dirfds.pop(sandbox_id, None)
+        if dirfd is not None:
+            os.close(dirfd)
+        pid = self._init_pid.pop(sandbox_id, 0)
+        fd = self._pidfds.pop(sandbox_id, None)
+        if fd is not None:
+            asyncio.get_running_loop().remove_reader(fd)
+            os.close(fd)
+        try:
+            await asyncio.to_thread(self._destroy_sync, sandbox_id, Path(workdir), True)
+        finally:
+            if pid:
+                self._pid_to_id.pop(pid, None)
+            self._exited.pop(sandbox_id, None)
+
+    async def export_layer(self, sandbox_id: str, workdir: Path, dest: Path, *, frozen: bool = False) -> int:
+        return await asyncio.to_thread(self._export_sync, sandbox_id, Path(workdir), Path(dest), frozen)
+
+    def _export_sync(self, sandbox_id: str, workdir: Path, dest: Path, was_frozen: bool) -> int:
+        """Freeze, flush, copy, thaw. The overlay is mounted `volatile` (its syncfs is a no-op),
+        so the flush is sync(2), which writes back every superblock, the sandbox's ext4 layer
+        among them, whatever mount namespace holds it."""
+        if not self.cgroups.exists(sandbox_id):
+            raise TierError(f"sandbox {sandbox_id} is not running")
+        self.cgroups.set_frozen(sandbox_id, True)
+        try:
+            os.sync()
+            disk.sparse_copy(workdir / disk.IMAGE_NAME, dest)
+        finally:
+            if not was_frozen:
+                self.cgroups.set_frozen(sandbox_id, False)
+        return os.stat(dest).st_blocks * 512
+
+    def _destroy_sync(self, sandbox_id: str, workdir: Path, keep_layer: bool = False) -> None:
         self.cgroups.destroy(sandbox_id)
         # The loop device detaches itself once the sandbox's mount namespace is gone, which
         # the kernel finishes shortly after the last process is reaped.
@@ -217,6 +262,13 @@ class NamespaceTier(Tier):
                 raise TierError(f"loop device of {sandbox_id} did not detach")
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
+        if keep_layer:
+            # Sockets and a stale hand-off go; the layer and the caller's own files stay.
+            (workdir / CONFIG_FILE).unlink(missing_ok=True)
+            for entry in os.scandir(workdir):
+                if stat.S_ISSOCK(entry.stat(follow_symlinks=False).st_mode):
+                    os.unlink(entry.path)
+            return
         shutil.rmtree(workdir, ignore_errors=True)
         if workdir.exists():
             raise TierError(f"could not remove {workdir}")

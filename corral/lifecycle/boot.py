@@ -1,0 +1,87 @@
+"""What a sandbox needs to boot again from its own writable layer, kept beside that layer.
+
+A filesystem-mode pause ends every process, so resuming boots a fresh envd, which must come back
+with the same access token, environment variables and user. The server holds none of that in
+memory across a restart, so the hand-off the sandbox last started with is written to a 0600 file
+in its host-side workdir (root-only, never mounted into any sandbox: the same trust as the store,
+which already holds the access token). Forks and snapshots start from it with a new id and token.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from corral.lifecycle.errors import TierFailed
+from corral.wire.handoff import EnvdConfig
+
+BOOT_FILE = "boot-config.json"
+PAUSE_FILE = "pause.json"
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def save_config(workdir: Path, config: EnvdConfig) -> None:
+    _write_private(Path(workdir) / BOOT_FILE, config.to_bytes())
+
+
+def load_config(workdir: Path) -> EnvdConfig:
+    try:
+        return EnvdConfig.from_bytes((Path(workdir) / BOOT_FILE).read_bytes())
+    except OSError:
+        raise TierFailed("this sandbox's boot configuration is missing; it cannot boot again") from None
+
+
+def renamed(config: EnvdConfig, sandbox_id: str, token: str) -> EnvdConfig:
+    """The same sandbox configuration under another identity (a fork, a snapshot's child)."""
+    return replace(config, sandbox_id=sandbox_id, access_token=token)
+
+
+@dataclass(frozen=True)
+class PauseState:
+    """How a paused sandbox was paused, so resume (and a restarted server) knows what to do.
+
+    mode: "full" | "filesystem"; how: "freezer" | "checkpoint" | "layer"; timeout_s: what was left
+    of the sandbox's timeout when it paused (what a resume without a timeout restores).
+    """
+
+    mode: str
+    how: str
+    timeout_s: int
+
+    @property
+    def survives(self) -> str:
+        return {"freezer": "server restart (memory stays resident; not a host reboot)",
+                "checkpoint": "server restart and host reboot (memory on disk)",
+                "layer": "server restart and host reboot (processes ended; files kept)"}[self.how]
+
+    def doc(self) -> dict[str, object]:
+        return {"mode": self.mode, "how": self.how, "survives": self.survives}
+
+
+def save_pause(workdir: Path, state: PauseState) -> None:
+    _write_private(Path(workdir) / PAUSE_FILE,
+                   json.dumps({"mode": state.mode, "how": state.how, "timeout_s": state.timeout_s}).encode())
+
+
+def load_pause(workdir: Path) -> PauseState | None:
+    try:
+        raw = json.loads((Path(workdir) / PAUSE_FILE).read_text())
+        return PauseState(str(raw["mode"]), str(raw["how"]), int(raw["timeout_s"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def clear_pause(workdir: Path) -> None:
+    (Path(workdir) / PAUSE_FILE).unlink(missing_ok=True)
