@@ -7,8 +7,6 @@ on connect tells whether a resume happened), so each handler answers exactly tho
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import time
 from datetime import datetime, timezone
@@ -20,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from corral.api.pagination import page_limit, paginate
 from corral.api.schemas import (ConnectBody, NewSandbox, RefreshBody, TimeoutBody, detail_doc, listed_doc,
                                 network_update, sandbox_doc)
 from corral.errors import Conflict, InvalidRequest
@@ -27,7 +26,6 @@ from corral.lifecycle import SandboxNotFound, SandboxService
 from corral.lifecycle.idempotency import body_hash, caller_scope, check_key
 from corral.store import SandboxRecord
 
-MAX_PAGE = 100
 
 
 def _service(request: Request) -> SandboxService:
@@ -139,21 +137,6 @@ def _metadata_filter(raw: str | None) -> dict[str, str]:
         raise InvalidRequest("invalid metadata filter: expected key=value pairs joined by '&'") from None
 
 
-def _page_token(raw: str | None) -> int:
-    if not raw:
-        return 0
-    try:
-        value = base64.urlsafe_b64decode(raw.encode() + b"=" * (-len(raw) % 4)).decode()
-        if not value.startswith("o:"):
-            raise ValueError
-        offset = int(value[2:])
-        if offset < 0:
-            raise ValueError
-        return offset
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidRequest("invalid nextToken") from None
-
-
 def _filter(records: list[SandboxRecord], request: Request, default_states: set[str]) -> list[SandboxRecord]:
     q = request.query_params
     meta = _metadata_filter(q.get("metadata"))
@@ -182,23 +165,14 @@ async def list_v1(request: Request) -> Response:
 
 async def list_v2(request: Request) -> Response:
     q = request.query_params
-    try:
-        limit = int(q.get("limit", MAX_PAGE))
-    except ValueError:
-        raise InvalidRequest("invalid limit: expected an integer") from None
-    if not 1 <= limit <= MAX_PAGE:
-        raise InvalidRequest(f"invalid limit: must be between 1 and {MAX_PAGE}")
+    page_limit(q)  # a bad limit is refused before anything else is looked at
     order = q.get("order", "asc")
     if order not in ("asc", "desc"):
         raise InvalidRequest("invalid order: expected asc or desc")
     recs = _filter(_service(request).list(), request, {"running", "paused"})
     if order == "desc":
         recs.reverse()
-    offset = _page_token(q.get("nextToken"))
-    page = recs[offset : offset + limit]
-    headers = {}
-    if offset + limit < len(recs):
-        headers["X-Next-Token"] = base64.urlsafe_b64encode(f"o:{offset + limit}".encode()).decode().rstrip("=")
+    page, headers = paginate(recs, q, "o:")
     return JSONResponse([listed_doc(r) for r in page], headers=headers)
 
 

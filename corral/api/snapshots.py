@@ -8,20 +8,18 @@ fork never fails its siblings; corral adds `mode` to each result (what the fork 
 
 from __future__ import annotations
 
-import base64
-import binascii
 
 from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from corral.api.pagination import page_limit, paginate
 from corral.api.schemas import _Req, sandbox_doc
 from corral.api.sandboxes import _body, _domain, _service
-from corral.errors import Conflict, InvalidRequest
+from corral.errors import Conflict
 from corral.lifecycle.snapshots import SNAPSHOT_PREFIX, Snapshot, SnapshotNotFound
 
-MAX_PAGE = 100
 
 
 class PauseBody(_Req):
@@ -65,33 +63,11 @@ async def create_snapshot(request: Request) -> Response:
     return JSONResponse(snapshot_doc(snap), status_code=201)
 
 
-def _offset(raw: str | None) -> int:
-    if not raw:
-        return 0
-    try:
-        value = base64.urlsafe_b64decode(raw.encode() + b"=" * (-len(raw) % 4)).decode()
-        offset = int(value.removeprefix("s:")) if value.startswith("s:") else -1
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        offset = -1
-    if offset < 0:
-        raise InvalidRequest("invalid nextToken")
-    return offset
-
-
 async def list_snapshots(request: Request) -> Response:
     q = request.query_params
-    try:
-        limit = int(q.get("limit", MAX_PAGE))
-    except ValueError:
-        raise InvalidRequest("invalid limit: expected an integer") from None
-    if not 1 <= limit <= MAX_PAGE:
-        raise InvalidRequest(f"invalid limit: must be between 1 and {MAX_PAGE}")
+    page_limit(q)  # a bad limit is refused before the snapshots are listed
     snaps = _service(request).snapshots.list(sandbox_id=q.get("sandboxID") or None, name=q.get("name") or None)
-    offset = _offset(q.get("nextToken"))
-    page = snaps[offset:offset + limit]
-    headers = {}
-    if offset + limit < len(snaps):
-        headers["X-Next-Token"] = base64.urlsafe_b64encode(f"s:{offset + limit}".encode()).decode().rstrip("=")
+    page, headers = paginate(snaps, q, "s:")
     return JSONResponse([snapshot_doc(s) for s in page], headers=headers)
 
 
