@@ -32,7 +32,8 @@ def test_bench_against_a_running_server_measures_everything_and_leaves_nothing(s
 
     assert set(report.floors) == {"spawn", "http_bare", "http_health", "kernel_direct"}
     assert set(report.results) == {"create", "create_to_first_command", "first_command", "command", "kill",
-                                   "run_code", "first_run_code"}
+                                   "pause_full", "resume_full", "pause_filesystem", "resume_filesystem",
+                                   "snapshot", "fork_10", "run_code", "first_run_code"}
     assert report.results["first_run_code"].n == 3  # at least 3 samples, whatever N
     assert all(s.n == 2 for k, s in [*report.floors.items(), *report.results.items()] if k != "first_run_code")
     # run_code is compared with the direct kernel round trip, not the process + HTTP floor
@@ -54,7 +55,8 @@ def test_bench_against_a_running_server_measures_everything_and_leaves_nothing(s
         assert ticks.count(description) == total, description
     assert set(target.list_ids()) == before
     data = json.loads(report.to_json())
-    assert [c["met"] is not None for c in data["checks"]] == [True] * 7
+    # every target has a measurement: latency (2), interpreter (3), pause/resume and fork (3), idle (2)
+    assert [c["met"] is not None for c in data["checks"]] == [True] * 10
     assert "| idle density | value |" in render_markdown(report, "corral bench")
 
 
