@@ -10,6 +10,7 @@ known only in server memory.
 from __future__ import annotations
 
 import abc
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -162,3 +163,18 @@ class Tier(abc.ABC):
     def is_alive(self, sandbox_id: str) -> bool:
         """Cheap liveness check (used by the reaper); tiers may override."""
         return True
+
+
+async def socket_accepts(path: Path, timeout: float = 2.0) -> bool:
+    """Whether a unix socket accepts a connection within `timeout`: how a tier tells, after a
+    server restart, that a sandbox's daemon still answers (the connection is closed at once)."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path)), timeout)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except OSError:
+        pass
+    return True

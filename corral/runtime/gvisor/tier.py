@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from corral.runtime.base import (
-    Payload, ResourceUsage, SandboxHandle, SandboxSpec, Tier, TierError,
+    Payload, ResourceUsage, SandboxHandle, SandboxSpec, Tier, TierError, socket_accepts,
 )
 from corral.runtime.checkpoint import CheckpointInfo, Checkpointing
 from corral.runtime.gvisor import bundle as bundles
@@ -307,13 +307,8 @@ class GVisorTier(Tier, Checkpointing):
         if not pid or not _pid_exists(pid):
             return None
         sock = self._socket_path(sandbox_id, Path(workdir))
-        if state.get("status") == "running":
-            try:
-                _, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(sock)), 2)
-                writer.close()
-                await writer.wait_closed()
-            except (OSError, asyncio.TimeoutError):
-                return None
+        if state.get("status") == "running" and not await socket_accepts(sock):
+            return None
         self._watch(sandbox_id, pid)
         return SandboxHandle(sandbox_id, self.name, sock, pid)
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from corral.runtime.base import (
-    Capabilities, Payload, ResourceUsage, SandboxHandle, SandboxSpec, Tier, TierError,
+    Capabilities, Payload, ResourceUsage, SandboxHandle, SandboxSpec, Tier, TierError, socket_accepts,
 )
 from corral.runtime.namespace import disk
 from corral.runtime.namespace.cgroups import CgroupManager, detect
@@ -280,11 +280,7 @@ class NamespaceTier(Tier):
         if not pid:
             return None
         sock = self._socket_path(sandbox_id, Path(workdir))
-        try:
-            _, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(sock)), 2)
-            writer.close()
-            await writer.wait_closed()
-        except (OSError, asyncio.TimeoutError):
+        if not await socket_accepts(sock):
             return None
         self._watch(sandbox_id, pid)
         return SandboxHandle(sandbox_id, self.name, sock, pid)
