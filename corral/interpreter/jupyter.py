@@ -29,7 +29,9 @@ from corral.interpreter.kernel import Emit, Kernel, KernelDied, KernelSpec
 from corral.interpreter.launch import KernelProcess, KernelStartError, kernel_env
 from corral.interpreter.languages import PYTHON, R
 
-PYTHON_STARTUP = (Path(__file__).with_name("python_startup.py")).read_text(encoding="utf-8")
+# Run as one cell at kernel start: the chart description first, then the setup that uses it.
+PYTHON_STARTUP = "\n\n".join(
+    Path(__file__).with_name(name).read_text(encoding="utf-8") for name in ("python_charts.py", "python_startup.py"))
 
 _POLL_SECONDS = 0.25
 _REPLY_TIMEOUT = 30.0
