@@ -219,7 +219,9 @@ class PipeKernel(Kernel):
 
 def node_kernel(spec: KernelSpec, node: str, typescript_module: str) -> PipeKernel:
     assert spec.language in (JAVASCRIPT, TYPESCRIPT)
-    argv = [node, "--stack-trace-limit=20", "-e", NODE_RUNTIME, spec.language, typescript_module]
+    # --experimental-vm-modules: node runs a cell's `import()` only with it (vm's callback).
+    argv = [node, "--stack-trace-limit=20", "--experimental-vm-modules", "-e", NODE_RUNTIME, spec.language,
+            typescript_module]
     return PipeKernel(spec, argv, json_requests=True, extra_env={"NODE_NO_WARNINGS": "1"})
 
 
