@@ -120,6 +120,7 @@ class Starter:
                 uid_slot=slot, workdir=str(workdir), envd_version=ENVD_VERSION,
                 envd_access_token=token, traffic_access_token=new_access_token(), metadata_=metadata,
                 allow_internet_access=False, on_timeout="pause" if auto_pause else "kill",
+                node_id=parts.store.node_id,
             ))
         # What the sandbox's envd starts with, serialised once; the tier passes the bytes on unread.
         rec = parts.store.get(sandbox_id)
