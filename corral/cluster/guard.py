@@ -20,8 +20,9 @@ from sqlalchemy.engine import Connection, Engine
 from corral.errors import Conflict
 from corral.store.engine import make_engine, parse_url
 
-# Any constant the application owns; "corral" in ASCII.
-_LOCK_KEY = 0x636F7272616C
+# A constant of corral's own, "corral-s" in ASCII: not the migrations' key ("corral"), which
+# every process takes (exclusively, for one transaction) when it opens the store.
+_LOCK_KEY = 0x636F7272616C2D73
 
 
 class GuardError(Conflict):
