@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,11 +161,14 @@ class CorralCluster:
         live = [p for p in self.apis if p.popen is not None and p.popen.poll() is None]
         if live:
             headers = {"X-API-Key": E2E_KEY}
-            for sid in left:
+
+            def delete(sid: str) -> None:
                 try:
-                    httpx.delete(f"{live[0].url}/sandboxes/{sid}", headers=headers, timeout=30)
+                    httpx.delete(f"{live[0].url}/sandboxes/{sid}", headers=headers, timeout=60)
                 except httpx.HTTPError:
                     pass
+            with ThreadPoolExecutor(16) as pool:
+                list(pool.map(delete, left))
         self.kill_sandboxes_of(left)   # anything a lost node still held
         for p in [*self.apis, *self.nodes.values()]:
             self.stop(p)

@@ -31,7 +31,7 @@ from e2b import AsyncSandbox, Sandbox
 from e2b_code_interpreter import Sandbox as CodeSandbox
 
 from tests.cluster import cluster as cl
-from tests.conftest import E2E_KEY, REPO
+from tests.conftest import E2E_KEY, REPO, start_server, stop_server
 from tests.store.postgres import pg_bindir
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
@@ -84,9 +84,22 @@ async def _create_all(apis: list[cl.Proc], count: int, tag: str) -> tuple[list[s
     return ids, firsts, time.perf_counter() - t0
 
 
+class _Phases:
+    """Prints how long each phase took (the test's CI cost, phase by phase; never asserted)."""
+
+    def __init__(self) -> None:
+        self.t = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        print(f"cluster phase {name}: {now - self.t:.1f}s")
+        self.t = now
+
+
 def test_cluster(cluster: cl.CorralCluster) -> None:
     c = cluster
     api_a, api_b = c.apis
+    phase = _Phases()
 
     # --- 1. 300 sandboxes through either replica, spread over the nodes --------------------------
     ids, firsts, wall = asyncio.run(_create_all([api_a, api_b], SANDBOXES, "bulk"))
@@ -99,7 +112,20 @@ def test_cluster(cluster: cl.CorralCluster) -> None:
              "create_to_first_command_p50_ms": statistics.median(firsts) * 1000, "spread": dict(spread)}
     print("cluster:", json.dumps(bench))
     if out := os.environ.get("CORRAL_CLUSTER_BENCH"):
+        # The single server's figures, same run, same load shape (docs/BENCHMARKS.md, "Cluster").
+        single = start_server(c.root / "single", extra_env={**c.env(), "CORRAL_DATABASE_URL": "",
+                                                             "CORRAL_NODE_SECRET": ""})
+        try:
+            one = cl.Proc("single", single.url, [], single.log_path)
+            s_ids, s_firsts, s_wall = asyncio.run(_create_all([one], SANDBOXES, "single"))
+            bench["single"] = {"creates_per_s": SANDBOXES / s_wall,
+                               "create_to_first_command_p50_ms": statistics.median(s_firsts) * 1000}
+        finally:
+            stop_server(single)
         Path(out).write_text(json.dumps(bench))
+        print("single:", json.dumps(bench["single"]))
+
+    phase("creates")
 
     # --- 2. commands (streamed), files, ports and run_code through both replicas ----------------
     by_node: dict[str, list[str]] = {}
@@ -133,6 +159,8 @@ def test_cluster(cluster: cl.CorralCluster) -> None:
     assert ci_b.run_code("x * 2").text == "42"      # the same kernel, reached through the other replica
     ci_b.kill()
 
+    phase("through-both")
+
     # --- 3. a node answers only API replicas -----------------------------------------------------
     node_url = c.nodes[owners[ids[0]]].url
     token = c.psql(f"SELECT envd_access_token FROM sandboxes WHERE sandbox_id = '{ids[0]}'")  # what a client holds
@@ -147,11 +175,15 @@ def test_cluster(cluster: cl.CorralCluster) -> None:
     assert r.status_code == 401       # the credential is no API key, and a replica never passes one on
     assert httpx.get(api_a.url + "/v2/sandboxes", timeout=10).status_code == 401
 
+    phase("credential")
+
     # --- 4. an all-in-one server cannot take the cluster's database ------------------------------
     aio = subprocess.run([sys.executable, "-m", "corral.cli.main", "serve", "--port", "1",
                           "--data-dir", str(c.root / "aio")], env={**c.env(), "CORRAL_NODE_SECRET": ""},
                          capture_output=True, text=True, timeout=120, cwd=REPO)
     assert aio.returncode != 0 and "must not share one database" in aio.stdout + aio.stderr, aio
+
+    phase("guard")
 
     # --- 5. an API replica killed mid-load loses no sandbox --------------------------------------
     made: list[str] = []
@@ -177,6 +209,8 @@ def test_cluster(cluster: cl.CorralCluster) -> None:
     api_a = c.start_api(int(api_a.url.rsplit(":", 1)[1]))
     c.wait(api_a)
 
+    phase("api-killed")
+
     # --- 6. a node dies with its sandboxes: only those are lost, with a clear error --------------
     owners = c.owners()
     dead = "n1"
@@ -199,10 +233,13 @@ def test_cluster(cluster: cl.CorralCluster) -> None:
     alive_ids = [s for s, n in owners.items() if n != dead]
     assert len(alive_ids) >= len(ids) + len(made) + len(fresh) - len(dead_ids)
 
+    phase("node-lost")
+
     # --- 7. a restarted node agent re-adopts what it still runs -----------------------------------
     again = "n2"
     kept = [s for s, n in owners.items() if n == again]
     c.kill(c.nodes[again])                   # the agent only: its sandboxes keep running
+    back = c.start_node(1)                   # (phase 8's node starts meanwhile: CI time)
     c.wait(c.start_node(2))
     c.wait_nodes({again: "ready"})
     assert {s for s, n in c.owners().items() if n == again} == set(kept)
@@ -212,10 +249,13 @@ def test_cluster(cluster: cl.CorralCluster) -> None:
     first_on_n2 = next(s for s in ids if owners[s] == again)
     assert Sandbox.connect(first_on_n2, **_opts(api_a)).files.read("/tmp/cluster.txt").startswith("written via A")
 
+    phase("node-restarted")
+
     # --- 8. the dead node comes back: what died with it is reconciled ----------------------------
-    c.wait(c.start_node(1))
+    c.wait(back)
     c.wait_nodes({dead: "ready"})
     rows = c.psql("SELECT sandbox_id FROM sandboxes WHERE node_id = 'n1' AND state IN ('running', 'paused')")
     assert rows == "", "the restarted node kept rows of sandboxes that died with it"
     r = httpx.get(f"{api_b.url}/sandboxes/{dead_ids[0]}", headers={"X-API-Key": E2E_KEY}, timeout=10)
     assert r.status_code == 404, r.text
+    phase("node-reconciled")
