@@ -155,6 +155,10 @@ class ClusterRouter:
             return None
         node = await self.directory.node(node_id)
         if node is None or node.state == NodeState.LOST.value:
+            # The cache may be up to a second old: a node that just came back is reachable now.
+            await self.directory.refresh()
+            node = await self.directory.node(node_id)
+        if node is None or node.state == NodeState.LOST.value:
             raise node_lost(sandbox_id, node_id)
         return node
 

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +47,7 @@ class CorralCluster:
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     nodes: dict[str, Proc] = field(default_factory=dict)
     apis: list[Proc] = field(default_factory=list)
+    leftover_cgroups: list[str] = field(default_factory=list)
 
     @property
     def db_url(self) -> str:
@@ -154,26 +154,28 @@ class CorralCluster:
                         pass
 
     def close(self) -> None:
+        """Stop every process, then end the sandboxes they leave running as a dying machine would
+        (SIGKILL by cgroup: each spawner's janitor then removes their cgroups, their mounts and
+        loop devices go with their mount namespaces), and check that nothing of theirs is left."""
         try:
             left = list(self.owners())
         except Exception:  # noqa: BLE001 - a cluster that failed to start may have no schema yet
             left = []
-        live = [p for p in self.apis if p.popen is not None and p.popen.poll() is None]
-        if live:
-            headers = {"X-API-Key": E2E_KEY}
-
-            def delete(sid: str) -> None:
-                try:
-                    httpx.delete(f"{live[0].url}/sandboxes/{sid}", headers=headers, timeout=60)
-                except httpx.HTTPError:
-                    pass
-            with ThreadPoolExecutor(16) as pool:
-                list(pool.map(delete, left))
-        self.kill_sandboxes_of(left)   # anything a lost node still held
         for p in [*self.apis, *self.nodes.values()]:
             self.stop(p)
+        self.kill_sandboxes_of(left)
         self.pg.stop()
         self.hosts.remove()
+        self.leftover_cgroups = self._wait_cgroups_gone(left)
+
+    @staticmethod
+    def _wait_cgroups_gone(sandbox_ids: list[str], timeout: float = 60) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = [str(d) for sid in sandbox_ids for d in Path("/sys/fs/cgroup").glob(f"*/corral-*/{sid}")]
+            if not left or time.monotonic() > deadline:
+                return left
+            time.sleep(0.5)
 
 
 def start(root: Path, nodes: int, apis: int) -> CorralCluster:

@@ -36,7 +36,9 @@ from tests.store.postgres import pg_bindir
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
-SANDBOXES = 300
+# The done-when figure; CORRAL_CLUSTER_SANDBOXES lowers it where CI time is short (the spread
+# bound, 40% per node, holds for any count).
+SANDBOXES = int(os.environ.get("CORRAL_CLUSTER_SANDBOXES", "300"))
 CONCURRENCY = 12
 TIMEOUT_S = 900
 
@@ -58,6 +60,7 @@ def cluster():  # type: ignore[no-untyped-def]
     finally:
         c.close()
         assert c.hosts.leftovers() == [], "the test's namespaces or links were left behind"
+        assert c.leftover_cgroups == [], "sandbox cgroups were left behind"
         if not os.environ.get("CORRAL_CLUSTER_KEEP"):   # set it to read the processes' logs after a failure
             shutil.rmtree(root, ignore_errors=True)
 
@@ -187,20 +190,22 @@ def test_cluster(cluster: cl.CorralCluster) -> None:
 
     # --- 5. an API replica killed mid-load loses no sandbox --------------------------------------
     made: list[str] = []
-    def load() -> None:
-        for i in range(24):
-            api = (api_a, api_b)[i % 2]
+    def load(worker: int) -> None:
+        for i in range(4):
+            api = (api_a, api_b)[(worker + i) % 2]
             try:
                 made.append(Sandbox.create(template="base", timeout=TIMEOUT_S, **_opts(api)).sandbox_id)
             except Exception:  # noqa: BLE001 - requests in flight on the killed replica may fail
                 pass
-    worker = threading.Thread(target=load)
-    worker.start()
-    while len(made) < 6 and worker.is_alive():
+    workers = [threading.Thread(target=load, args=(w,)) for w in range(4)]
+    for w in workers:
+        w.start()
+    while len(made) < 4 and any(w.is_alive() for w in workers):
         time.sleep(0.05)
-    c.kill(api_a)
-    worker.join(timeout=300)
-    assert len(made) >= 12      # replica B kept serving
+    c.kill(api_a)                  # with creates in flight on it
+    for w in workers:
+        w.join(timeout=300)
+    assert len(made) >= 8          # replica B kept serving
     still = c.owners()
     assert set(ids) | set(made) <= set(still), "a sandbox was lost with the replica"
     for sid in [*ids[:3], *made[-3:]]:
