@@ -4,7 +4,10 @@ guard and the role settings (cheap; the end-to-end behaviour is test_cluster.py'
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import subprocess
+import sys
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -117,3 +120,22 @@ def test_role_settings_are_checked_at_start(monkeypatch: pytest.MonkeyPatch) -> 
     node = Settings.from_env(role="node", advertise_url="http://10.0.0.7:3000", node_id="n7")
     assert (node.node_id, node.advertise_url) == ("n7", "http://10.0.0.7:3000")
     assert Settings.from_env(node_id="n7").node_id is None    # all-in-one owns the rows no node owns
+
+
+def _serve(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("CORRAL_", "E2B_"))}
+    return subprocess.run([sys.executable, "-m", "corral.cli.main", "serve", *args], capture_output=True, text=True,
+                          timeout=120, env={**clean, **env})
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="corral serve (roles all and node) needs root")
+def test_serve_refuses_a_half_configured_node_and_a_second_server_on_one_database(tmp_path: Path) -> None:
+    r = _serve("--role", "node", "--data-dir", str(tmp_path / "n"), env={"CORRAL_NODE_SECRET": SECRET})
+    assert r.returncode == 1 and "needs --advertise URL" in r.stderr + r.stdout and "Traceback" not in r.stderr
+    data = tmp_path / "data"
+    held = DatabaseGuard(data / "corral.db", "all").acquire()     # a running all-in-one server's lock
+    try:
+        r = _serve("--port", "1", "--data-dir", str(data), env={"CORRAL_API_KEY": "e2b_" + "ab" * 20})
+    finally:
+        held.release()
+    assert r.returncode == 1 and "must not share one database" in r.stderr + r.stdout, r.stderr
