@@ -139,3 +139,57 @@ def test_serve_refuses_a_half_configured_node_and_a_second_server_on_one_databas
     finally:
         held.release()
     assert r.returncode == 1 and "must not share one database" in r.stderr + r.stdout, r.stderr
+
+
+def test_replica_to_node_over_tls_carries_the_credential_and_verifies_the_node(tmp_path: Path) -> None:
+    """`CORRAL_NODE_TLS_CERT/KEY` on the node, `CORRAL_NODE_CA` on the replica: a real HTTPS hop."""
+    import socket
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    from corral.cluster.links import NodeLinks
+    from corral.tls import ensure_certificates
+
+    files = ensure_certificates(tmp_path / "tls", "e2b.localhost")
+    seen: list[list[tuple[bytes, bytes]]] = []
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            return
+        seen.append(scope["headers"])
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(NodeGate(app, SECRET), host="127.0.0.1", port=port, lifespan="off",
+                                           ssl_certfile=str(files.cert), ssl_keyfile=str(files.key), log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.05)
+
+        async def calls() -> None:
+            trusted, untrusted = NodeLinks(SECRET, files.ca_cert), NodeLinks(SECRET, None)
+            try:
+                r = await trusted.client(f"https://127.0.0.1:{port}").get("/v2/sandboxes")
+                assert r.status_code == 204
+                with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                    await untrusted.client(f"https://127.0.0.1:{port}").get("/v2/sandboxes")
+                async with httpx.AsyncClient(verify=trusted.ssl_context()) as bare:
+                    r = await bare.get(f"https://127.0.0.1:{port}/v2/sandboxes")
+                assert r.status_code == 401          # TLS alone is no credential
+            finally:
+                await trusted.close()
+                await untrusted.close()
+
+        asyncio.run(calls())
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert len(seen) == 1 and all(k != HEADER for k, _ in seen[0])    # and the node never passes it on
