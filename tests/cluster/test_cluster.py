@@ -27,10 +27,13 @@ import httpx
 import pytest
 from e2b import AsyncSandbox, Sandbox
 from e2b_code_interpreter import Sandbox as CodeSandbox
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect as ws_connect
 
 from corral.cluster.guard import DatabaseGuard, GuardError
 from tests.cluster import cluster as cl
 from tests.conftest import E2E_KEY, start_server, stop_server
+from tests.e2e.test_ports import WS_SERVER
 from tests.store.postgres import pg_bindir
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
@@ -86,6 +89,23 @@ async def _create_all(apis: list[cl.Proc], count: int, tag: str) -> tuple[list[s
     return ids, firsts, time.perf_counter() - t0
 
 
+def _ws_echo(url: str, sandbox_id: str) -> None:
+    """A WebSocket to a sandbox's port through a replica, relayed frame by frame via its node."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with ws_connect(url, additional_headers={"E2b-Sandbox-Id": sandbox_id, "E2b-Sandbox-Port": "8765"},
+                            open_timeout=10) as ws:
+                for word in ("ping", "again"):
+                    ws.send(word)
+                    assert ws.recv(timeout=10) == "echo:" + word
+            return
+        except (OSError, InvalidStatus, ConnectionClosed):   # the server may still be starting in the sandbox
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
 class _Phases:
     """Prints how long each phase took (the test's CI cost, phase by phase; never asserted)."""
 
@@ -129,7 +149,7 @@ def test_cluster(cluster: cl.CorralCluster) -> None:
 
     phase("creates")
 
-    # --- 2. commands (streamed), files, ports and run_code through both replicas ----------------
+    # --- 2. commands (streamed), files, ports (HTTP, WebSocket) and run_code through both replicas ----------------
     by_node: dict[str, list[str]] = {}
     for s in ids:
         by_node.setdefault(owners[s], []).append(s)
@@ -155,6 +175,10 @@ def test_cluster(cluster: cl.CorralCluster) -> None:
                 break
             time.sleep(0.1)
         assert r is not None and r.status_code == 200 and r.text.startswith("written via A"), r
+    port_sbx.files.write("/tmp/ws.py", WS_SERVER)
+    port_sbx.commands.run("python3 /tmp/ws.py", background=True)
+    for api in (api_a, api_b):
+        _ws_echo(api.url.replace("http://", "ws://") + "/socket", ids[0])
     ci = CodeSandbox.create(timeout=TIMEOUT_S, **_opts(api_a))
     assert ci.run_code("x = 20 + 1; x").text == "21"
     ci_b = CodeSandbox.connect(ci.sandbox_id, **_opts(api_b))
