@@ -109,7 +109,7 @@ class ClusterRouter:
         target = sandbox_target(dict(headers))
         if target is not None:
             sandbox_id, port = target
-            node = await self._owner(sandbox_id, in_sandbox=True)
+            node = await self._owner(sandbox_id)
             if node is None:
                 # What an all-in-one server answers; the SDK maps "was not found" to not-running.
                 await _answer(send, 502, f"The sandbox {sandbox_id} was not found")
@@ -133,7 +133,7 @@ class ClusterRouter:
             await self._create(scope, receive, send, out)
             return
         if (m := _ONE_SANDBOX.match(path)) is not None:
-            node = await self._owner(m["id"], in_sandbox=False)
+            node = await self._owner(m["id"])
             if node is None:
                 await _answer(send, 404, f"sandbox {m['id']} not found")
                 return
@@ -149,7 +149,7 @@ class ClusterRouter:
 
     # --- choosing the node ---------------------------------------------------------------------
 
-    async def _owner(self, sandbox_id: str, *, in_sandbox: bool) -> NodeRecord | None:
+    async def _owner(self, sandbox_id: str) -> NodeRecord | None:
         node_id = await self.directory.owner(sandbox_id)
         if node_id is None:
             return None
@@ -208,7 +208,7 @@ class ClusterRouter:
         headers = without_credential(list(scope["headers"]))
         target = sandbox_target(dict(headers))
         try:
-            node = await self._owner(target[0], in_sandbox=True) if target is not None else None
+            node = await self._owner(target[0]) if target is not None else None
         except CorralError:
             node = None
         if target is None or node is None:

@@ -161,11 +161,15 @@ class CorralCluster:
             left = list(self.owners())
         except Exception:  # noqa: BLE001 - a cluster that failed to start may have no schema yet
             left = []
-        for p in [*self.apis, *self.nodes.values()]:
-            self.stop(p)
-        self.kill_sandboxes_of(left)
-        self.pg.stop()
-        self.hosts.remove()
+        try:
+            for p in [*self.apis, *self.nodes.values()]:
+                self.stop(p)
+            self.kill_sandboxes_of(left)
+        finally:
+            try:
+                self.pg.stop()
+            finally:
+                self.hosts.remove()
         self.leftover_cgroups = self._wait_cgroups_gone(left)
 
     @staticmethod
