@@ -19,7 +19,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from corral.api import dashboard, sandboxes, snapshots, template_builds, templates, usage_routes
+from corral.api import dashboard, sandboxes, snapshots, template_builds, templates, usage_routes, volumes
 from corral.api.auth import KeyRing
 from corral.api.errors import EXCEPTION_HANDLERS, error_response
 from corral.api.meter import Meter
@@ -101,7 +101,7 @@ def create_app(settings: Settings, *, tier: Tier | None = None, templates_store:
 
     rest = Starlette(
         routes=[Route("/health", health), Route("/metrics", telemetry.endpoint), *usage_routes.routes, *dashboard.routes,
-                *snapshots.routes, *sandboxes.routes, *templates.routes, *template_builds.routes],
+                *snapshots.routes, *sandboxes.routes, *volumes.routes, *templates.routes, *template_builds.routes],
         middleware=[Middleware(RequestTimer, telemetry=telemetry)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

@@ -80,6 +80,13 @@ def _str_map(v: Any) -> dict[str, str]:
     return v
 
 
+class VolumeMountBody(_Req):
+    """E2B's SandboxVolumeMount: a volume by name, mounted at an absolute path."""
+
+    name: str = Field(min_length=1, max_length=64)
+    path: str = Field(min_length=1, max_length=1024)
+
+
 class NewSandbox(_Req):
     template_id: str = Field(alias="templateID", min_length=1, max_length=128)
     timeout: int | None = Field(default=None, ge=0)
@@ -89,6 +96,7 @@ class NewSandbox(_Req):
     allow_internet_access: bool | None = None
     network: dict[str, Any] | None = None
     corral: dict[str, Any] | None = None      # corral's create extensions (see extensions.py)
+    volume_mounts: list[VolumeMountBody] | None = Field(default=None, alias="volumeMounts")
 
     _maps = field_validator("metadata", "env_vars", mode="before")(_str_map)
 
@@ -99,6 +107,7 @@ class NewSandbox(_Req):
             env_vars=dict(self.env_vars), auto_pause=self.auto_pause,
             network=network_request(self.allow_internet_access, self.network),
             resources=resource_request(extensions), isolation=extensions.get("isolation"),
+            volume_mounts=tuple((m.name, m.path) for m in self.volume_mounts or ()),
         )
 
 

@@ -87,6 +87,7 @@ class Forks:
             template, image, record_limits(src), env=dict(config.env_vars), alias=src.alias or src.template_id,
             timeout=timeout, metadata=dict(src.metadata_ or {}), auto_pause=src.on_timeout == "pause",
             layer=layer, handoff=config,
+            volumes=tuple(self.parts.store.volumes.mounts_of(src.sandbox_id)),   # shared, not copied
         )
         running = self.parts.store.update(rec.sandbox_id, state=SandboxState.RUNNING.value)
         assert running is not None

@@ -119,6 +119,7 @@ class Pauser:
             sandbox_id=rec.sandbox_id, template=template.name, rootfs=template.rootfs, workdir=workdir,
             uid_base=uid_base_for_slot(rec.uid_slot), limits=record_limits(rec),
             payload_config=config.to_bytes(), layer=workdir / "disk.img",
+            volumes=parts.volumes.binds(parts.store.volumes.mounts_of(rec.sandbox_id)),
         )
         handle = await parts.tier.create(spec)
         parts.handles[rec.sandbox_id] = handle

@@ -54,3 +54,5 @@ class CreateRequest:
     # corral's `isolation` extension: a tier at least as strong as the template's and the
     # server's minimum (None: that minimum).
     isolation: str | None = None
+    # E2B's `volumeMounts`: (volume name, absolute path inside the sandbox) pairs.
+    volume_mounts: tuple[tuple[str, str], ...] = ()
