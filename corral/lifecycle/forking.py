@@ -89,7 +89,8 @@ class Forks:
             layer=layer, handoff=config,
             volumes=tuple(self.parts.store.volumes.mounts_of(src.sandbox_id)),   # shared, not copied
         )
-        running = self.parts.store.update(rec.sandbox_id, state=SandboxState.RUNNING.value)
+        running = self.parts.store.update(rec.sandbox_id, state=SandboxState.RUNNING.value,
+                                          auto_pause_mode=src.auto_pause_mode, auto_resume=src.auto_resume)
         assert running is not None
         self.parts.wake.set()
         return running

@@ -163,7 +163,8 @@ class SandboxService:
         except SandboxNotFound:
             return False
         state = self.pauser.paused_for(rec)
-        if rec.on_timeout != "pause" or state is None or state.mode != pausing.FULL:
+        if (rec.on_timeout != "pause" or rec.auto_resume is False or state is None
+                or state.mode != pausing.FULL):
             return False
         rec, _ = await self.control.connect(sandbox_id, None)
         return rec.state == SandboxState.RUNNING.value

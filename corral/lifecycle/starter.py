@@ -224,7 +224,8 @@ class Starter:
                 raise
         running = parts.store.update(rec.sandbox_id, state=SandboxState.RUNNING.value,
                                      allow_internet_access=plan.egress.internet, public_traffic=net.public_traffic,
-                                     network=net.echo)
+                                     network=net.echo, auto_pause_mode=plan.request.auto_pause_mode,
+                                     auto_resume=plan.request.auto_resume)
         assert running is not None
         parts.wake.set()
         return running

@@ -57,6 +57,10 @@ class SandboxRecord(Base):
     # The sandbox's egress rules as E2B expresses them ({"allowOut": [...], "denyOut": [...]}).
     network: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     on_timeout: Mapped[str] = mapped_column(String(8), default="kill")
+    # The rest of E2B's lifecycle: the mode an auto-pause takes ("full" | "filesystem"; None:
+    # full), and whether traffic resumes an auto-paused sandbox (None: yes, E2B's default).
+    auto_pause_mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    auto_resume: Mapped[bool | None] = mapped_column(nullable=True)
     # The node agent that owns the sandbox; None on an all-in-one server (it owns every row).
     node_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 

@@ -1,4 +1,5 @@
-"""Volumes: named persistent directories and which sandbox mounts which.
+"""Volumes: named persistent directories and which sandbox mounts which; and the lifecycle
+fields a create may set besides on_timeout (the auto-pause mode, auto-resume).
 
 Revision ID: 0005
 Revises: 0004
@@ -33,9 +34,15 @@ def upgrade() -> None:
         sa.Column("volume_id", sa.String(64), nullable=False),
     )
     op.create_index("ix_volume_mounts_volume_id", "volume_mounts", ["volume_id"])
+    with op.batch_alter_table("sandboxes") as batch:
+        batch.add_column(sa.Column("auto_pause_mode", sa.String(16), nullable=True))
+        batch.add_column(sa.Column("auto_resume", sa.Boolean(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("sandboxes") as batch:
+        batch.drop_column("auto_resume")
+        batch.drop_column("auto_pause_mode")
     op.drop_index("ix_volume_mounts_volume_id", table_name="volume_mounts")
     op.drop_table("volume_mounts")
     op.drop_table("volumes")
