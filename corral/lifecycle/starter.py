@@ -42,8 +42,8 @@ from corral.wire.client import EnvdError, login_shell
 from corral.wire.handoff import EnvdConfig
 
 READY_TIMEOUT_S = 120.0
-# Tiers that cannot mount volumes yet (the namespace tier does: runtime/namespace/volumes.py).
-NO_VOLUME_TIERS = frozenset({"gvisor", "microvm"})
+# Tiers that cannot mount volumes (namespace and gvisor do: runtime/namespace/volumes.py).
+NO_VOLUME_TIERS = frozenset({"microvm"})
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ import pytest
 from e2b import Sandbox, Volume
 from e2b.exceptions import VolumeNotFoundException
 
+from tests.tiers import runsc_missing
+
 pytestmark = pytest.mark.e2e
 
 
@@ -135,3 +137,28 @@ def test_paths_inside_a_volume_resolve_inside_each_sandbox(sdk) -> None:  # type
         for s in sandboxes:
             s.kill()
         Volume.destroy(vol.volume_id)
+
+
+@pytest.mark.skipif(runsc_missing() is not None, reason=runsc_missing() or "")
+def test_one_volume_is_shared_between_a_namespace_and_a_gvisor_sandbox(sdk) -> None:  # type: ignore[no-untyped-def]
+    vol = Volume.create(_name())
+    sandboxes: list[Sandbox] = []
+    try:
+        ns = Sandbox.create(timeout=300, volume_mounts={"/home/user/v": vol})
+        sandboxes.append(ns)
+        gv = Sandbox.create(timeout=300, volume_mounts={"/mnt/v": vol}, metadata={"corral.isolation": "gvisor"})
+        sandboxes.append(gv)
+        info = httpx.get(f"{sdk.url}/sandboxes/{gv.sandbox_id}", headers={"X-API-Key": sdk.api_key}).json()
+        assert info["isolation"] == "gvisor" and info["volumeMounts"] == [{"name": vol.name, "path": "/mnt/v"}]
+        ns.files.write("/home/user/v/from-ns.txt", "namespace tier")
+        assert gv.files.read("/mnt/v/from-ns.txt") == "namespace tier"
+        assert gv.commands.run("echo gvisor tier > /mnt/v/from-gv.txt && id -un").stdout.strip() == "user"
+        assert ns.files.read("/home/user/v/from-gv.txt") == "gvisor tier\n"
+        assert ns.commands.run("stat -c %U /home/user/v/from-gv.txt").stdout.strip() == "user"
+        gv.kill()
+        assert ns.files.read("/home/user/v/from-gv.txt") == "gvisor tier\n"   # outlives the gVisor sandbox
+    finally:
+        for s in sandboxes:
+            s.kill()
+        Volume.destroy(vol.volume_id)
+    assert _loops_of(vol.volume_id) == []

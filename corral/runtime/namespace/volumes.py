@@ -65,7 +65,8 @@ def _shared_loop(image: str) -> tuple[int, str] | None:
     return None
 
 
-def _mount_image(image: str, staging: str) -> None:
+def mount_shared(image: str, staging: str) -> None:
+    """Mount a volume's image at ``staging`` through the one loop device all its mounts share."""
     lock = os.open(os.path.join(os.path.dirname(image), "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -89,7 +90,7 @@ def prepare(volumes: list[list[str]], workdir: str, userns_fd: int) -> list[tupl
                 os.mkdir(staging, 0o700)
             except FileExistsError:
                 pass
-            _mount_image(image, staging)
+            mount_shared(image, staging)
             try:
                 fd = sc.open_tree(staging, sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC)
                 sc.mount_setattr(fd, sc.MOUNT_ATTR_IDMAP | sc.MOUNT_ATTR_NOSUID | sc.MOUNT_ATTR_NODEV,
