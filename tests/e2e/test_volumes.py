@@ -10,7 +10,7 @@ import uuid
 import httpx
 import pytest
 from e2b import Sandbox, Volume
-from e2b.exceptions import VolumeNotFoundException
+from e2b.exceptions import VolumeException, VolumeNotFoundException, VolumePathNotFoundException
 
 from tests.tiers import runsc_missing
 
@@ -160,5 +160,53 @@ def test_one_volume_is_shared_between_a_namespace_and_a_gvisor_sandbox(sdk) -> N
     finally:
         for s in sandboxes:
             s.kill()
+        Volume.destroy(vol.volume_id)
+    assert _loops_of(vol.volume_id) == []
+
+
+def test_volume_file_operations_through_the_sdk_stay_inside_the_volume(sdk, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("E2B_VOLUME_API_URL", sdk.url)     # where the SDK sends volume content calls
+    vol = Volume.create(_name())
+    sbx: Sandbox | None = None
+    try:
+        with pytest.raises(VolumePathNotFoundException):
+            vol.write_file("/notes/a.txt", "no parent yet")
+        assert vol.make_dir("/notes").type.value == "directory"
+        written = vol.write_file("/notes/a.txt", "hello", mode=0o600)
+        assert (written.size, written.mode, written.uid) == (5, 0o600, 0)
+        with pytest.raises(VolumeException):
+            vol.write_file("/notes/a.txt", "again")         # exists: only with force
+        vol.write_file("/notes/a.txt", "hello volume", force=True, uid=1000, gid=1000)
+        assert vol.read_file("/notes/a.txt") == "hello volume"
+        assert b"".join(vol.read_file("/notes/a.txt", format="stream")) == b"hello volume"
+        assert [e.name for e in vol.list("/")] == ["lost+found", "notes"]
+        assert "a.txt" in [e.name for e in vol.list("/", depth=2)]
+        assert vol.make_dir("/deep/er/est", force=True).path == "/deep/er/est"
+        assert vol.update_metadata("/notes/a.txt", mode=0o640).mode == 0o640
+        assert vol.exists("/notes/a.txt") and not vol.exists("/nope")
+
+        # a sandbox mounting it sees the same files at once, and plants links and a FIFO
+        sbx = Sandbox.create(timeout=120, volume_mounts={"/mnt/v": vol})
+        assert sbx.commands.run("cat /mnt/v/notes/a.txt; echo; stat -c %U /mnt/v/notes/a.txt").stdout == "hello volume\nuser\n"
+        sbx.commands.run("ln -s /etc/passwd /mnt/v/abs && ln -s ../../../../../etc/hostname /mnt/v/rel "
+                         "&& mkfifo /mnt/v/fifo")
+        link = vol.get_info("/abs")
+        assert link.type.value == "symlink" and link.target == "/etc/passwd"
+        host_passwd = open("/etc/passwd").read()
+        for path in ("/abs", "/rel", "/fifo", "/../../../etc/passwd"):
+            try:
+                got = vol.read_file(path)
+            except VolumePathNotFoundException:
+                continue
+            assert got != host_passwd and "root:x:0:0" not in got, path
+        # the wrong token opens nothing
+        with pytest.raises(Exception):   # noqa: B017 - the SDK maps 401 to AuthenticationException
+            Volume(vol.volume_id, vol.name, token="not-the-token").read_file("/notes/a.txt")
+        vol.remove("/notes")
+        assert not vol.exists("/notes/a.txt")
+        assert sbx.commands.run("ls /mnt/v").stdout.split() == ["abs", "deep", "fifo", "lost+found", "rel"]
+    finally:
+        if sbx is not None:
+            sbx.kill()
         Volume.destroy(vol.volume_id)
     assert _loops_of(vol.volume_id) == []
