@@ -108,3 +108,27 @@ async def test_mount_paths_over_the_system_or_outside_are_refused_before_a_sandb
                                                       "volumeMounts": [{"name": "../../etc", "path": "/data"}]})
     assert path_name.status_code == 400
     assert tier.running == {}
+
+
+async def test_the_content_api_takes_the_volume_token_only_and_keeps_paths_inside(client, app):
+    vol = await _volume(client)
+    other = await _volume(client)
+    base = f"/volumecontent/{vol['volumeID']}"
+    bearer = {"Authorization": f"Bearer {vol['token']}"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as anon:
+        for headers in ({}, {"X-API-Key": API_KEY}, {"Authorization": f"Bearer {other['token']}"},
+                        {"Authorization": "Bearer "}, {"Authorization": vol["token"]}):
+            assert (await anon.get(base + "/dir", params={"path": "/"}, headers=headers)).status_code == 401
+        for vid in ("..", "not-a-uuid", str(uuid.uuid4())):   # the same answer whether the id exists or not
+            assert (await anon.get(f"/volumecontent/{vid}/dir", headers=bearer)).status_code == 401
+        made = await anon.post(base + "/dir", params={"path": "a/b", "force": "true", "mode": "488"}, headers=bearer)
+        assert made.status_code == 201 and made.json()["path"] == "/a/b" and made.json()["mode"] == 0o750
+        put = await anon.put(base + "/file", params={"path": "/a/b/../../../../x.txt"}, content=b"top", headers=bearer)
+        assert put.status_code == 201 and put.json()["path"] == "/x.txt"      # `..` never leaves the root
+        got = await anon.get(base + "/file", params={"path": "x.txt"}, headers=bearer)
+        assert got.status_code == 200 and got.content == b"top"
+        assert (await anon.get(base + "/file", params={"path": "/a"}, headers=bearer)).status_code == 404
+        assert (await anon.delete(base + "/path", params={"path": "/"}, headers=bearer)).status_code == 400
+        for bad in ({"mode": "0o777"}, {"uid": "-1"}, {"mode": "99999"}):
+            res = await anon.post(base + "/dir", params={"path": "/c", **bad}, headers=bearer)
+            assert res.status_code == 400, bad
