@@ -184,7 +184,7 @@ def listed_doc(rec: SandboxRecord) -> dict[str, Any]:
 
 def auto_resumes(rec: SandboxRecord) -> bool:
     """Whether traffic resumes the sandbox once it auto-paused (lifecycle/service.auto_resume)."""
-    return rec.on_timeout == "pause" and rec.auto_resume is not False and (rec.auto_pause_mode or "full") == "full"
+    return rec.on_timeout == "pause" and rec.auto_resume is True and (rec.auto_pause_mode or "full") == "full"
 
 
 def detail_doc(rec: SandboxRecord, domain: str | None) -> dict[str, Any]:

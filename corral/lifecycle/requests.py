@@ -50,7 +50,7 @@ class CreateRequest:
     env_vars: dict[str, str] = field(default_factory=dict)
     auto_pause: bool = False
     # E2B's `autoPauseMemory` (False: an auto-pause is a filesystem-mode pause; None: full) and
-    # `autoResume.enabled` (None: the default, resume on traffic).
+    # `autoResume.enabled` (None: E2B's default, no resume on traffic).
     auto_pause_mode: str | None = None
     auto_resume: bool | None = None
     network: NetworkRequest = field(default_factory=NetworkRequest)

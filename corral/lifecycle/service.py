@@ -154,16 +154,25 @@ class SandboxService:
     async def pause(self, sandbox_id: str, mode: str = pausing.FULL) -> bool:
         return await self.control.pause(sandbox_id, mode)
 
+    async def settled(self, sandbox_id: str) -> None:
+        """Wait while a pause or resume of the sandbox is under way, so that traffic is never
+        sent to processes frozen half-way through a pause (it would hang, not fail)."""
+        lock = self.parts.locks.get(sandbox_id)
+        if lock is not None and lock.locked():
+            async with lock:
+                pass
+
     async def auto_resume(self, sandbox_id: str) -> bool:
         """Traffic reached a paused sandbox: resume it when it paused on its timeout (auto-pause)
-        with its memory kept, as E2B's auto-resume does; a filesystem-mode pause is resumed only
-        by an explicit connect (its processes are gone). True if it runs now."""
+        with its memory kept and its create asked for `autoResume: {enabled: true}`, as E2B's
+        auto-resume does (E2B's default is off); a filesystem-mode pause is resumed only by an
+        explicit connect (its processes are gone). True if it runs now."""
         try:
             rec = self.get(sandbox_id)
         except SandboxNotFound:
             return False
         state = self.pauser.paused_for(rec)
-        if (rec.on_timeout != "pause" or rec.auto_resume is False or state is None
+        if (rec.on_timeout != "pause" or rec.auto_resume is not True or state is None
                 or state.mode != pausing.FULL):
             return False
         rec, _ = await self.control.connect(sandbox_id, None)

@@ -58,7 +58,7 @@ class SandboxRecord(Base):
     network: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     on_timeout: Mapped[str] = mapped_column(String(8), default="kill")
     # The rest of E2B's lifecycle: the mode an auto-pause takes ("full" | "filesystem"; None:
-    # full), and whether traffic resumes an auto-paused sandbox (None: yes, E2B's default).
+    # full), and whether traffic resumes an auto-paused sandbox (None: no, E2B's default).
     auto_pause_mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
     auto_resume: Mapped[bool | None] = mapped_column(nullable=True)
     # The node agent that owns the sandbox; None on an all-in-one server (it owns every row).

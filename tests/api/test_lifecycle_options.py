@@ -32,16 +32,18 @@ async def test_auto_pause_memory_false_pauses_to_the_filesystem_and_traffic_does
     assert sid in tier.running
 
 
-async def test_auto_resume_follows_the_create(client, app, tier):
+async def test_auto_resume_follows_the_create_and_is_off_unless_asked(client, app, tier):
     default = await _create(client, autoPause=True)
     off = await _create(client, autoPause=True, autoPauseMemory=True, autoResume={"enabled": False})
-    for sid in (default, off):
+    on = await _create(client, autoPause=True, autoResume={"enabled": True})
+    for sid in (default, off, on):
         info = await _paused(client, sid)
         assert info["corralPause"]["mode"] == "full" and sid in tier.frozen
-    assert (await client.get(f"/sandboxes/{off}")).json()["lifecycle"]["autoResume"] is False
-    assert (await client.get(f"/sandboxes/{default}")).json()["lifecycle"] == {"onTimeout": "pause", "autoResume": True}
-    assert await app.state.service.auto_resume(off) is False and off in tier.frozen
-    assert await app.state.service.auto_resume(default) is True and default not in tier.frozen
+    for sid, resumes in ((default, False), (off, False), (on, True)):
+        assert (await client.get(f"/sandboxes/{sid}")).json()["lifecycle"] == {"onTimeout": "pause",
+                                                                               "autoResume": resumes}
+        assert await app.state.service.auto_resume(sid) is resumes
+        assert (sid in tier.frozen) is not resumes
 
 
 async def test_lifecycle_combinations_that_cannot_hold_are_400(client, tier):

@@ -114,7 +114,7 @@ async def test_an_unknown_mode_is_a_400(service):
 
 
 async def test_auto_resume_only_for_auto_paused_full_mode(service, tier):
-    auto = await service.create(CreateRequest(template="base", timeout=600, auto_pause=True))
+    auto = await service.create(CreateRequest(template="base", timeout=600, auto_pause=True, auto_resume=True))
     manual = await service.create(CreateRequest(template="base", timeout=600))
     await service.pause(auto.sandbox_id, "full")
     await service.pause(manual.sandbox_id, "full")
