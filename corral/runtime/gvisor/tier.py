@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from corral.runtime.base import (
-    Payload, ResourceUsage, SandboxHandle, SandboxSpec, Tier, TierError, socket_accepts,
+    Payload, ResourceUsage, SandboxHandle, SandboxSpec, Tier, TierError, VolumeBind, socket_accepts,
 )
 from corral.runtime.checkpoint import CheckpointInfo, Checkpointing
 from corral.runtime.gvisor import bundle as bundles
@@ -165,7 +165,7 @@ class GVisorTier(Tier, Checkpointing):
         self._write_bundle(spec.sandbox_id, lay, spec.rootfs, spec.limits, networked, spec.volumes)
 
     def _write_bundle(self, sandbox_id: str, lay: L.Layout, rootfs: Path | str, limits,  # type: ignore[no-untyped-def]
-                      networked: bool = False, volumes: tuple = ()) -> None:  # type: ignore[type-arg]
+                      networked: bool = False, volumes: tuple[VolumeBind, ...] = ()) -> None:
         # A networked sandbox joins the launcher's namespace, whose path is known only once the
         # launcher runs (see _point_bundle_at).
         config = bundles.render(sandbox_id, lay, self.cgroups.path_for(sandbox_id), limits,
