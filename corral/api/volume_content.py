@@ -13,14 +13,15 @@ in the volume (lifecycle/volume_content.py).
 from __future__ import annotations
 
 import hmac
-import json
 import posixpath
 
+from pydantic import Field, StrictInt
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from corral.api.sandboxes import _service
+from corral.api.schemas import _Req
+from corral.api.sandboxes import _body, _service
 from corral.errors import InvalidRequest, NotFound, Unauthorized
 from corral.lifecycle import volume_content
 from corral.store import VolumeRecord
@@ -109,21 +110,16 @@ async def path_get(request: Request) -> Response:
     return await _call(request, {"op": "stat", "path": _path(request)})
 
 
+class MetadataBody(_Req):
+    uid: StrictInt | None = Field(default=None, ge=0, le=2**32 - 2)
+    gid: StrictInt | None = Field(default=None, ge=0, le=2**32 - 2)
+    mode: StrictInt | None = Field(default=None, ge=0, le=0o7777)
+
+
 async def path_patch(request: Request) -> Response:
-    raw = await request.body()
-    try:
-        body = json.loads(raw or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InvalidRequest("request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("request body must be a JSON object")
-    meta: dict[str, object] = {}
-    for name, hi in (("uid", 2**32 - 2), ("gid", 2**32 - 2), ("mode", 0o7777)):
-        v = body.get(name)
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= hi):
-            raise InvalidRequest(f"{name} must be an integer 0..{hi}")
-        meta[name] = v
-    return await _call(request, {"op": "chmeta", "path": _path(request), **meta})
+    body: MetadataBody = await _body(request, MetadataBody, empty_ok=True)
+    return await _call(request, {"op": "chmeta", "path": _path(request), "uid": body.uid, "gid": body.gid,
+                                 "mode": body.mode})
 
 
 async def path_delete(request: Request) -> Response:

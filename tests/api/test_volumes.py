@@ -132,3 +132,16 @@ async def test_the_content_api_takes_the_volume_token_only_and_keeps_paths_insid
         for bad in ({"mode": "0o777"}, {"uid": "-1"}, {"mode": "99999"}):
             res = await anon.post(base + "/dir", params={"path": "/c", **bad}, headers=bearer)
             assert res.status_code == 400, bad
+
+
+async def test_content_metadata_updates_are_checked(client, app):
+    vol = await _volume(client)
+    base = f"/volumecontent/{vol['volumeID']}"
+    bearer = {"Authorization": f"Bearer {vol['token']}"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as anon:
+        assert (await anon.post(base + "/dir", params={"path": "/d"}, headers=bearer)).status_code == 201
+        ok = await anon.patch(base + "/path", params={"path": "/d"}, json={"mode": 0o700, "uid": 1000}, headers=bearer)
+        assert ok.status_code == 200 and ok.json()["mode"] == 0o700 and ok.json()["uid"] == 1000
+        for bad in ({"mode": "0700"}, {"mode": 0o17777}, {"uid": -1}, {"gid": True}):
+            assert (await anon.patch(base + "/path", params={"path": "/d"}, json=bad, headers=bearer)).status_code == 400
+        assert (await anon.patch(base + "/path", params={"path": "/nope"}, json={}, headers=bearer)).status_code == 404
