@@ -31,6 +31,7 @@ from starlette.types import Message, Receive, Scope, Send
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 
+from corral.api import volume_content
 from corral.api.app import PUBLIC_PATHS
 from corral.api.auth import KeyRing
 from corral.api.proxy import forward, hop_by_hop
@@ -124,7 +125,8 @@ class ClusterRouter:
         if path == "/health":
             await _answer_ok(send)
             return
-        public = path in PUBLIC_PATHS or path.startswith(UPLOAD_PREFIX)
+        # As on an all-in-one server: uploads and volume content carry their own signed tokens.
+        public = path in PUBLIC_PATHS or path.startswith(UPLOAD_PREFIX) or path.startswith(volume_content.PREFIX)
         if not public and not await self._key_ok(dict(headers)):
             await _answer(send, 401, "Invalid API key, please visit the corral docs: keys are created with `corral keys create`")
             return
