@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterable
+from pathlib import Path
 
-from corral.wire.constants import USER_CGROUP_FDS_ENV, USER_PIDS_MAX_ENV
+from corral.wire.constants import USER_CGROUP_FDS_ENV, USER_NPROC_ENV, USER_PIDS_MAX_ENV
 
 # Slots kept free for the next command (its shell, a pipeline, a subshell).
 SPARE_SLOTS = 16
@@ -39,12 +41,22 @@ def user_pids_max(environ: dict[str, str] | os._Environ[str] = os.environ) -> in
     return int(text) if text.isdigit() else None
 
 
-def enter_user_cgroup(fds: Iterable[int]) -> None:
+def user_nproc(environ: dict[str, str] | os._Environ[str] = os.environ) -> int | None:
+    text = environ.get(USER_NPROC_ENV, "")
+    return int(text) if text.isdigit() else None
+
+
+def enter_user_cgroup(fds: Iterable[int], nproc: int | None = None) -> None:
     """In a freshly forked child, before it becomes its user: join the user cgroup ("0" is the
-    writing task) and give up the daemon's OOM protection. Raises OSError if the move fails, so
-    nothing runs with the daemon's headroom."""
+    writing task), take the process-count limit where no pids cgroup gives one (``nproc``:
+    RLIMIT_NPROC, counted per user by the kernel), and give up the daemon's OOM protection.
+    Raises OSError if the move fails, so nothing runs with the daemon's headroom."""
     for fd in fds:
         os.write(fd, b"0")
+    if nproc is not None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
     try:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write("0")
@@ -142,3 +154,52 @@ def _wait_gone(pids: set[int], timeout: float = 5.0) -> None:
                 left.discard(pid)
         if left:
             time.sleep(0.005)
+
+
+class MemoryWatchdog(threading.Thread):
+    """The user cgroup's memory limit where the kernel counts a cgroup's memory but does not
+    enforce it (gVisor's Sentry, in the releases Debian ships): once the user cgroup is over its
+    limit, SIGKILL its largest process, as the kernel's OOM killer would. The host cgroup keeps
+    the Sentry's own, higher limit as the backstop (corral.runtime.gvisor)."""
+
+    def __init__(self, cgroup: Path, limit_bytes: int, interval: float = 0.02) -> None:
+        super().__init__(name="corral-oom", daemon=True)
+        self.cgroup = cgroup
+        self.limit = limit_bytes
+        self.interval = interval
+        self.kills = 0
+
+    def usage(self) -> int:
+        return int((self.cgroup / "memory.usage_in_bytes").read_text())
+
+    def largest(self) -> int | None:
+        best, best_rss = None, -1
+        for text in (self.cgroup / "cgroup.procs").read_text().split():
+            try:
+                with open(f"/proc/{text}/statm") as f:
+                    rss = int(f.read().split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if rss > best_rss:
+                best, best_rss = int(text), rss
+        return best
+
+    def check(self) -> bool:
+        """One look; True if it killed a process."""
+        if self.usage() <= self.limit:
+            return False
+        pid = self.largest()
+        if pid is None or pid == os.getpid():
+            return False
+        _signal(pid, signal.SIGKILL)
+        self.kills += 1
+        return True
+
+    def run(self) -> None:
+        while True:
+            try:
+                killed = self.check()
+            except (OSError, ValueError):
+                killed = False
+            # After a kill, give the victim's memory time to go before looking again.
+            time.sleep(0.2 if killed else self.interval)

@@ -13,7 +13,7 @@ import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from corral.guest.limits import drop_to, enter_user_cgroup, user_cgroup_fds
+from corral.guest.limits import drop_to, enter_user_cgroup, user_cgroup_fds, user_nproc
 from corral.guest.users import DEFAULT_PATH, User
 
 
@@ -32,9 +32,10 @@ def spawn_as(argv: Sequence[str], user: User, *, cwd: str, env: Mapping[str, str
     """Popen `argv` as `user` in a new session; raises OSError as Popen does (a failed move into
     the user cgroup is a SubprocessError: nothing runs with the daemon's headroom)."""
     fds = user_cgroup_fds()   # what the tier handed the daemon; none outside a sandbox
+    nproc = user_nproc()
 
     def child_setup() -> None:   # in the child, after setsid, before exec
-        enter_user_cgroup(fds)
+        enter_user_cgroup(fds, nproc)
         drop_to(user.uid, user.gid, user.groups)
         if preexec_fn is not None:
             preexec_fn()

@@ -57,6 +57,8 @@ def is_sandbox_id(value: object) -> bool:
 # cgroup's pids limit.
 USER_CGROUP_FDS_ENV = "CORRAL_USER_CGROUP_FDS"
 USER_PIDS_MAX_ENV = "CORRAL_USER_PIDS_MAX"
+# Where no pids cgroup can hold user processes (gVisor's cgroupfs has none): RLIMIT_NPROC for them.
+USER_NPROC_ENV = "CORRAL_USER_NPROC"
 # oom_score_adj of the daemon (pid 1): the OOM killer takes any user process first. Not -1000,
 # which would make it unkillable and let user processes (which inherit the floor) be so too.
 DAEMON_OOM_SCORE_ADJ = -999

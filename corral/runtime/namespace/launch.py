@@ -32,7 +32,7 @@ from corral.runtime.namespace.proctitle import set_cmdline
 from corral.runtime.namespace import capabilities, disk, lxcfs, policy, rootfs, userns
 from corral.runtime.namespace import syscalls as sc
 from corral.runtime.namespace.cgroups import CgroupManager
-from corral.runtime.namespace.cgroups.headroom import user_limits
+from corral.runtime.headroom import user_limits
 from corral.runtime.base import Limits
 from corral.wire.constants import DAEMON_OOM_SCORE_ADJ, USER_CGROUP_FDS_ENV, USER_PIDS_MAX_ENV
 from corral.runtime.namespace.request import CONFIG_FILE, PORTS_SOCKET_FILE, SOCKET_FILE, SpawnRequest

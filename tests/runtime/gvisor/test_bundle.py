@@ -53,7 +53,7 @@ def test_guest_environment_holds_no_server_setting(tmp_path: Path, monkeypatch) 
 
 
 def test_pids_limit_keeps_headroom_for_the_sentry(tmp_path: Path) -> None:
-    assert _render(tmp_path)["linux"]["resources"]["pids"]["limit"] == bundle.PIDS_FLOOR + 64
+    assert _render(tmp_path)["linux"]["resources"]["pids"]["limit"] == bundle.PIDS_FLOOR + bundle.HOST_TASKS_PER_PROCESS * 64
 
 
 def test_guest_boots_from_the_mounted_interpreter(tmp_path: Path) -> None:

@@ -18,8 +18,8 @@ from corral.runtime.base import Limits
 from corral.runtime.namespace.cgroups.base import (
     CPU_PERIOD_USEC, CgroupError, CgroupManager, CgroupStats, read, read_keyed, write,
 )
-from corral.runtime.namespace.cgroups.headroom import (
-    USER_CGROUP, USER_CPU_SHARES, choose_cpus, format_cpu_list, parse_cpu_list, user_limits,
+from corral.runtime.headroom import (
+    USER_CGROUP, USER_CPU_SHARES, choose_cpus, cpusets_in_use, format_cpu_list, parse_cpu_list, user_limits,
 )
 
 BASE_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct", "freezer")
@@ -51,14 +51,7 @@ class CgroupV1(CgroupManager):
                     write(parent / name, read(parent.parent / name).strip())
 
     def _cpus_in_use(self) -> list[list[int]]:
-        """The cpusets of every corral sandbox on the host (every server's group), to spread over."""
-        out: list[list[int]] = []
-        for f in (self.root / "cpuset").glob("corral*/*/cpuset.cpus"):
-            try:
-                out.append(parse_cpu_list(read(f)))
-            except (OSError, ValueError):
-                pass
-        return out
+        return cpusets_in_use(self.root)
 
     def _set_cpuset(self, d: Path, cpu_count: int) -> None:
         parent = d.parent

@@ -19,8 +19,8 @@ from corral.runtime.base import Limits
 from corral.runtime.namespace.cgroups.base import (
     CPU_PERIOD_USEC, CgroupError, CgroupManager, CgroupStats, read, read_keyed, write,
 )
-from corral.runtime.namespace.cgroups.headroom import (
-    USER_CGROUP, USER_CPU_WEIGHT, choose_cpus, format_cpu_list, parse_cpu_list, user_limits,
+from corral.runtime.headroom import (
+    USER_CGROUP, USER_CPU_WEIGHT, choose_cpus, cpusets_in_use, format_cpu_list, parse_cpu_list, user_limits,
 )
 
 NEEDED_CONTROLLERS = ("memory", "pids", "cpu")
@@ -49,13 +49,7 @@ class CgroupV2(CgroupManager):
             write(directory / "cgroup.subtree_control", " ".join("+" + c for c in todo))
 
     def _cpus_in_use(self) -> list[list[int]]:
-        out: list[list[int]] = []
-        for f in self.root.glob("corral*/*/cpuset.cpus"):
-            try:
-                out.append(parse_cpu_list(read(f)))
-            except (OSError, ValueError):
-                pass
-        return out
+        return cpusets_in_use(self.root)
 
     def _ensure_parent(self) -> None:
         parent = self._dir()

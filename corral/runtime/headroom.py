@@ -13,13 +13,16 @@ among the host's least-used CPUs so sandboxes spread over the machine instead of
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from corral.runtime.base import Limits
 
 MiB = 1024 * 1024
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 USER_CGROUP = "user"
 # cgroup v1 cpu.shares / v2 cpu.weight of the user child next to envd's default (1024 / 100):
 # under contention envd gets two thirds of the sandbox's CPU quota, never starved by a busy loop.
@@ -69,3 +72,41 @@ def choose_cpus(available: list[int], in_use: Iterable[list[int]], count: int) -
             if cpu in load:
                 load[cpu] += 1
     return sorted(sorted(available, key=lambda cpu: (load[cpu], cpu))[:count])
+
+
+def host_cpus(root: Path = CGROUP_ROOT) -> list[int]:
+    """The CPUs a sandbox may be given: the root cpuset's (v1 or v2), else our own affinity."""
+    for f in (root / "cpuset" / "cpuset.effective_cpus", root / "cpuset.cpus.effective"):
+        try:
+            cpus = parse_cpu_list(f.read_text())
+        except (OSError, ValueError):
+            continue
+        if cpus:
+            return cpus
+    return sorted(os.sched_getaffinity(0))
+
+
+def cpusets_in_use(root: Path = CGROUP_ROOT) -> list[list[int]]:
+    """The cpusets of every corral sandbox on the host, either tier, any server (v1 and v2)."""
+    out: list[list[int]] = []
+    for pattern in ("cpuset/corral*/*/cpuset.cpus", "corral*/*/cpuset.cpus"):
+        for f in root.glob(pattern):
+            try:
+                cpus = parse_cpu_list(f.read_text())
+            except (OSError, ValueError):
+                continue
+            if cpus:
+                out.append(cpus)
+    return out
+
+
+def host_mems(root: Path = CGROUP_ROOT) -> str:
+    """The memory nodes a cpuset needs beside its CPUs ("" where there is no cpuset)."""
+    for f in (root / "cpuset" / "cpuset.effective_mems", root / "cpuset.mems.effective"):
+        try:
+            text = f.read_text().strip()
+        except OSError:
+            continue
+        if text:
+            return text
+    return ""
