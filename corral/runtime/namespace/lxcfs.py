@@ -65,12 +65,21 @@ class Lxcfs:
         return cls(mountpoint.parent)
 
     def _pid(self) -> int | None:
+        """The live lxcfs of the pidfile (a zombie is reaped, if it is ours, and not live)."""
         try:
             pid = int(self.pidfile.read_text().strip())
-            with open(f"/proc/{pid}/comm") as f:
-                return pid if f.read().strip() == "lxcfs" else None
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
         except (OSError, ValueError):
             return None
+        name, state = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:][:1]
+        if state == "Z":
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            return None
+        return pid if name == "lxcfs" else None
 
     def serving(self) -> bool:
         """Mounted, with a live lxcfs answering."""
