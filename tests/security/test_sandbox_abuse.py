@@ -116,6 +116,11 @@ print(os.cpu_count(), len(os.sched_getaffinity(0)), int(meminfo["MemTotal"].spli
 
 
 def test_sandbox_sees_its_own_cpu_memory_and_uptime(small: Sandbox) -> None:
+    # Commands run in the user child cgroup, below envd's (v1 and gVisor: the memory line; v2:
+    # the unified one).
+    cgroups = run(small, "cat /proc/self/cgroup").stdout.splitlines()
+    assert any(line.endswith("/user") and (":memory:" in line or line.startswith("0::"))
+               for line in cgroups), cgroups
     assert run(small, "nproc").stdout.strip() == "1"
     total_mb = int(run(small, "free -m | awk '/^Mem:/ {print $2}'").stdout.strip())
     # "About 512 MB", as in a VM of that size: the daemon's reserve is not the user's to use.
