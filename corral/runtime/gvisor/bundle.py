@@ -73,10 +73,12 @@ def python_mounts() -> tuple[list[oci.Mount], list[str], str]:
     return mounts, guest_path, f"{L.GUEST_PYTHON}/bin/{version}"
 
 
-def guest_argv(guest_path: list[str], python: str, entry_point: str) -> list[str]:
+def guest_argv(guest_path: list[str], python: str, entry_point: str, *limits: str) -> list[str]:
+    """``limits``: the user cgroup's pids cap and memory bytes (argv, not the environment: the
+    guest overwrites its argv in place, while /proc/1/environ keeps what it started with)."""
     boot = (f"import sys; sys.path[:0] = {guest_path!r}; "
-            "from corral.runtime.gvisor.guest import main; sys.exit(main(sys.argv[1]))")
-    return [python, "-I", "-c", boot, entry_point]
+            "from corral.runtime.gvisor.guest import main; sys.exit(main(*sys.argv[1:]))")
+    return [python, "-I", "-c", boot, entry_point, *limits]
 
 
 def user_process_cap(limits: Limits) -> int:
@@ -100,10 +102,10 @@ def render(sandbox_id: str, lay: L.Layout, cgroups_path: str, limits: Limits, en
     # gVisor takes its CPU count from the cpuset (its quota option never reports fewer than 2).
     cpus = format_cpu_list(choose_cpus(host_cpus(), cpusets_in_use(), limits.cpu_count))
     b = oci.Bundle(
-        sandbox_id=sandbox_id, root_path=str(lay.root), args=guest_argv(guest_path, python, entry_point),
+        sandbox_id=sandbox_id, root_path=str(lay.root),
+        args=guest_argv(guest_path, python, entry_point, str(user_process_cap(limits)), str(split.memory_bytes)),
         limits=limits, mounts=mounts, cgroups_path=cgroups_path, netns_path=netns_path,
-        env={"LD_LIBRARY_PATH": f"{L.GUEST_PYTHON}/lib", "PYTHONDONTWRITEBYTECODE": "1",
-             L.USER_PIDS_ENV: str(user_process_cap(limits)), L.USER_MEMORY_ENV: str(split.memory_bytes)},
+        env={"LD_LIBRARY_PATH": f"{L.GUEST_PYTHON}/lib", "PYTHONDONTWRITEBYTECODE": "1"},
         errno_via_trace=errno_via_trace, pids_floor=PIDS_FLOOR + HOST_TASKS_PER_PROCESS * limits.pids_max,
         cpus=cpus, mems=host_mems(),
         annotations={"dev.corral.binds": json.dumps([[m.source, m.destination] for m in binds])},

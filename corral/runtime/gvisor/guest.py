@@ -106,16 +106,15 @@ def _user_cgroup(pids_max: str, memory_bytes: str) -> None:
         MemoryWatchdog(user, int(memory_bytes)).start()
 
 
-def main(entry_point: str) -> int:
+def main(entry_point: str, user_pids: str = "", user_memory: str = "") -> int:
     """``entry_point`` ("module:function") is the payload, called as
-    ``function(listener, config_bytes, ports_listener)``; named, never imported by the runtime."""
+    ``function(listener, config_bytes, ports_listener)``; named, never imported by the runtime.
+    ``user_pids``/``user_memory``: the user cgroup's limits (`_user_cgroup`)."""
     config = _read_handoff()
     try:
         _set_title(b"envd")
     except (OSError, ValueError):
         pass   # cosmetic and a hygiene measure; never a reason not to start
-    user_pids, user_memory = (os.environ.get(layout.USER_PIDS_ENV, ""),
-                              os.environ.get(layout.USER_MEMORY_ENV, ""))
     os.environ.clear()
     os.environ.update(CLEAN_ENV)  # nothing of the bootstrap (LD_LIBRARY_PATH) reaches children
     # No preloads: unlike the namespace tier's pivoted init, this one keeps corral's code and

@@ -54,7 +54,6 @@ def test_guest_environment_holds_no_server_setting(tmp_path: Path, monkeypatch) 
     env = _render(tmp_path)["process"]["env"]
     assert not any("secret-value" in e for e in env)
     assert sorted(e.split("=", 1)[0] for e in env) == [
-        "CORRAL_GUEST_USER_MEMORY_BYTES", "CORRAL_GUEST_USER_PIDS_MAX",   # the user cgroup's limits
         "HOME", "LANG", "LD_LIBRARY_PATH", "PATH", "PYTHONDONTWRITEBYTECODE"]
 
 
@@ -64,9 +63,9 @@ def test_bundle_carries_a_cpuset_and_the_user_limits(tmp_path: Path) -> None:
     # gVisor sizes its CPU count from the cpuset, so it holds exactly the sandbox's CPUs.
     limits = _LIMITS
     assert len(parse_cpu_list(cpu["cpus"])) == min(limits.cpu_count, len(os.sched_getaffinity(0)))
-    env = dict(e.split("=", 1) for e in config["process"]["env"])
-    assert 16 <= int(env["CORRAL_GUEST_USER_PIDS_MAX"]) < limits.pids_max
-    assert int(env["CORRAL_GUEST_USER_MEMORY_BYTES"]) < limits.memory_mb * 1024 * 1024
+    pids, memory = config["process"]["args"][-2:]   # the guest init's argv, after the entry point
+    assert 16 <= int(pids) < limits.pids_max
+    assert int(memory) < limits.memory_mb * 1024 * 1024
 
 
 def test_pids_limit_keeps_headroom_for_the_sentry(tmp_path: Path) -> None:
