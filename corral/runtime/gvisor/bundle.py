@@ -18,7 +18,7 @@ from typing import Any
 
 import corral
 from corral.runtime import oci
-from corral.runtime.base import Limits
+from corral.runtime.base import Limits, VolumeBind
 from corral.runtime.gvisor import layout as L
 from corral.runtime.headroom import (
     choose_cpus, cpusets_in_use, format_cpu_list, host_cpus, host_mems, user_limits,
@@ -88,8 +88,25 @@ def user_process_cap(limits: Limits) -> int:
     return max(16, min(split.pids_max, split.memory_bytes // HOST_BYTES_PER_PROCESS))
 
 
+def volume_mounts(lay: L.Layout, volumes: tuple[VolumeBind, ...]) -> tuple[list[oci.Mount], list[list[str]]]:
+    """Volumes as separate OCI bind mounts (so runsc revalidates them: other sandboxes write them
+    too), from the directory the launcher mounts each image at (`workdir/volume-<i>`)."""
+    mounts, plan = [], []
+    for i, v in enumerate(volumes):
+        source = str(lay.workdir / f"volume-{i}")
+        mounts.append(oci.Mount(v.target, "bind", source, ("rbind", "rw", "nosuid", "nodev")))
+        plan.append([str(v.image), source, v.target])
+    return mounts, plan
+
+
+def volumes_of(config: dict[str, Any]) -> list[list[str]]:
+    """The launcher's volume mounts ([image, host dir, path inside]) recorded in a rendered bundle."""
+    return json.loads(config.get("annotations", {}).get("dev.corral.volumes", "[]"))
+
+
 def render(sandbox_id: str, lay: L.Layout, cgroups_path: str, limits: Limits, entry_point: str, *,
-           errno_via_trace: bool, netns_path: str | None = None) -> dict[str, Any]:
+           errno_via_trace: bool, netns_path: str | None = None,
+           volumes: tuple[VolumeBind, ...] = ()) -> dict[str, Any]:
     binds, guest_path, python = python_mounts()
     mounts: list[oci.Mount] = []
     mounts.append(oci.Mount(L.GUEST_RUN_DIR, "bind", str(lay.run),
@@ -98,6 +115,8 @@ def render(sandbox_id: str, lay: L.Layout, cgroups_path: str, limits: Limits, en
     # directory would be a host socket (--host-uds=create), which a checkpoint cannot save.
     mounts.append(oci.Mount(L.GUEST_INNER_DIR, "tmpfs", "tmpfs",
                             ("nosuid", "nodev", "noexec", "mode=700", "size=64k")))
+    volume_binds, volume_plan = volume_mounts(lay, volumes)
+    mounts.extend(volume_binds)
     split = user_limits(limits)
     # gVisor takes its CPU count from the cpuset (its quota option never reports fewer than 2).
     cpus = format_cpu_list(choose_cpus(host_cpus(), cpusets_in_use(), limits.cpu_count))
@@ -108,7 +127,8 @@ def render(sandbox_id: str, lay: L.Layout, cgroups_path: str, limits: Limits, en
         env={"LD_LIBRARY_PATH": f"{L.GUEST_PYTHON}/lib", "PYTHONDONTWRITEBYTECODE": "1"},
         errno_via_trace=errno_via_trace, pids_floor=PIDS_FLOOR + HOST_TASKS_PER_PROCESS * limits.pids_max,
         cpus=cpus, mems=host_mems(),
-        annotations={"dev.corral.binds": json.dumps([[m.source, m.destination] for m in binds])},
+        annotations={"dev.corral.binds": json.dumps([[m.source, m.destination] for m in binds]),
+                     "dev.corral.volumes": json.dumps(volume_plan)},
     )
     return b.render()
 
