@@ -15,7 +15,7 @@ APT_PACKAGES := mmdebstrap e2fsprogs util-linux iproute2 libseccomp2 python3 pyt
                 python3-ipykernel python3-matplotlib python3-matplotlib-inline python3-pandas \
                 nodejs node-typescript \
                 chromium fonts-dejavu-core \
-                postgresql umoci runsc
+                postgresql umoci runsc lxcfs
 
 VENV    := .venv
 PYTHON  := $(VENV)/bin/python

@@ -98,10 +98,15 @@ async def test_sandboxes_survive_spawner_death_and_are_adopted(tmp_path: Path) -
     async with sandbox_factory(tmp_path) as sandboxes:
         box = await sandboxes.create()
         tier = sandboxes.tier
+        meminfo = "head -1 /proc/meminfo"
+        # The sandbox's own size, through the server's lxcfs, before and after the "restart".
+        limit_kb = box.spec.limits.memory_mb * 1024
+        assert (await box.sh(meminfo))["stdout"].split()[1] == str(limit_kb)
         assert tier._spawner.proc is not None
         tier._spawner.proc.kill()
         await tier.close()
         assert (await box.run(["true"]))["rc"] == 0
+        assert (await box.sh(meminfo))["stdout"].split()[1] == str(limit_kb)
         # a "restarted server": a fresh tier finds and re-adopts the sandbox
         from corral.runtime.namespace import NamespaceTier
 
@@ -114,6 +119,7 @@ async def test_sandboxes_survive_spawner_death_and_are_adopted(tmp_path: Path) -
             assert handle is not None and handle.init_pid == box.handle.init_pid
             assert await fresh.adopt("nosuchsandbox", tmp_path / "none") is None
             assert fresh.is_alive(box.id)
+            assert (await box.sh(meminfo))["stdout"].split()[1] == str(limit_kb)
             os.kill(handle.init_pid, signal.SIGKILL)
             for _ in range(500):
                 if not fresh.is_alive(box.id):
