@@ -28,8 +28,9 @@ PYTEST_ARGS ?=
 # The suite waits on sandboxes, servers and the network far more than it computes, so it runs in
 # parallel processes (pytest-xdist), more of them than cores. `--dist loadfile` keeps each test file
 # on one worker, so a module's fixtures (its server, its sandbox) are made once; docs/TESTING.md
-# says what a test must respect to run beside the others. PYTEST_WORKERS=0 runs it in one process.
-PYTEST_WORKERS ?= 4
+# says what a test must respect to run beside the others. Two workers per core (4 on the 2-core CI
+# machine), at most 8 (each worker starts its own test servers); PYTEST_WORKERS=0: one process.
+PYTEST_WORKERS ?= $(shell n=$$(( $$(nproc) * 2 )); echo $$(( n > 8 ? 8 : n )))
 PYTEST_PARALLEL := $(if $(filter 0,$(PYTEST_WORKERS)),-p no:xdist,-n $(PYTEST_WORKERS) --dist loadfile)
 
 .PHONY: help deps venv template spec-templates image js-deps client-deps js-test run test clean distclean
