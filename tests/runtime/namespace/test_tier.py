@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -94,7 +97,19 @@ async def test_duplicate_id_and_bad_specs_are_refused(sandboxes: SandboxFactory)
     assert await sandboxes.tier.leftovers() == [box.id]
 
 
-async def test_sandboxes_survive_spawner_death_and_are_adopted(tmp_path: Path) -> None:
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A base short enough for a plain socket path: the test below uses a box after its tier
+    closed, and a socket path too long for sun_path is reached through an O_PATH fd that the
+    tier closes (that case has its own test below). pytest-xdist's tmp_path (.../popen-gwN/...)
+    is long enough to cross the limit."""
+    path = Path(tempfile.mkdtemp(prefix="crt", dir="/var/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+async def test_sandboxes_survive_spawner_death_and_are_adopted(short_tmp: Path) -> None:
+    tmp_path = short_tmp
     async with sandbox_factory(tmp_path) as sandboxes:
         box = await sandboxes.create()
         tier = sandboxes.tier
