@@ -18,7 +18,7 @@ import urllib.parse
 import zlib
 from dataclasses import dataclass
 
-from corral.envd import xattrs
+from corral.envd import staging, xattrs
 from corral.envd.creds import UserExecutor
 from corral.errors import CorralError
 from corral.envd.httpio import BodyTooLarge, Request
@@ -131,10 +131,13 @@ def _touch_owner(fd: int) -> None:
 def _stage(parent: str, base: str) -> int:
     """An unnamed file on the target's filesystem; it vanishes by itself if we never commit."""
     try:
-        return os.open(parent, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        fd = os.open(parent, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
     except OSError as exc:
         if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
             raise
+    else:
+        staging.hide(parent, fd)
+        return fd
     # A filesystem without O_TMPFILE: a named file, unlinked at once.
     tmp = os.path.join(parent, f".{base[:180]}.corral-upload-{secrets.token_hex(6)}")
     fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
@@ -193,13 +196,40 @@ def _commit(pending: list[_Pending], metadata: dict[str, str]) -> None:
     for p in pending:
         if not p.staged:
             continue
-        fd = os.open(p.target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        try:
+            fd = os.open(p.target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        except PermissionError:
+            _replace_by_rename(p, metadata)
+            continue
         try:
             _touch_owner(fd)
             xattrs.replace(fd, metadata)
             _copy(p.fd, fd)
         finally:
             os.close(fd)
+
+
+def _replace_by_rename(p: _Pending, metadata: dict[str, str]) -> None:
+    """A file the user may not write but may replace (someone else's file in the user's own
+    directory, as `mv` would): copy the staged bytes to a new name beside it, rename that over.
+    Only in this case does a watcher see a temporary name."""
+    mode = stat.S_IMODE(os.stat(p.target).st_mode) & 0o777
+    tmp = os.path.join(os.path.dirname(p.target), f".{os.path.basename(p.target)[:180]}.corral-upload-{secrets.token_hex(6)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    try:
+        try:
+            _copy(p.fd, fd)
+            os.fchmod(fd, mode)
+            xattrs.replace(fd, metadata)
+        finally:
+            os.close(fd)
+        os.rename(tmp, p.target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def _discard(pending: list[_Pending]) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from corral.envd.connect import from_os_error
 from corral.wire.framing import ConnectError
+from corral.envd import staging
 from corral.envd.creds import UserExecutor
 from corral.envd.entries import entry_info
 from corral.envd.inotify import DirWatcher
@@ -75,6 +76,8 @@ class Watch:
             pass
 
     def _on_event(self, name: str, kind: str, full: str) -> None:
+        if staging.is_hidden(full):
+            return   # an upload's anonymous staged copy, not a file anyone can see
         if self.events.qsize() >= MAX_BUFFERED_EVENTS:
             self.overflowed = True
             return
