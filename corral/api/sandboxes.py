@@ -154,8 +154,8 @@ def _filter(records: list[SandboxRecord], request: Request, default_states: set[
             raise InvalidRequest("invalid startedAfter: expected an RFC 3339 timestamp") from None
         if cutoff.tzinfo is None:
             cutoff = cutoff.replace(tzinfo=timezone.utc)
-        out = [r for r in out if r.started_at > cutoff]
-    return out
+        out = [r for r in out if r.started_at >= cutoff]   # "started at or after", as E2B's API
+    return sorted(out, key=lambda r: r.started_at)
 
 
 async def list_v1(request: Request) -> Response:
@@ -166,7 +166,7 @@ async def list_v1(request: Request) -> Response:
 async def list_v2(request: Request) -> Response:
     q = request.query_params
     page_limit(q)  # a bad limit is refused before anything else is looked at
-    order = q.get("order", "asc")
+    order = q.get("order", "desc")   # E2B's default: newest first
     if order not in ("asc", "desc"):
         raise InvalidRequest("invalid order: expected asc or desc")
     recs = _filter(_service(request).list(), request, {"running", "paused"})

@@ -268,3 +268,17 @@ async def test_corral_extensions_that_widen_or_are_not_numbers_are_400s(client, 
         r = await client.post("/v2/sandboxes", json={"templateID": "base", **extra})
         assert r.status_code == 400 and says in r.json()["message"], (extra, r.text)
     assert set(tier.running) == before
+
+
+async def test_list_is_newest_first_by_default_and_started_after_is_inclusive(client):
+    """E2B's list: `order` defaults to desc, `startedAfter` means "at or after"."""
+    first = await _create(client, metadata={"order-test": "x"})
+    await asyncio.sleep(0.01)
+    second = await _create(client, metadata={"order-test": "x"})
+    q = {"metadata": "order-test=x"}
+    ids = lambda r: [s["sandboxID"] for s in r.json()]  # noqa: E731
+    assert ids(await client.get("/v2/sandboxes", params=q)) == [second["sandboxID"], first["sandboxID"]]
+    assert ids(await client.get("/v2/sandboxes", params={**q, "order": "asc"})) == [first["sandboxID"], second["sandboxID"]]
+    started = (await client.get(f"/sandboxes/{second['sandboxID']}")).json()["startedAt"]
+    assert ids(await client.get("/v2/sandboxes", params={**q, "startedAfter": started})) == [second["sandboxID"]]
+    assert (await client.get("/v2/sandboxes", params={**q, "order": "sideways"})).status_code == 400
