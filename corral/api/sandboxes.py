@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -19,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from corral.api.pagination import page_limit, paginate
+from corral.api.template_tags import resolve_template_ref
 from corral.api.schemas import (ConnectBody, NewSandbox, RefreshBody, TimeoutBody, detail_doc, listed_doc,
                                 network_update, sandbox_doc)
 from corral.errors import Conflict, InvalidRequest
@@ -60,6 +62,9 @@ async def _body(request: Request, model: type[BaseModel], *, empty_ok: bool = Fa
 async def create(request: Request) -> Response:
     body: NewSandbox = await _body(request, NewSandbox)
     params = body.to_request()
+    template = resolve_template_ref(request, params.template)   # "name:tag"
+    if template != params.template:
+        params = replace(params, template=template)
     service = _service(request)
     key = request.headers.get("idempotency-key")
     t0 = time.perf_counter()

@@ -172,6 +172,17 @@ async def test_sandbox_traffic_for_unknown_sandbox_is_502_not_found(client):
 async def test_templates_listing(client):
     r = await client.get("/templates")
     assert r.status_code == 200 and {t["templateID"] for t in r.json()} == {"base", "big"}
+    assert all(t["names"] == t["aliases"] and t["templateID"] in t["names"] for t in r.json())   # the SDK requires `names`
+
+
+async def test_tag_qualified_templates_not_made_by_the_build_api(client):
+    """Such a template has one tag, `default`; any other tag is a 404 naming it."""
+    r = await client.post("/sandboxes", json={"templateID": "base:default", "timeout": 60})
+    assert r.status_code == 201 and r.json()["templateID"] == "base"
+    r = await client.post("/sandboxes", json={"templateID": "base:v2"})
+    assert r.status_code == 404 and r.json()["code"] == 404 and "no tag 'v2'" in r.json()["message"]
+    r = await client.post("/sandboxes", json={"templateID": "nothing:v2"})   # no such template: as before
+    assert r.status_code in (400, 404) and "nothing" in r.json()["message"]
 
 
 async def test_restart_cleans_up_what_it_cannot_adopt(tmp_path, tier):
