@@ -45,7 +45,7 @@ def test_metadata_travels_with_the_file(sbx: Sandbox, workdir: str) -> None:
     # A rewrite without metadata clears it; an attribute set inside the sandbox shows up.
     assert sbx.files.write(f"{workdir}/r.txt", "y").metadata is None
     assert sbx.files.get_info(f"{workdir}/r.txt").metadata is None
-    sbx.commands.run(f"python -c \"import os; os.setxattr('{workdir}/r.txt', 'user.e2b.k', b'v')\"")
+    sbx.commands.run(f"python3 -c \"import os; os.setxattr('{workdir}/r.txt', 'user.e2b.k', b'v')\"")
     assert sbx.files.get_info(f"{workdir}/r.txt").metadata == {"k": "v"}
     # The SDK refuses bad keys itself; the server refuses what only it can measure (the size).
     with pytest.raises(InvalidArgumentException):
@@ -58,8 +58,11 @@ def test_metadata_travels_with_the_file(sbx: Sandbox, workdir: str) -> None:
 def test_symlink_info_and_removing_a_missing_path(sbx: Sandbox, workdir: str) -> None:
     sbx.files.write(f"{workdir}/target.txt", "t")
     sbx.commands.run("ln -s target.txt link.txt && ln -s nowhere dangling", cwd=workdir)
+    # envd sends the target's type plus `isSymlink` (as E2B's current envd): SDK 2.45 shows FILE,
+    # the pinned 2.63 shows SYMLINK from `isSymlink`; the wire itself is tests/envd/test_entries.py.
     link = sbx.files.get_info(f"{workdir}/link.txt")
-    assert link.type == FileType.FILE and link.symlink_target == f"{workdir}/target.txt"
+    assert link.type == FileType.SYMLINK and link.symlink_target == f"{workdir}/target.txt"
+    assert link.size == len("target.txt")
     assert sbx.files.get_info(f"{workdir}/dangling").type == FileType.SYMLINK
     sbx.files.remove(f"{workdir}/never-existed.txt")   # no error, as on E2B
 
