@@ -55,6 +55,12 @@ def test_metadata_travels_with_the_file(sbx: Sandbox, workdir: str) -> None:
     assert not sbx.files.exists(f"{workdir}/big.txt")
 
 
+def test_python_is_on_path_in_base(sbx: Sandbox) -> None:
+    """E2B's base has `python`; so does corral's once `make template` rebuilt base (its recipe
+    hash changed)."""
+    assert sbx.commands.run("python -c 'print(6 * 7)'").stdout == "42\n"
+
+
 def test_symlink_info_and_removing_a_missing_path(sbx: Sandbox, workdir: str) -> None:
     sbx.files.write(f"{workdir}/target.txt", "t")
     sbx.commands.run("ln -s target.txt link.txt && ln -s nowhere dangling", cwd=workdir)
