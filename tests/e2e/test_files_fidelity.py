@@ -56,8 +56,12 @@ def test_metadata_travels_with_the_file(sbx: Sandbox, workdir: str) -> None:
 
 
 def test_python_is_on_path_in_base(sbx: Sandbox) -> None:
-    """E2B's base has `python`; so does corral's once `make template` rebuilt base (its recipe
-    hash changed)."""
+    """E2B's base has `python`; so has corral's, built from the current recipe (`make template`
+    rebuilds a base whose recipe hash is older, as on a machine that built it before)."""
+    from corral.templates import TemplateStore
+    from corral.templates.recipe import BASE_RECIPE
+    if TemplateStore().get("base").recipe_hash != BASE_RECIPE.hash:
+        pytest.skip("base was built from an older recipe: `make template` rebuilds it")
     assert sbx.commands.run("python -c 'print(6 * 7)'").stdout == "42\n"
 
 
