@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -19,12 +19,14 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from corral.api import dashboard, sandboxes, snapshots, template_builds, templates, usage_routes
+from corral.api import (dashboard, sandboxes, snapshots, template_builds, templates, usage_routes, volume_content,
+                        volumes)
 from corral.api.auth import KeyRing
 from corral.api.errors import EXCEPTION_HANDLERS, error_response
 from corral.api.meter import Meter
 from corral.api.proxy import SandboxProxy
 from corral.api.routing import sandbox_target
+from corral.api.signed_files import find_signed_sandbox, is_signed_files_request
 from corral.api.metrics_history import MetricsHistory
 from corral.api.telemetry import RequestTimer, Telemetry
 from corral.config import Settings
@@ -32,6 +34,7 @@ from corral.lifecycle import SandboxService, make_tier
 from corral.runtime.base import Tier
 from corral.store import Store
 from corral.templates import TemplateStore
+from corral.wire import ENVD_PORT
 
 log = logging.getLogger("corral.api")
 
@@ -45,10 +48,13 @@ async def health(_request: Request) -> Response:
 class Corral:
     """The outer ASGI callable: dispatches to the proxy or the REST app."""
 
-    def __init__(self, rest: Starlette, proxy: SandboxProxy, keys: KeyRing) -> None:
+    def __init__(self, rest: Starlette, proxy: SandboxProxy, keys: KeyRing, *, check_keys: bool = True) -> None:
         self.rest = rest
         self.proxy = proxy
         self.keys = keys
+        # False on a cluster's node: its only callers are API replicas, which checked the key and
+        # prove themselves with the node credential (corral/cluster/credential.py) before this runs.
+        self.check_keys = check_keys
         self.state = rest.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -63,11 +69,20 @@ class Corral:
         if scope["type"] == "http":
             headers = dict(scope["headers"])
             target = sandbox_target(headers)
+            if target is None and is_signed_files_request(scope["path"], scope.get("query_string", b"")):
+                sandbox_id = find_signed_sandbox(self.proxy.service, scope["method"], scope["query_string"])
+                if sandbox_id is None:
+                    resp = error_response(401, "invalid signature")
+                    await resp(scope, receive, send)
+                    return
+                target = (sandbox_id, ENVD_PORT)
             if target is not None:
                 await self.proxy(scope, receive, send, *target)
                 return
-            public = scope["path"] in PUBLIC_PATHS or scope["path"].startswith(template_builds.UPLOAD_PREFIX)
-            if not public and not self.keys.check(
+            # (Volume content requests carry the volume's token, checked by their routes.)
+            public = (scope["path"] in PUBLIC_PATHS or scope["path"].startswith(template_builds.UPLOAD_PREFIX)
+                      or scope["path"].startswith(volume_content.PREFIX))
+            if self.check_keys and not public and not self.keys.check(
                 headers.get(b"x-api-key", b"").decode("latin-1") or None
             ):
                 resp = error_response(401, "Invalid API key, please visit the corral docs: keys are created with `corral keys create`")
@@ -76,8 +91,14 @@ class Corral:
         await self.rest(scope, receive, send)
 
 
-def create_app(settings: Settings, *, tier: Tier | None = None, templates_store: TemplateStore | None = None) -> Corral:
-    store = Store(settings.database)
+# Something more a server runs for its whole life, entered once the sandbox service has started
+# (and so recovered) and left before it closes: a cluster node's registration and heartbeats.
+LifespanHook = Callable[[SandboxService], contextlib.AbstractAsyncContextManager[None]]
+
+
+def create_app(settings: Settings, *, tier: Tier | None = None, templates_store: TemplateStore | None = None,
+               check_keys: bool = True, hooks: Sequence[LifespanHook] = ()) -> Corral:
+    store = Store(settings.database, node_id=settings.node_id)
     keys = KeyRing(store, settings.env_api_keys)
     tmpl = templates_store if templates_store is not None else TemplateStore(settings.template_dir)
     service = SandboxService(settings, store, tmpl, tier or make_tier(settings))
@@ -92,7 +113,10 @@ def create_app(settings: Settings, *, tier: Tier | None = None, templates_store:
         await service.start()
         history.start()
         try:
-            yield
+            async with contextlib.AsyncExitStack() as stack:
+                for hook in hooks:
+                    await stack.enter_async_context(hook(service))
+                yield
         finally:
             await history.close()
             await asyncio.to_thread(template_builds.close, rest.state)
@@ -101,7 +125,7 @@ def create_app(settings: Settings, *, tier: Tier | None = None, templates_store:
 
     rest = Starlette(
         routes=[Route("/health", health), Route("/metrics", telemetry.endpoint), *usage_routes.routes, *dashboard.routes,
-                *snapshots.routes, *sandboxes.routes, *templates.routes, *template_builds.routes],
+                *snapshots.routes, *sandboxes.routes, *volumes.routes, *volume_content.routes, *templates.routes, *template_builds.routes],
         middleware=[Middleware(RequestTimer, telemetry=telemetry)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
@@ -113,4 +137,4 @@ def create_app(settings: Settings, *, tier: Tier | None = None, templates_store:
     rest.state.meter = meter
     rest.state.telemetry = telemetry
     rest.state.metrics_history = history
-    return Corral(rest, proxy, keys)
+    return Corral(rest, proxy, keys, check_keys=check_keys)

@@ -87,8 +87,10 @@ class Forks:
             template, image, record_limits(src), env=dict(config.env_vars), alias=src.alias or src.template_id,
             timeout=timeout, metadata=dict(src.metadata_ or {}), auto_pause=src.on_timeout == "pause",
             layer=layer, handoff=config,
+            volumes=tuple(self.parts.store.volumes.mounts_of(src.sandbox_id)),   # shared, not copied
         )
-        running = self.parts.store.update(rec.sandbox_id, state=SandboxState.RUNNING.value)
+        running = self.parts.store.update(rec.sandbox_id, state=SandboxState.RUNNING.value,
+                                          auto_pause_mode=src.auto_pause_mode, auto_resume=src.auto_resume)
         assert running is not None
         self.parts.wake.set()
         return running

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
+from corral.errors import InvalidRequest
 from corral.ids import new_access_token, new_sandbox_id
 from corral.lifecycle import boot
 from corral.lifecycle.deadlines import own_end_at, pool_lease_end
@@ -41,6 +42,8 @@ from corral.wire.client import EnvdError, login_shell
 from corral.wire.handoff import EnvdConfig
 
 READY_TIMEOUT_S = 120.0
+# Tiers that cannot mount volumes (namespace and gvisor do: runtime/namespace/volumes.py).
+NO_VOLUME_TIERS = frozenset({"microvm"})
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class StartPlan:
     isolation: str = "namespace"   # the tier chosen for it (see lifecycle/tiers.py)
     # Boot from this writable layer (a snapshot's) instead of an empty one; never from a pool.
     layer: Path | None = None
+    # (volume id, path) pairs the sandbox mounts (lifecycle/volumes.py); never from a pool.
+    volumes: tuple[tuple[str, str], ...] = ()
 
     @property
     def env(self) -> dict[str, str]:
@@ -79,13 +84,15 @@ class Starter:
         s = self.parts.settings
         template = self.parts.templates.get(request.template)   # TemplateNotFound is a 404
         image = image_config(template)
+        isolation = choose_isolation(s, self.parts.tier, image.isolation if image else None, request.isolation)
+        volumes = tuple(self.parts.volumes.resolve(list(request.volume_mounts)))
+        if volumes and isolation in NO_VOLUME_TIERS:
+            raise InvalidRequest(f"volume mounts are not supported on the {isolation} tier yet")
         return StartPlan(
             template=template, image=image, limits=self.limits(template, request.resources),
             timeout=resolve_timeout(request.timeout, s.default_timeout_s, s.ceilings),
             egress=self.parts.egress.resolve(request.network, image.network if image else None),
-            request=request,
-            isolation=choose_isolation(s, self.parts.tier, image.isolation if image else None,
-                                       request.isolation),
+            request=request, isolation=isolation, volumes=volumes,
         )
 
     def default_isolation(self, image: ImageConfig | None) -> str:
@@ -99,7 +106,8 @@ class Starter:
                      env: dict[str, str], alias: str, timeout: int, metadata: dict[str, str],
                      auto_pause: bool = False, pooled: bool = False, isolation: str | None = None,
                      egress: EgressPolicy | None = None, layer: Path | None = None,
-                     handoff: EnvdConfig | None = None) -> SandboxRecord:
+                     handoff: EnvdConfig | None = None,
+                     volumes: tuple[tuple[str, str], ...] = ()) -> SandboxRecord:
         """Start one sandbox; its row is left in `starting` (or `pooled`), never `running`.
 
         ``egress``: a tier whose sandboxes take their network at boot (gVisor) gets it attached
@@ -120,7 +128,10 @@ class Starter:
                 uid_slot=slot, workdir=str(workdir), envd_version=ENVD_VERSION,
                 envd_access_token=token, traffic_access_token=new_access_token(), metadata_=metadata,
                 allow_internet_access=False, on_timeout="pause" if auto_pause else "kill",
+                node_id=parts.store.node_id,
             ))
+            if volumes:   # in use from now on: a delete racing this start is refused
+                parts.store.volumes.add_mounts(sandbox_id, volumes)
         # What the sandbox's envd starts with, serialised once; the tier passes the bytes on unread.
         rec = parts.store.get(sandbox_id)
         assert rec is not None
@@ -133,6 +144,7 @@ class Starter:
         spec = SandboxSpec(
             sandbox_id=sandbox_id, template=template.name, rootfs=template.rootfs, workdir=workdir,
             uid_base=uid_base_for_slot(slot), limits=limits, payload_config=handoff.to_bytes(), layer=layer,
+            volumes=parts.volumes.binds(list(volumes)),
         )
         before_boot = None
         if egress is not None and egress.grants_egress and attaches_at_boot(parts.tier, isolation):
@@ -213,7 +225,8 @@ class Starter:
                 raise
         running = parts.store.update(rec.sandbox_id, state=SandboxState.RUNNING.value,
                                      allow_internet_access=plan.egress.internet, public_traffic=net.public_traffic,
-                                     network=net.echo)
+                                     network=net.echo, auto_pause_mode=plan.request.auto_pause_mode,
+                                     auto_resume=plan.request.auto_resume)
         assert running is not None
         parts.wake.set()
         return running
@@ -223,5 +236,6 @@ class Starter:
         req = plan.request
         rec = await self.launch(plan.template, plan.image, plan.limits, env=plan.env, alias=req.template,
                                 timeout=plan.timeout, metadata=dict(req.metadata), auto_pause=req.auto_pause,
-                                isolation=plan.isolation, egress=plan.egress, layer=plan.layer)
+                                isolation=plan.isolation, egress=plan.egress, layer=plan.layer,
+                                volumes=plan.volumes)
         return await self.finish(rec, plan)
