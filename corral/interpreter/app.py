@@ -188,6 +188,10 @@ class InterpreterApp:
         return JSONResponse(ctx.to_json())
 
     async def list_contexts(self, request: Request) -> Response:
+        try:
+            self.contexts.ensure_defaults()
+        except ExecutionContextError as exc:
+            return PlainTextResponse(str(exc), status_code=500)
         return JSONResponse([c.to_json() for c in self.contexts.contexts.values() if not c.removed])
 
     async def restart_context(self, request: Request) -> Response:

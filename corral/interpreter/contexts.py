@@ -49,7 +49,8 @@ class InterpreterConfig:
     r: str = "/usr/bin/R"
     java: str = "/usr/bin/java"
     bash: str = "/bin/bash"
-    default_languages: tuple[str, ...] = (PYTHON,)
+    default_languages: tuple[str, ...] = (PYTHON,)     # kernels started with the interpreter
+    listed_languages: tuple[str, ...] = (PYTHON, JAVASCRIPT)  # default contexts that always exist
     resolve_user: Callable[[str], User] = field(default=lookup_user)
 
 
@@ -218,6 +219,7 @@ class ContextManager:
         self.contexts: dict[str, Context] = {}
         self.defaults: dict[str, Context] = {}
         self._executions: set[asyncio.Task[None]] = set()
+        self._defaults_registered = False
 
     def _user(self) -> User:
         try:
@@ -225,8 +227,22 @@ class ContextManager:
         except ConnectError as exc:
             raise ExecutionContextError(f"cannot run kernels as {self.config.default_user!r}: {exc.message}") from None
 
+    def ensure_defaults(self) -> None:
+        """Register the default contexts E2B always lists (Python and JavaScript), once, before any
+        context a client creates, so listings show them first. A default context's kernel starts
+        on first use unless its language is in `default_languages` (warm start)."""
+        if self._defaults_registered:
+            return
+        self._defaults_registered = True
+        for lang in self.config.listed_languages:
+            self.default(lang)
+
     def create(self, language: object = None, cwd: object = None) -> Context:
-        """Register a context (its kernel starts in the background); raises ValueError on bad input."""
+        """Register a context (its kernel starts on `start` or first use); raises ValueError on bad input."""
+        self.ensure_defaults()
+        return self._create(language, cwd)
+
+    def _create(self, language: object = None, cwd: object = None) -> Context:
         lang = normalize(language)
         user = self._user()
         if cwd is None or cwd == "":
@@ -253,9 +269,10 @@ class ContextManager:
 
     def default(self, language: object) -> Context:
         lang = normalize(language)
+        self.ensure_defaults()
         ctx = self.defaults.get(lang)
         if ctx is None or ctx.removed:
-            ctx = self.create(lang)
+            ctx = self._create(lang)
             self.defaults[lang] = ctx
         return ctx
 
@@ -281,6 +298,7 @@ class ContextManager:
 
     async def start_defaults(self) -> None:
         """Warm start: create and start each default language's context now."""
+        self.ensure_defaults()
         for lang in self.config.default_languages:
             ctx = self.default(lang)
             try:

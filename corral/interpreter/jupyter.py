@@ -29,7 +29,9 @@ from corral.interpreter.kernel import Emit, Kernel, KernelDied, KernelSpec
 from corral.interpreter.launch import KernelProcess, KernelStartError, kernel_env
 from corral.interpreter.languages import PYTHON, R
 
-PYTHON_STARTUP = (Path(__file__).with_name("python_startup.py")).read_text(encoding="utf-8")
+# Run as one cell at kernel start: the chart description first, then the setup that uses it.
+PYTHON_STARTUP = "\n\n".join(
+    Path(__file__).with_name(name).read_text(encoding="utf-8") for name in ("python_charts.py", "python_startup.py"))
 
 _POLL_SECONDS = 0.25
 _REPLY_TIMEOUT = 30.0
@@ -99,7 +101,14 @@ class JupyterKernel(Kernel):
 
     @property
     def alive(self) -> bool:
-        return self.process is not None and self.process.alive
+        # A kernel killed by kill_now() (an interrupt it ignored) is dead at once for the next
+        # cell, even before its process has been reaped.
+        return self.client is not None and self.process is not None and self.process.alive
+
+    def _client(self, doing: str) -> Any:
+        if self.client is None:
+            raise self._died(doing)
+        return self.client
 
     def _argv(self, connection_file: str) -> list[str]:
         if self.spec.language == R:
@@ -184,7 +193,7 @@ class JupyterKernel(Kernel):
             if remaining <= 0:
                 raise TimeoutError(doing)
             try:
-                msg = await self.client.get_shell_msg(timeout=min(_POLL_SECONDS, remaining))
+                msg = await self._client(doing).get_shell_msg(timeout=min(_POLL_SECONDS, remaining))
             except queue.Empty:
                 if not self.alive:
                     raise self._died(doing) from None
@@ -195,7 +204,7 @@ class JupyterKernel(Kernel):
     async def _next_iopub(self, doing: str) -> dict[str, Any]:
         while True:
             try:
-                return await self.client.get_iopub_msg(timeout=_POLL_SECONDS)
+                return await self._client(doing).get_iopub_msg(timeout=_POLL_SECONDS)
             except queue.Empty:
                 if not self.alive:
                     raise self._died(doing) from None
@@ -218,7 +227,7 @@ class JupyterKernel(Kernel):
 
     async def _execute(self, code: str, emit: Emit | None) -> None:
         silent = emit is None
-        msg_id = self.client.execute(code, silent=silent, store_history=not silent,
+        msg_id = self._client("receiving a cell").execute(code, silent=silent, store_history=not silent,
                                      allow_stdin=False, stop_on_error=False)
         error_sent = False
         while True:

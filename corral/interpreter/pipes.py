@@ -15,6 +15,7 @@ import base64
 import codecs
 import json
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -33,6 +34,7 @@ BASH_RUNTIME = (_RUNTIMES / "bash_kernel.sh").read_text(encoding="utf-8")
 JAVA_RUNTIME = (_RUNTIMES / "CorralJavaKernel.java").read_text(encoding="utf-8")
 
 _MAX_CONTROL_LINE = 64 * 1024 * 1024
+_NEWLINES = re.compile(r"(\n)")
 
 
 def encode_request(code: str, env_vars: Mapping[str, str], as_json: bool) -> bytes:
@@ -45,7 +47,7 @@ def encode_request(code: str, env_vars: Mapping[str, str], as_json: bool) -> byt
 class PipeKernel(Kernel):
     def __init__(self, spec: KernelSpec, argv: Sequence[str], *, json_requests: bool,
                  extra_env: Mapping[str, str] | None = None, files: Mapping[str, str] | None = None,
-                 signal_group: bool = False) -> None:
+                 signal_group: bool = False, newline_apart: bool = False) -> None:
         super().__init__(spec)
         self.argv = list(argv)
         self.json_requests = json_requests
@@ -54,6 +56,9 @@ class PipeKernel(Kernel):
         # is replaced by their (fresh, root-owned) directory, removed once the kernel is ready.
         self.files = dict(files or {})
         self.signal_group = signal_group
+        # Java output as E2B's Java kernel streams it: a line's text and its newline are separate
+        # messages ("Hello\n" -> "Hello", "\n"), so a line's message has no trailing newline.
+        self.newline_apart = newline_apart
         self.process: KernelProcess | None = None
         self._emit: Emit | None = None
         self._control = bytearray()
@@ -77,8 +82,14 @@ class PipeKernel(Kernel):
 
     def _output(self, name: str, data: bytes) -> None:
         text = self._decoders[name].decode(data)
-        if text and self._emit is not None:
+        if not text or self._emit is None:
+            return
+        if not self.newline_apart:
             self._emit(events.stream(name, text))
+            return
+        for part in _NEWLINES.split(text):
+            if part:
+                self._emit(events.stream(name, part))
 
     def _on_control(self, data: bytes) -> None:
         self._control += data
@@ -208,7 +219,9 @@ class PipeKernel(Kernel):
 
 def node_kernel(spec: KernelSpec, node: str, typescript_module: str) -> PipeKernel:
     assert spec.language in (JAVASCRIPT, TYPESCRIPT)
-    argv = [node, "--stack-trace-limit=20", "-e", NODE_RUNTIME, spec.language, typescript_module]
+    # --experimental-vm-modules: node runs a cell's `import()` only with it (vm's callback).
+    argv = [node, "--stack-trace-limit=20", "--experimental-vm-modules", "-e", NODE_RUNTIME, spec.language,
+            typescript_module]
     return PipeKernel(spec, argv, json_requests=True, extra_env={"NODE_NO_WARNINGS": "1"})
 
 
@@ -219,7 +232,10 @@ def java_kernel(spec: KernelSpec, java: str) -> PipeKernel:
             "--add-opens", "java.base/java.lang=ALL-UNNAMED",
             "--add-opens", "java.base/java.io=ALL-UNNAMED",
             "{dir}/CorralJavaKernel.java"]
-    return PipeKernel(spec, argv, json_requests=False, files={"CorralJavaKernel.java": JAVA_RUNTIME})
+    # The sandbox's env vars become system properties too (as on E2B); only their names travel.
+    names = ",".join(k for k in spec.sandbox_env() if k and "," not in k)
+    return PipeKernel(spec, argv, json_requests=False, files={"CorralJavaKernel.java": JAVA_RUNTIME},
+                      extra_env={"CORRAL_ENV_PROPERTIES": names}, newline_apart=True)
 
 
 def bash_kernel(spec: KernelSpec, bash: str) -> PipeKernel:

@@ -1,6 +1,6 @@
 """Executed once inside every Python kernel (sent as code, never imported by the daemon).
 
-It teaches IPython two extra MIME types the code-interpreter protocol knows about:
+python_charts.py runs first and gives `chart_of`. This code teaches IPython two extra MIME types the code-interpreter protocol knows about:
 - `e2b/chart`: a matplotlib Figure described as data (type, title, elements, axes), so that
   clients can redraw a chart instead of only showing its PNG;
 - `e2b/data`: a pandas DataFrame as a column -> values dict.
@@ -9,12 +9,13 @@ and a helper pair that applies per-execution environment variables and restores 
 Plot kinds are recognised by wrapping the few Axes methods that create them (plot, scatter, bar,
 pie, boxplot): each wrapper records what it drew on the Axes. Reading the recorded calls is
 exact, where guessing a plot's kind from its artists afterwards is not (a box plot is just lines).
-Everything lives in one function scope and is deleted, so the user's namespace stays clean.
+Images shown or saved with PIL become results (see `hook_pil`). Libraries are hooked when the
+user first imports them. Everything lives in one function scope and is deleted, so the user's
+namespace stays clean.
 """
 
 
 def __corral_setup():  # noqa: C901 - one closure on purpose: nothing leaks into user globals
-    import math
     import os
     import sys
 
@@ -51,98 +52,7 @@ def __corral_setup():  # noqa: C901 - one closure on purpose: nothing leaks into
         fmt = cls(parent=display_formatter)
         display_formatter.formatters[fmt.format_type] = fmt
 
-    def number(value):
-        try:
-            out = float(value)
-        except (TypeError, ValueError):
-            return str(value)
-        return out if math.isfinite(out) else None
-
-    def text_or_none(value):
-        return value if value else None
-
-    def tick_info(ax):
-        info = {}
-        for axis, name in ((ax.xaxis, "x"), (ax.yaxis, "y")):
-            info[f"{name}_ticks"] = [number(t) for t in axis.get_ticklocs()]
-            info[f"{name}_tick_labels"] = [t.get_text() for t in axis.get_ticklabels()]
-            info[f"{name}_scale"] = axis.get_scale()
-        return info
-
-    def axes_2d(ax):
-        return {"x_label": text_or_none(ax.get_xlabel()), "y_label": text_or_none(ax.get_ylabel()),
-                "x_unit": None, "y_unit": None}
-
-    def label_of(artist, index, kind):
-        label = artist.get_label()
-        return label if label and not label.startswith("_") else f"{kind} {index}"
-
-    def describe_axes(ax):
-        kinds = getattr(ax, "_corral_kinds", [])
-        title = ax.get_title() or None
-        if "box" in kinds:
-            elements = []
-            for stats in getattr(ax, "_corral_boxes", []):
-                elements.append({
-                    "label": str(stats.get("label", "")), "min": number(stats["whislo"]),
-                    "first_quartile": number(stats["q1"]), "median": number(stats["med"]),
-                    "third_quartile": number(stats["q3"]), "max": number(stats["whishi"]),
-                    "outliers": [number(v) for v in stats.get("fliers", [])],
-                })
-            return {"type": "box_and_whisker", "title": title, "elements": elements, **axes_2d(ax)}
-        if "pie" in kinds:
-            from matplotlib.patches import Wedge
-
-            elements = [{"label": w.get_label(), "angle": number(abs(w.theta2 - w.theta1)),
-                         "radius": number(w.r)} for w in ax.patches if isinstance(w, Wedge)]
-            return {"type": "pie", "title": title, "elements": elements}
-        if "bar" in kinds:
-            from matplotlib.container import BarContainer
-
-            labels = {number(t): lab.get_text()
-                      for t, lab in zip(ax.xaxis.get_ticklocs(), ax.xaxis.get_ticklabels())}
-            elements = []
-            for gi, container in enumerate(c for c in ax.containers if isinstance(c, BarContainer)):
-                group = label_of(container, gi, "Group")
-                for rect in container.patches:
-                    center = number(rect.get_x() + rect.get_width() / 2)
-                    label = labels.get(center) or (str(center) if center is not None else "")
-                    elements.append({"label": label, "group": group, "value": number(rect.get_height())})
-            return {"type": "bar", "title": title, "elements": elements, **axes_2d(ax)}
-        if "scatter" in kinds:
-            from matplotlib.collections import PathCollection
-
-            elements = []
-            for i, coll in enumerate(c for c in ax.collections if isinstance(c, PathCollection)):
-                points = [[number(x), number(y)] for x, y in coll.get_offsets()]
-                elements.append({"label": label_of(coll, i, "Scatter"), "points": points})
-            return {"type": "scatter", "title": title, "elements": elements, **axes_2d(ax), **tick_info(ax)}
-        if ax.get_lines():
-            elements = []
-            for i, line in enumerate(ax.get_lines()):
-                points = [[number(x), number(y)] for x, y in line.get_xydata()]
-                elements.append({"label": label_of(line, i, "Line"), "points": points})
-            return {"type": "line", "title": title, "elements": elements, **axes_2d(ax), **tick_info(ax)}
-        return {"type": "unknown", "title": title, "elements": []}
-
-    def describe_figure(fig):
-        axes = [ax for ax in fig.get_axes() if ax.get_visible() and ax.has_data()]
-        if not axes:
-            return None
-        if len(axes) == 1:
-            chart = describe_axes(axes[0])
-            if not chart["title"] and fig._suptitle is not None:
-                chart["title"] = fig._suptitle.get_text() or None
-            return chart
-        title = fig._suptitle.get_text() if fig._suptitle is not None else None
-        return {"type": "superchart", "title": title or None,
-                "elements": [describe_axes(ax) for ax in axes]}
-
-    def chart_of(fig):
-        try:
-            return describe_figure(fig)
-        except Exception:  # a chart is optional; the PNG still goes out
-            return None
+    chart_of = __corral_chart_functions()  # noqa: F821 - defined by python_charts.py, run first
 
     def data_of(frame):
         try:
@@ -204,37 +114,76 @@ def __corral_setup():  # noqa: C901 - one closure on purpose: nothing leaks into
     data_formatter = display_formatter.formatters["e2b/data"]
     data_formatter.for_type_by_name("pandas.core.frame", "DataFrame", data_of)
 
-    # Hook matplotlib when (and only if) the user imports pyplot: importing it here would cost
-    # every kernel start a few hundred milliseconds for users who never plot. pyplot is the
-    # trigger because by the end of its import matplotlib is complete (axes alone is not).
-    if "matplotlib.pyplot" in sys.modules:
-        hook_matplotlib()
-    else:
+    def hook_pil():
+        """Images shown or saved with PIL appear as results, as on E2B: `Image.show()` displays
+        the image in the cell (no desktop viewer exists here), and `Image.save(path)` displays
+        what it saved. Saving to a file object stays silent."""
+        from PIL import Image, ImageShow
+
+        if getattr(Image.Image, "_corral_hooked", False):
+            return
+
+        class CellViewer(ImageShow.Viewer):
+            def show_image(self, image, **options):
+                from IPython.display import display
+
+                display(image)
+                return 1
+
+        ImageShow.register(CellViewer, 0)
+        original_save = Image.Image.save
+
+        def save(self, fp, *args, **kwargs):
+            out = original_save(self, fp, *args, **kwargs)
+            if isinstance(fp, (str, bytes, os.PathLike)):
+                from IPython.display import display
+
+                display(self)
+            return out
+
+        save.__wrapped__ = original_save
+        save.__doc__ = original_save.__doc__
+        Image.Image.save = save
+        Image.Image._corral_hooked = True
+
+    # Hook a library when (and only if) the user imports it: importing it here would cost every
+    # kernel start time for users who never plot. pyplot is matplotlib's trigger because by the
+    # end of its import matplotlib is complete (axes alone is not).
+    hooks = {"matplotlib.pyplot": hook_matplotlib, "PIL.Image": hook_pil}
+    for name in [n for n in hooks if n in sys.modules]:
+        try:
+            hooks.pop(name)()
+        except Exception:
+            pass
+    if hooks:
         import importlib.abc
+        import importlib.util
 
         class _Finder(importlib.abc.MetaPathFinder):
             def find_spec(self, fullname, path, target=None):
-                if fullname == "matplotlib.pyplot":
+                hook = hooks.pop(fullname, None)  # popped first: the find_spec below skips us
+                if hook is None:
+                    return None
+                if not hooks:
                     sys.meta_path.remove(self)
-                    spec = importlib.util.find_spec(fullname)
-                    loader = spec.loader
-                    exec_module = loader.exec_module
-
-                    def exec_and_hook(module):
-                        exec_module(module)
-                        try:
-                            hook_matplotlib()
-                        except Exception:
-                            pass  # charts are optional; plotting itself must keep working
-
-                    loader.exec_module = exec_and_hook
+                spec = importlib.util.find_spec(fullname)
+                if spec is None or spec.loader is None:
                     return spec
-                return None
+                loader = spec.loader
+                exec_module = loader.exec_module
 
-        import importlib.util
+                def exec_and_hook(module):
+                    exec_module(module)
+                    try:
+                        hook()
+                    except Exception:
+                        pass  # hooks are optional; the library itself must keep working
+
+                loader.exec_module = exec_and_hook
+                return spec
 
         sys.meta_path.insert(0, _Finder())
 
 
 __corral_setup()
-del __corral_setup
+del __corral_setup, __corral_chart_functions  # noqa: F821 - see python_charts.py

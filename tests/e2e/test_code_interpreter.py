@@ -210,3 +210,27 @@ def test_interpreter_calls_need_a_token(sbx: Sandbox, server) -> None:  # type: 
         r = httpx.post(server.url + "/execute", json={"code": "1"}, headers={**base, **headers})
         assert r.status_code == 401
         assert httpx.get(server.url + "/contexts", headers={**base, **headers}).status_code == 401
+
+
+def test_e2b_fidelity_contexts_imports_java_images_and_chart_details(sbx: Sandbox) -> None:
+    """What E2B's own code-interpreter suite checks beyond the basics, through the official SDK:
+    default contexts, ES-module imports, Java env vars as system properties and Java's line
+    framing, PIL images as results, chart units/scales and pie angles."""
+    assert {"python", "javascript"} <= {c.language for c in sbx.list_code_contexts()}
+    js = sbx.run_code("import { readFileSync } from 'fs'\nconsole.log(typeof readFileSync)", language="js")
+    assert js.error is None and js.logs.stdout == ["function\n"], (js.error, js.logs)
+    java = sbx.run_code('System.getProperty("SANDBOX_LEVEL")', language="java")
+    assert java.text == "from-create", (java.error, java.results)
+    java = sbx.run_code('System.out.println(System.getProperty("PER_RUN"))', language="java", envs={"PER_RUN": "yes"})
+    assert java.logs.stdout == ["yes", "\n"], (java.error, java.logs)
+    assert sbx.run_code('System.getProperty("PER_RUN", "gone")', language="java").text == "gone"
+    images = sbx.run_code("from PIL import Image\nim = Image.new('RGB', (4, 4), 'blue')\nim.show()\n"
+                          "im.save('/tmp/fidelity.png')\nprint('saved')")
+    assert images.error is None and len([r for r in images.results if r.png]) == 2, images
+    charts = sbx.run_code(
+        "import matplotlib.pyplot as plt\nplt.figure(); plt.plot([1, 2], [3, 4]); plt.xlabel('Time (s)')\n"
+        "plt.ylabel('y'); plt.yscale('log'); plt.show()\n"
+        "fig, ax = plt.subplots(); ax.pie([90, 10], labels=['a', 'b'], startangle=90); plt.show()")
+    line, pie = (r.chart for r in charts.results if r.chart is not None)
+    assert (line.x_unit, line.y_unit, line.y_scale.value) == ("s", None, "log")
+    assert [(e.label, e.angle) for e in pie.elements] == [("a", 324), ("b", 36)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import httpx
 
@@ -34,6 +35,24 @@ async def test_contexts_are_isolated_and_listed(interp: Interpreter) -> None:
         assert {a["id"], b["id"]} <= ids
         for x in listed:
             assert set(x) == {"id", "language", "cwd"}
+
+
+async def test_default_contexts_are_python_and_javascript_listed_first(interp: Interpreter) -> None:
+    """As on E2B, a fresh interpreter lists a Python and a JavaScript context, before any context a
+    client creates; the JavaScript kernel starts only when a cell first runs in it."""
+    async with interp.client() as c:
+        listed = (await c.get("/contexts")).json()
+        defaults = {x["language"]: x for x in listed[:2]}
+        assert set(defaults) == {"python", "javascript"}, listed
+        assert defaults["javascript"]["cwd"] == str(interp.sandbox.user_home)
+        made = await _create(c, language="python")
+        again = (await c.get("/contexts")).json()
+        assert again[-1]["id"] == made["id"] and [x["id"] for x in again[:2]] == [x["id"] for x in listed[:2]]
+        # A cell with language "javascript" runs in that listed default context.
+        if shutil.which("node"):
+            await run(c, "globalThis.markDefault = 5", language="javascript")
+            ex = await run(c, "markDefault + 1", context_id=defaults["javascript"]["id"])
+            assert ex.text == "6", ex.events
 
 
 async def test_restart_clears_state(interp: Interpreter) -> None:

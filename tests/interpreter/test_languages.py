@@ -57,6 +57,25 @@ async def test_js_errors_and_env(interp: Interpreter) -> None:
 
 
 @needs_node
+@needs_typescript
+async def test_js_es_module_imports(interp: Interpreter) -> None:
+    """`import` declarations work in a JavaScript cell (default, named, renamed, namespace and bare
+    imports), and the imported names stay visible to later cells like any top-level binding."""
+    async with interp.client() as c:
+        ex = await run(c, "import { readFileSync as rfs, existsSync } from 'fs'\nimport path from 'path'\n"
+                          "import * as os from 'os'\nimport 'util'\n"
+                          "console.log(typeof rfs, typeof existsSync, path.join('a', 'b'), typeof os.hostname)",
+                       language="js")
+        assert ex.error is None, ex.error
+        assert ex.stdout == "function function a/b function\n"
+        assert (await run(c, "typeof rfs + ' ' + path.sep", language="js")).text == "function /"
+        ex = await run(c, "import { nothing } from 'no-such-package-here'", language="js")
+        assert ex.error is not None and "no-such-package-here" in ex.error["value"]
+        ex = await run(c, "const { sep } = await import('path'); sep", language="js")
+        assert ex.text == "/", ex.events
+
+
+@needs_node
 async def test_js_interrupt_on_disconnect(interp: Interpreter) -> None:
     async with interp.client() as c:
         ctx = (await c.post("/contexts", json={"language": "javascript"})).json()
@@ -99,13 +118,30 @@ async def test_java(interp: Interpreter) -> None:
 
 
 @needs_java
+async def test_java_env_vars_are_system_properties_and_lines_arrive_apart(interp: Interpreter) -> None:
+    """As on E2B: a cell's env vars are also system properties (restored afterwards, as the
+    environment is), and a printed line and its newline are separate stdout messages."""
+    async with interp.client() as c:
+        ex = await run(c, 'System.getProperty("FOO")', language="java", env_vars={"FOO": "bar"})
+        assert ex.text == "bar", ex.events
+        assert (await run(c, 'System.getProperty("FOO", "default")', language="java")).text == "default"
+        assert (await run(c, 'System.getProperty("SANDBOX_VAR")', language="java")).text == "from-sandbox"
+        ex = await run(c, 'System.getProperty("SANDBOX_VAR")', language="java", env_vars={"SANDBOX_VAR": "over"})
+        assert ex.text == "over"
+        assert (await run(c, 'System.getProperty("SANDBOX_VAR")', language="java")).text == "from-sandbox"
+        assert (await run(c, 'System.getProperty("user.dir")', language="java")).text == str(interp.sandbox.user_home)
+        ex = await run(c, 'System.out.println("one"); System.out.print("two"); System.out.println();', language="java")
+        assert [e["text"] for e in ex.of("stdout")] == ["one", "\n", "two", "\n"]
+
+
+@needs_java
 async def test_java_interrupt_on_disconnect(interp: Interpreter) -> None:
     async with interp.client() as c:
         ctx = (await c.post("/contexts", json={"language": "java"})).json()
         body = {"code": 'System.out.println("spinning"); while (true) { }', "context_id": ctx["id"]}
         async with c.stream("POST", "/execute", json=body) as r:
             async for line in r.aiter_lines():
-                if json.loads(line).get("text") == "spinning\n":
+                if json.loads(line).get("text") == "spinning":  # a line and its newline arrive apart
                     break
     async with interp.client() as c:
         assert (await run(c, "1 + 1", context_id=ctx["id"])).text == "2"

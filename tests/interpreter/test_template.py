@@ -10,6 +10,7 @@ chroots into it as user 1000. This proves the template carries everything the ke
 from __future__ import annotations
 
 import base64
+import datetime
 import os
 import stat
 from collections.abc import Iterator
@@ -77,6 +78,34 @@ async def test_python_data_stack(template_interp: Interpreter) -> None:
         assert "<table" in main["html"] and main["data"] == {"a": [0, 1]}
 
 
+async def test_chart_details_and_pil_images(template_interp: Interpreter) -> None:
+    """Chart data as E2B's clients read it (units from labels, date/log/categorical scales, ISO
+    date ticks and points, pie angles rounded), and PIL images shown or saved appear as results,
+    against the template's own matplotlib and Pillow."""
+    async with template_interp.client() as c:
+        ex = await run(c, "import datetime, numpy as np, matplotlib.pyplot as plt\n"
+                          "days = [datetime.date(2023, 9, 1) + datetime.timedelta(days=i) for i in range(4)]\n"
+                          "plt.figure(); plt.plot(days, [1.0, 2.0, 3.0, 4.0], label='up')\n"
+                          "plt.xlabel('Time (s)'); plt.ylabel('Power [kW]'); plt.yscale('log'); plt.show()")
+        chart = [r for r in ex.results if "chart" in r][0]["chart"]
+        assert (chart["x_unit"], chart["y_unit"], chart["x_scale"], chart["y_scale"]) == ("s", "kW", "datetime", "log")
+        assert chart["elements"][0]["points"][0] == ["2023-09-01", 1.0]
+        assert datetime.datetime.fromisoformat(chart["x_ticks"][0])
+        ex = await run(c, "plt.figure(); plt.plot([1, 2, 3], ['A', 'B', 'C']); plt.show()")
+        chart = [r for r in ex.results if "chart" in r][0]["chart"]
+        assert (chart["x_scale"], chart["y_scale"], chart["x_unit"]) == ("linear", "categorical", None)
+        assert chart["elements"][0]["points"][1] == [2.0, "B"]
+        ex = await run(c, "fig, ax = plt.subplots(); ax.pie([90, 10], labels=['a', 'b'], startangle=90); plt.show()")
+        chart = [r for r in ex.results if "chart" in r][0]["chart"]
+        assert [(e["label"], e["angle"]) for e in chart["elements"]] == [("a", 324.0), ("b", 36.0)]
+        ex = await run(c, "from PIL import Image\nim = Image.new('RGB', (8, 8), 'red')\nim.show()\n"
+                          "im.save('/tmp/corral-pil-test.png')\nimport io; im.save(io.BytesIO(), 'PNG')\nprint('done')")
+        assert ex.error is None, ex.error
+        pngs = [r["png"] for r in ex.results if "png" in r]
+        assert len(pngs) == 2 and all(base64.b64decode(p).startswith(b"\x89PNG") for p in pngs)
+        assert ex.stdout == "done\n"
+
+
 async def test_r(template_interp: Interpreter) -> None:
     async with template_interp.client() as c:
         ex = await run(c, "x <- 21\nprint('hi')\nx * 2", language="r")
@@ -97,6 +126,10 @@ async def test_javascript_and_typescript(template_interp: Interpreter) -> None:
         assert (ex.stdout, ex.text) == ("js\n", "42")
         ex = await run(c, "const n: number = 40;\nn + 2", language="ts")
         assert ex.text == "42", ex.events
+        ex = await run(c, "import { readFileSync } from 'fs'\nconsole.log(typeof readFileSync)", language="js")
+        assert ex.stdout == "function\n", ex.events  # the template's node (Debian's 18)
+        ex = await run(c, "const { sep } = await import('path'); sep", language="js")
+        assert ex.text == "/", ex.events
 
 
 async def test_java_and_bash(template_interp: Interpreter) -> None:

@@ -39,6 +39,7 @@ public class CorralJavaKernel {
         System.setOut(out);
         System.setErr(err);
         shell = JShell.builder().executionEngine("local").out(out).err(err).build();
+        sandboxEnvAsProperties();
         sun.misc.Signal.handle(new sun.misc.Signal("INT"), sig -> shell.stop());
         // Warm the compiler so the first user cell does not pay for it.
         shell.eval("int $corralWarmup = 0;");
@@ -50,7 +51,7 @@ public class CorralJavaKernel {
             String[] parts = line.split(" ", -1);
             String code = decode(parts[0]);
             String env = parts.length > 1 ? decode(parts[1]) : "";
-            Map<String, String> saved = applyEnv(env);
+            Map<String, String[]> saved = applyEnv(env);
             try {
                 runCell(code);
             } catch (Throwable t) {
@@ -126,6 +127,17 @@ public class CorralJavaKernel {
         }
     }
 
+    // As on E2B, the sandbox's env vars are also system properties (System.getProperty("X")).
+    // The daemon names them in CORRAL_ENV_PROPERTIES (names only: values stay in the environment).
+    private static void sandboxEnvAsProperties() {
+        String names = System.getenv("CORRAL_ENV_PROPERTIES");
+        if (names == null || names.isEmpty()) return;
+        for (String name : names.split(",")) {
+            String value = System.getenv(name);
+            if (!name.isEmpty() && value != null) System.setProperty(name, value);
+        }
+    }
+
     @SuppressWarnings("unchecked")
     private static Map<String, String> writableEnv() throws ReflectiveOperationException {
         Map<String, String> env = System.getenv();
@@ -134,34 +146,45 @@ public class CorralJavaKernel {
         return (Map<String, String>) field.get(env);
     }
 
-    private static Map<String, String> applyEnv(String env) {
-        Map<String, String> saved = new HashMap<>();
+    // A cell's env vars are set in the environment and as system properties; both are put back
+    // afterwards. Returned: {key: [old env value, old property value]} (null = was unset).
+    private static Map<String, String[]> applyEnv(String env) {
+        Map<String, String[]> saved = new HashMap<>();
         if (env.isEmpty()) return saved;
+        Map<String, String> target = null;
         try {
-            Map<String, String> target = writableEnv();
-            for (String pair : env.split("\u0000")) {
-                int eq = pair.indexOf('=');
-                if (eq <= 0) continue;
-                String key = pair.substring(0, eq);
-                saved.put(key, target.get(key));
-                target.put(key, pair.substring(eq + 1));
-            }
+            target = writableEnv();
         } catch (ReflectiveOperationException | RuntimeException e) {
-            System.err.println("env_vars could not be applied: " + e);
+            System.err.println("env_vars could not be applied to the environment: " + e);
+        }
+        for (String pair : env.split("\u0000")) {
+            int eq = pair.indexOf('=');
+            if (eq <= 0) continue;
+            String key = pair.substring(0, eq);
+            String value = pair.substring(eq + 1);
+            saved.put(key, new String[] {target == null ? null : target.get(key), System.getProperty(key)});
+            if (target != null) target.put(key, value);
+            System.setProperty(key, value);
         }
         return saved;
     }
 
-    private static void restoreEnv(Map<String, String> saved) {
+    private static void restoreEnv(Map<String, String[]> saved) {
         if (saved.isEmpty()) return;
+        Map<String, String> target = null;
         try {
-            Map<String, String> target = writableEnv();
-            for (Map.Entry<String, String> e : saved.entrySet()) {
-                if (e.getValue() == null) target.remove(e.getKey());
-                else target.put(e.getKey(), e.getValue());
-            }
+            target = writableEnv();
         } catch (ReflectiveOperationException | RuntimeException e) {
             System.err.println("env_vars could not be restored: " + e);
+        }
+        for (Map.Entry<String, String[]> e : saved.entrySet()) {
+            String[] old = e.getValue();
+            if (target != null) {
+                if (old[0] == null) target.remove(e.getKey());
+                else target.put(e.getKey(), old[0]);
+            }
+            if (old[1] == null) System.clearProperty(e.getKey());
+            else System.setProperty(e.getKey(), old[1]);
         }
     }
 

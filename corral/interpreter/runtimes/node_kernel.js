@@ -112,14 +112,74 @@
 
   process.on('SIGINT', () => { if (interruptCurrent) interruptCurrent(); });
 
+  // ES-module `import` declarations in a JavaScript cell become require() calls bound with
+  // `var`, so the names stay visible to later cells as every other top-level binding does:
+  // `import x from 'm'` (the module's default export, or the module itself for CommonJS),
+  // `import * as ns from 'm'`, `import { a, b as c } from 'm'`, `import 'm'`. Node resolves 'm'
+  // from the context's cwd. ES-module-only packages load with `await import('m')`.
+  function rewriteImports(code) {
+    const t = loadTs();
+    const sf = t.createSourceFile('cell.js', code, t.ScriptTarget.Latest, true, t.ScriptKind.JS);
+    let out = '';
+    let at = 0;
+    let changed = false;
+    sf.statements.forEach((st, i) => {
+      if (!t.isImportDeclaration(st) || !t.isStringLiteral(st.moduleSpecifier)) return;
+      const spec = JSON.stringify(st.moduleSpecifier.text);
+      const clause = st.importClause;
+      const tmp = '__corral_import_' + cellNumber + '_' + i;
+      let text;
+      if (!clause) text = 'require(' + spec + ');';
+      else {
+        const parts = ['var ' + tmp + ' = require(' + spec + ');'];
+        if (clause.name) {
+          parts.push('var ' + clause.name.text + ' = ' + tmp + ' && ' + tmp + '.__esModule ? ' + tmp + '.default : ' + tmp + ';');
+        }
+        const nb = clause.namedBindings;
+        if (nb && t.isNamespaceImport(nb)) parts.push('var ' + nb.name.text + ' = ' + tmp + ';');
+        else if (nb) {
+          for (const el of nb.elements) {
+            const from = (el.propertyName || el.name).text;
+            parts.push('var ' + el.name.text + ' = ' + tmp + '[' + JSON.stringify(from) + '];');
+          }
+        }
+        text = parts.join(' ');
+      }
+      out += code.slice(at, st.getStart(sf)) + text;
+      at = st.end;
+      changed = true;
+    });
+    return changed ? out + code.slice(at) : null;
+  }
+
+  // `import()` inside a cell: resolved from the cwd like require(), then loaded by node itself.
+  function importDynamically(specifier) {
+    let target = specifier;
+    try {
+      const resolved = globalThis.require.resolve(specifier);
+      if (resolved.startsWith('/')) target = require('url').pathToFileURL(resolved).href;
+    } catch (_) { /* a builtin, or an ES-module-only package: let node resolve it */ }
+    return import(target);
+  }
+
+  function compile(code, filename) {
+    return new vm.Script(code, { filename, importModuleDynamically: importDynamically });
+  }
+
   async function evaluate(code) {
     const filename = 'cell[' + cellNumber + ']';
     let script;
     try {
-      script = new vm.Script(code, { filename });
+      script = compile(code, filename);
     } catch (err) {
-      if (!(err instanceof SyntaxError) || !/await/.test(String(err.message))) throw err;
-      const wrapped = new vm.Script(asyncBody(code), { filename });
+      if (!(err instanceof SyntaxError)) throw err;
+      const message = String(err.message);
+      if (/import statement|\bimport\b/.test(message) && language === 'javascript') {
+        const rewritten = rewriteImports(code);
+        if (rewritten !== null) return evaluate(rewritten);
+      }
+      if (!/await/.test(message)) throw err;
+      const wrapped = compile(asyncBody(code), filename);
       return interruptible(wrapped.runInThisContext({ breakOnSigint: true, displayErrors: false }));
     }
     return script.runInThisContext({ breakOnSigint: true, displayErrors: false });
