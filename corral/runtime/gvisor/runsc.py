@@ -20,6 +20,9 @@ from corral.runtime.base import TierError
 
 # Platforms that run here: KVM needs VT-x/SVM (the dev VM's /dev/kvm is PVM and hangs).
 PREFERRED_PLATFORMS = ("systrap", "ptrace")
+# Where `make` installs the pinned runsc (scripts/install-runsc.sh): used before any runsc on PATH.
+CORRAL_RUNSC_PATH = "/usr/local/lib/corral/runsc"
+CONTROL_SOCKET_DIRS = ("/var/run", "/run", "/tmp")
 CLEAN_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
              "LANG": "C.UTF-8"}
 
@@ -48,6 +51,12 @@ class RunscInfo:
         return self.release >= "20230601"
 
     @property
+    def checkpoint_flags(self) -> tuple[str, ...]:
+        """How images are written: uncompressed (runsc 20221219 always compresses with flate,
+        which is most of a checkpoint's and a restore's time; images stay on local disk)."""
+        return ("--compression=none",) if self.release >= "20230601" else ()
+
+    @property
     def full_stat_flags(self) -> bool:
         """Whether stat/statx accept AT_NO_AUTOMOUNT (coreutils ls -l, stat, cp -a use it);
         runsc 20221219 answers EINVAL."""
@@ -55,10 +64,21 @@ class RunscInfo:
 
 
 def find_runsc(explicit: str | None = None) -> str:
-    path = explicit or os.environ.get("CORRAL_RUNSC") or shutil.which("runsc", path=CLEAN_ENV["PATH"])
+    """``explicit``, else ``CORRAL_RUNSC``, else the pinned build corral installs, else PATH's."""
+    path = (explicit or os.environ.get("CORRAL_RUNSC")
+            or (CORRAL_RUNSC_PATH if os.access(CORRAL_RUNSC_PATH, os.X_OK) else None)
+            or shutil.which("runsc", path=CLEAN_ENV["PATH"]))
     if not path or not os.access(path, os.X_OK):
-        raise TierError("gVisor's runsc is not installed (apt-get install runsc)")
+        raise TierError("gVisor's runsc is not installed (make deps, or scripts/install-runsc.sh)")
     return path
+
+
+def runsc_installed() -> bool:
+    try:
+        find_runsc()
+    except TierError:
+        return False
+    return True
 
 
 def probe(path: str) -> RunscInfo:
@@ -71,7 +91,10 @@ def probe(path: str) -> RunscInfo:
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise TierError(f"cannot run {path}: {exc}") from exc
     version = out.split("\n", 1)[0].removeprefix("runsc version ").strip()
-    platform = next((p for p in PREFERRED_PLATFORMS if p in platforms), "ptrace")
+    wanted = os.environ.get("CORRAL_RUNSC_PLATFORM")   # measuring one against another
+    if wanted and wanted not in platforms:
+        raise TierError(f"CORRAL_RUNSC_PLATFORM={wanted} is not offered by {path} ({', '.join(platforms)})")
+    platform = wanted or next((p for p in PREFERRED_PLATFORMS if p in platforms), "ptrace")
     return RunscInfo(path, version, platform)
 
 
@@ -142,6 +165,15 @@ class Runsc:
             if name.endswith(".state") and "_sandbox:" in name:
                 ids.add(name.split("_sandbox:", 1)[0])
         return sorted(ids)
+
+    def control_sockets(self, container_id: str) -> list[Path]:
+        """The sandbox's control socket(s): runsc binds ``runsc-<id>.sock`` in the first of
+        ``--root``, /var/run, /run, /tmp where it can (a long --root is too long for a socket
+        name) and only ``runsc delete`` removes it. A left one makes the next restore of the same
+        id pick the next directory, and fail once all are taken."""
+        name = f"runsc-{container_id}.sock"
+        return [p for p in (self.root / name, *(Path(d) / name for d in CONTROL_SOCKET_DIRS))
+                if p.is_socket()]
 
     def state_files(self, container_id: str) -> list[Path]:
         try:

@@ -280,9 +280,10 @@ class GVisorTier(Tier, Checkpointing):
     def _forget(self, sandbox_id: str) -> None:
         """End a sandbox's processes and drop runsc's record of it, without ``runsc delete``
         (which polls for a second and more): every runsc process of a sandbox (Sentry, gofer,
-        ptrace stubs) lives in its cgroups, and runsc's record is two files in ``--root``."""
+        ptrace stubs) lives in its cgroups, and runsc's record is two files in ``--root`` and
+        its control socket."""
         self.cgroups.destroy(sandbox_id)
-        for f in self.runsc.state_files(sandbox_id):
+        for f in self.runsc.state_files(sandbox_id) + self.runsc.control_sockets(sandbox_id):
             f.unlink(missing_ok=True)
 
     def _destroy_sync(self, sandbox_id: str, workdir: Path) -> None:
@@ -396,6 +397,7 @@ class GVisorTier(Tier, Checkpointing):
         native_leave = leave_running and not with_disk
         try:
             await self.runsc.call("checkpoint", f"--image-path={image_dir}",
+                                  *self.runsc.info.checkpoint_flags,
                                   *(["--leave-running"] if native_leave else []),
                                   sandbox_id, timeout=120)
         except RunscError as exc:
@@ -445,9 +447,12 @@ class GVisorTier(Tier, Checkpointing):
         if spec is not None:  # a new sandbox from someone else's image (fork)
             if not (image_dir / "disk.img").is_file():
                 raise TierError("this checkpoint has no disk layer; it cannot start a new sandbox")
-            if self.cgroups.exists(sandbox_id) or lay.workdir.exists():
+            # (the workdir may exist already: the lifecycle keeps the new sandbox's boot
+            # configuration there; a bundle or a layer means the id is taken)
+            if self.cgroups.exists(sandbox_id) or lay.bundle.exists() or lay.disk.exists():
                 raise TierError(f"sandbox {sandbox_id} already exists")
-            lay.workdir.mkdir(mode=0o700, parents=True)
+            lay.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(lay.workdir, 0o700)
             for d in (lay.bundle, lay.run):
                 d.mkdir(mode=0o700)
             await asyncio.to_thread(disk.sparse_copy, image_dir / "disk.img", lay.disk)
@@ -462,13 +467,28 @@ class GVisorTier(Tier, Checkpointing):
         self._signal_resume(workdir)
         try:
             await self._launch(sandbox_id, lay, rootfs, "restore", None, image_dir)
-            return await self._ready(sandbox_id, lay)
+            handle = await self._ready(sandbox_id, lay)
+            if spec is not None:
+                await self._set_hostname(sandbox_id, spec.sandbox_id)
+            return handle
         except BaseException:
             if spec is not None:
                 await self.destroy(sandbox_id, workdir)
             else:  # keep the image: a failed resume must not lose the sandbox
                 await asyncio.to_thread(self._forget, sandbox_id)
             raise
+
+
+    async def _set_hostname(self, sandbox_id: str, hostname: str) -> None:
+        """Give a restored copy its own hostname (the restored kernel has its source's; the
+        sandbox itself may not change it: no CAP_SYS_ADMIN inside). One process started from the
+        host (``runsc exec``) with that capability alone, running the server's read-only Python
+        (never a template binary, which the source could have replaced in its layer)."""
+        python = bundles.python_mounts()[2]
+        await self.runsc.call(
+            "exec", "--cap=CAP_SYS_ADMIN", f"--env=LD_LIBRARY_PATH={L.GUEST_PYTHON}/lib", sandbox_id,
+            python, "-I", "-S", "-c", "import socket, sys; socket.sethostname(sys.argv[1])", hostname,
+            timeout=30)
 
 
 def _point_bundle_at(lay: L.Layout, netns_path: str) -> None:
