@@ -167,13 +167,11 @@ class Runsc:
         return sorted(ids)
 
     def control_sockets(self, container_id: str) -> list[Path]:
-        """The sandbox's control socket(s): runsc binds ``runsc-<id>.sock`` in the first of
-        ``--root``, /var/run, /run, /tmp where it can (a long --root is too long for a socket
-        name) and only ``runsc delete`` removes it. A left one makes the next restore of the same
-        id pick the next directory, and fail once all are taken."""
-        name = f"runsc-{container_id}.sock"
-        return [p for p in (self.root / name, *(Path(d) / name for d in CONTROL_SOCKET_DIRS))
-                if p.is_socket()]
+        return control_sockets(self.root, container_id)
+
+    def record(self, container_id: str) -> list[Path]:
+        """Everything runsc keeps for a container: its state files and its control socket."""
+        return record(self.root, container_id)
 
     def state_files(self, container_id: str) -> list[Path]:
         try:
@@ -195,3 +193,20 @@ def _first_line(raw: bytes) -> str:
         return "no output"
     first = lines[0]
     return (first[:300] + " ... " + first[-300:]) if len(first) > 600 else first
+
+
+def control_sockets(root: Path, container_id: str) -> list[Path]:
+    """A container's control socket(s): runsc binds ``runsc-<id>.sock`` in the first of ``root``,
+    /var/run, /run, /tmp where it can (a long root is too long for a socket name), and only
+    ``runsc delete`` removes it. A left one makes the next restore of the same id pick the next
+    directory, and fail once every one is taken."""
+    name = f"runsc-{container_id}.sock"
+    return [p for p in (root / name, *(Path(d) / name for d in CONTROL_SOCKET_DIRS)) if p.is_socket()]
+
+
+def record(root: Path, container_id: str) -> list[Path]:
+    try:
+        states = [root / n for n in os.listdir(root) if n.startswith(f"{container_id}_sandbox:")]
+    except FileNotFoundError:
+        states = []
+    return states + control_sockets(root, container_id)

@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -63,6 +64,7 @@ class GVisorTier(Tier, Checkpointing):
         self._pidfds: dict[str, int] = {}
         self._dirfds: dict[str, int] = {}
         self._lock = asyncio.Lock()
+        self._janitor: subprocess.Popen[bytes] | None = None
 
     # --- machinery -----------------------------------------------------------------------
 
@@ -79,8 +81,24 @@ class GVisorTier(Tier, Checkpointing):
             if os.geteuid() != 0:
                 raise TierError("the gVisor tier needs root (runsc sets up namespaces and cgroups)")
             await asyncio.to_thread(lambda: self.runsc)
+            if self._janitor is None:
+                self._janitor = await asyncio.to_thread(self._start_janitor)
+
+    def _start_janitor(self) -> subprocess.Popen[bytes]:
+        """The process that cleans up after sandboxes that end once this server is gone
+        (:mod:`corral.runtime.gvisor.janitor`); it waits on a pipe only we hold."""
+        spec = json.dumps({"group": self.cgroup_group, "root": str(self._runsc_root)})
+        return subprocess.Popen(
+            [sys.executable, "-I", "-m", "corral.runtime.gvisor.janitor", spec],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=_launcher_env(), cwd="/", close_fds=True)
 
     async def close(self) -> None:
+        """Forget the sandboxes (they keep running); the janitor takes over their clean-up."""
+        if self._janitor is not None:
+            assert self._janitor.stdin is not None
+            self._janitor.stdin.close()
+            self._janitor = None   # (it is in its own session; it exits when they have ended)
         loop = asyncio.get_running_loop()
         for fd in self._pidfds.values():
             try:
@@ -283,7 +301,7 @@ class GVisorTier(Tier, Checkpointing):
         ptrace stubs) lives in its cgroups, and runsc's record is two files in ``--root`` and
         its control socket."""
         self.cgroups.destroy(sandbox_id)
-        for f in self.runsc.state_files(sandbox_id) + self.runsc.control_sockets(sandbox_id):
+        for f in self.runsc.record(sandbox_id):
             f.unlink(missing_ok=True)
 
     def _destroy_sync(self, sandbox_id: str, workdir: Path) -> None:
