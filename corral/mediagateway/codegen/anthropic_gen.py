@@ -12,14 +12,13 @@ from collections.abc import Mapping
 import anthropic
 
 from ..errors import CodeGenerationError, ConfigError
-from .base import SYSTEM_PROMPT, CodeRequest, extract_code
+from .base import ChatModelGenerator
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
 
 
-class AnthropicGenerator:
+class AnthropicGenerator(ChatModelGenerator):
     name = "anthropic"
-    can_repair = True
 
     def __init__(self, *, api_key: str, model: str = DEFAULT_MODEL, base_url: str | None = None,
                  max_tokens: int = 4096, timeout_s: float = 120.0) -> None:
@@ -35,14 +34,12 @@ class AnthropicGenerator:
             raise ConfigError("ANTHROPIC_API_KEY", "is required for MEDIA_GATEWAY_CODEGEN=anthropic")
         return cls(api_key=key, model=env.get("ANTHROPIC_MODEL") or DEFAULT_MODEL, base_url=env.get("ANTHROPIC_BASE_URL") or None)
 
-    async def generate(self, request: CodeRequest, *, previous_code: str | None = None,
-                       error: str | None = None) -> str:
+    async def _complete(self, system: str, user: str) -> str:
         try:
             message = await self._client.messages.create(
-                model=self.model, max_tokens=self.max_tokens, system=SYSTEM_PROMPT,
-                messages=[{"role": "user", "content": request.prompt(previous_code, error)}],
+                model=self.model, max_tokens=self.max_tokens, system=system,
+                messages=[{"role": "user", "content": user}],
             )
         except anthropic.APIError as exc:
             raise CodeGenerationError(f"Anthropic API: {exc}") from exc
-        text = "".join(getattr(block, "text", "") for block in message.content)
-        return extract_code(text, request.language)
+        return "".join(getattr(block, "text", "") for block in message.content)

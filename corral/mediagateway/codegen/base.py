@@ -55,6 +55,24 @@ class CodeGenerator(Protocol):
                        error: str | None = None) -> str: ...
 
 
+class ChatModelGenerator:
+    """Base of the generators backed by a chat model: the request becomes one system and one user
+    message, the program is the fenced code in the answer, and asking again with the error can give
+    other code. Subclasses only say how to send the two messages to their API."""
+
+    name: str
+    can_repair = True
+
+    async def generate(self, request: CodeRequest, *, previous_code: str | None = None,
+                       error: str | None = None) -> str:
+        answer = await self._complete(SYSTEM_PROMPT, request.prompt(previous_code, error))
+        return extract_code(answer, request.language)
+
+    async def _complete(self, system: str, user: str) -> str:
+        """The model's answer text; API failures raise CodeGenerationError."""
+        raise NotImplementedError
+
+
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)
 _ALIASES = {"py": "python", "python3": "python", "js": "javascript", "ts": "typescript", "sh": "bash", "shell": "bash"}
 

@@ -13,12 +13,11 @@ from collections.abc import Mapping
 import openai
 
 from ..errors import CodeGenerationError, ConfigError
-from .base import SYSTEM_PROMPT, CodeRequest, extract_code
+from .base import ChatModelGenerator
 
 
-class OpenAIGenerator:
+class OpenAIGenerator(ChatModelGenerator):
     name = "openai"
-    can_repair = True
 
     def __init__(self, *, model: str, base_url: str | None = None, api_key: str = "none",
                  timeout_s: float = 120.0, temperature: float = 0.0) -> None:
@@ -34,16 +33,14 @@ class OpenAIGenerator:
             raise ConfigError("OPENAI_MODEL", "is required for MEDIA_GATEWAY_CODEGEN=openai")
         return cls(model=model, base_url=env.get("OPENAI_BASE_URL") or None, api_key=env.get("OPENAI_API_KEY") or "none")
 
-    async def generate(self, request: CodeRequest, *, previous_code: str | None = None,
-                       error: str | None = None) -> str:
+    async def _complete(self, system: str, user: str) -> str:
         try:
             completion = await self._client.chat.completions.create(
                 model=self.model, temperature=self.temperature,
-                messages=[{"role": "system", "content": SYSTEM_PROMPT},
-                          {"role": "user", "content": request.prompt(previous_code, error)}],
+                messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
             )
         except openai.APIError as exc:
             raise CodeGenerationError(f"OpenAI-compatible API: {exc}") from exc
         if not completion.choices:
             raise CodeGenerationError("OpenAI-compatible API returned no choices")
-        return extract_code(completion.choices[0].message.content or "", request.language)
+        return completion.choices[0].message.content or ""
