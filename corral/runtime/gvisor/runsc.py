@@ -18,8 +18,11 @@ from typing import Any
 
 from corral.runtime.base import TierError
 
-# Platforms that run here: KVM needs VT-x/SVM (the dev VM's /dev/kvm is PVM and hangs).
-PREFERRED_PLATFORMS = ("systrap", "ptrace")
+# Platforms that run here: KVM needs VT-x/SVM (the dev VM's /dev/kvm is PVM and hangs). ptrace
+# first: on this 2-core machine under load it starts, checkpoints and restores faster than
+# systrap, whose stubs spin-wait for the Sentry (docs/BENCHMARKS.md, two runs, both orders);
+# CORRAL_RUNSC_PLATFORM=systrap chooses systrap.
+PREFERRED_PLATFORMS = ("ptrace", "systrap")
 # Where `make` installs the pinned runsc (scripts/install-runsc.sh): used before any runsc on PATH.
 CORRAL_RUNSC_PATH = "/usr/local/lib/corral/runsc"
 CONTROL_SOCKET_DIRS = ("/var/run", "/run", "/tmp")
@@ -82,7 +85,7 @@ def runsc_installed() -> bool:
 
 
 def probe(path: str) -> RunscInfo:
-    """Version and the best platform this runsc offers (systrap where present, else ptrace)."""
+    """Version and the platform to use (CORRAL_RUNSC_PLATFORM, else PREFERRED_PLATFORMS' first)."""
     try:
         out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10,
                              env=CLEAN_ENV).stdout
