@@ -97,6 +97,11 @@ class Settings:
     # E2B's cloud does; for clients built on e2b-code-interpreter < 2 (e2b-mcp-server 0.1.x), which
     # never send a token. Then the sandbox ID alone lets anyone who reaches the server run code.
     interpreter_token: str = "required"
+    # Volumes (E2B's /volumes): where their images live (None: <data dir>/volumes; a shared file
+    # system when several machines mount them), a new volume's size and the largest one allowed.
+    volumes_root: Path | None = None
+    volume_size_mb: int = 1024
+    volume_max_size_mb: int = 64 * 1024
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
@@ -119,6 +124,9 @@ class Settings:
             metrics_interval_s=_env_int("CORRAL_METRICS_INTERVAL", 5),
             database_url=os.environ.get("CORRAL_DATABASE_URL") or None,
             interpreter_token=os.environ.get("CORRAL_INTERPRETER_TOKEN", "required"),
+            volumes_root=Path(os.environ["CORRAL_VOLUMES_DIR"]) if os.environ.get("CORRAL_VOLUMES_DIR") else None,
+            volume_size_mb=_env_int("CORRAL_VOLUME_SIZE_MB", 1024),
+            volume_max_size_mb=_env_int("CORRAL_VOLUME_MAX_SIZE_MB", 64 * 1024),
         )
         if s.interpreter_token not in ("required", "optional"):
             raise ValueError(f"CORRAL_INTERPRETER_TOKEN must be required or optional, got {s.interpreter_token!r}")
@@ -131,6 +139,10 @@ class Settings:
     @property
     def sandboxes_dir(self) -> Path:
         return self.data_dir / "sandboxes"
+
+    @property
+    def volumes_dir(self) -> Path:
+        return Path(self.volumes_root).resolve() if self.volumes_root else self.data_dir / "volumes"
 
     @property
     def db_path(self) -> Path:

@@ -35,8 +35,8 @@ def test_the_server_layers_are_the_architecture() -> None:
     assert set(server["exhaustive_ignores"]) == {"envd", "interpreter", "guest"}
     layers = [layer.replace(" ", "") for layer in server["layers"]]
     assert layers.index("cli") < layers.index("api|(mediagateway)|bench") < layers.index("lifecycle|builder")
-    # the four building blocks are independent siblings, above the wire and the exception base
-    assert layers.index("lifecycle|builder") < layers.index("templates|network|runtime|store") < layers.index("(wire)")
+    # the five building blocks are independent siblings, above the wire and the exception base
+    assert layers.index("lifecycle|builder") < layers.index("templates|network|runtime|store|volumes") < layers.index("(wire)")
     assert layers[-1] == "errors"
 
 

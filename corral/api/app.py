@@ -19,7 +19,8 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from corral.api import dashboard, sandboxes, snapshots, template_builds, templates, usage_routes
+from corral.api import (dashboard, sandboxes, snapshots, template_builds, templates, usage_routes, volume_content,
+                        volumes)
 from corral.api.auth import KeyRing
 from corral.api.errors import EXCEPTION_HANDLERS, error_response
 from corral.api.meter import Meter
@@ -66,7 +67,9 @@ class Corral:
             if target is not None:
                 await self.proxy(scope, receive, send, *target)
                 return
-            public = scope["path"] in PUBLIC_PATHS or scope["path"].startswith(template_builds.UPLOAD_PREFIX)
+            # (Volume content requests carry the volume's token, checked by their routes.)
+            public = (scope["path"] in PUBLIC_PATHS or scope["path"].startswith(template_builds.UPLOAD_PREFIX)
+                      or scope["path"].startswith(volume_content.PREFIX))
             if not public and not self.keys.check(
                 headers.get(b"x-api-key", b"").decode("latin-1") or None
             ):
@@ -101,7 +104,7 @@ def create_app(settings: Settings, *, tier: Tier | None = None, templates_store:
 
     rest = Starlette(
         routes=[Route("/health", health), Route("/metrics", telemetry.endpoint), *usage_routes.routes, *dashboard.routes,
-                *snapshots.routes, *sandboxes.routes, *templates.routes, *template_builds.routes],
+                *snapshots.routes, *sandboxes.routes, *volumes.routes, *volume_content.routes, *templates.routes, *template_builds.routes],
         middleware=[Middleware(RequestTimer, telemetry=telemetry)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

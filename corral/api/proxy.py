@@ -62,6 +62,7 @@ class SandboxProxy:
         await self._clients.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, sandbox_id: str, port: int) -> None:
+        await self.service.settled(sandbox_id)   # a pause under way: answer once it is paused
         rec, socket = self.service.envd_socket(sandbox_id)
         if rec is not None and rec.state == "paused" and await self.service.auto_resume(sandbox_id):
             rec, socket = self.service.envd_socket(sandbox_id)   # the first request waited for it

@@ -83,6 +83,8 @@ async def get_one(request: Request) -> Response:
     doc = detail_doc(rec, _domain(request))
     if (paused := _service(request).pause_state(sid)) is not None:
         doc["corralPause"] = paused     # how it is paused and what the pause survives
+    if mounts := _service(request).volumes.names_of(sid):
+        doc["volumeMounts"] = mounts
     return JSONResponse(doc)
 
 

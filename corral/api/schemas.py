@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from corral.api.extensions import parse_extensions, resource_request
 from corral.errors import InvalidRequest
@@ -80,25 +80,59 @@ def _str_map(v: Any) -> dict[str, str]:
     return v
 
 
+class VolumeMountBody(_Req):
+    """E2B's SandboxVolumeMount: a volume by name, mounted at an absolute path."""
+
+    name: str = Field(min_length=1, max_length=64)
+    path: str = Field(min_length=1, max_length=1024)
+
+
 class NewSandbox(_Req):
     template_id: str = Field(alias="templateID", min_length=1, max_length=128)
     timeout: int | None = Field(default=None, ge=0)
     auto_pause: bool = Field(default=False, alias="autoPause")
+    auto_pause_memory: StrictBool | None = Field(default=None, alias="autoPauseMemory")
+    auto_resume: StrictBool | dict[str, Any] | None = Field(default=None, alias="autoResume")
     metadata: dict[str, str] = Field(default_factory=dict)
     env_vars: dict[str, str] = Field(default_factory=dict, alias="envVars")
     allow_internet_access: bool | None = None
     network: dict[str, Any] | None = None
     corral: dict[str, Any] | None = None      # corral's create extensions (see extensions.py)
+    volume_mounts: list[VolumeMountBody] | None = Field(default=None, alias="volumeMounts")
 
     _maps = field_validator("metadata", "env_vars", mode="before")(_str_map)
 
+    def lifecycle(self) -> tuple[str | None, bool | None]:
+        """(auto-pause mode, auto-resume) from E2B's `autoPauseMemory` and `autoResume`
+        (`{"enabled": bool}`, or a bare bool from older clients), refusing what cannot hold:
+        auto-resume without auto-pause, or with a filesystem-mode auto-pause (its processes are
+        gone, so there is nothing traffic could wake)."""
+        resume = self.auto_resume
+        if isinstance(resume, dict):
+            enabled = resume.get("enabled")
+            if enabled is not None and not isinstance(enabled, bool):
+                raise InvalidRequest("autoResume.enabled must be a boolean")
+            resume = enabled
+        if not self.auto_pause:
+            if resume:
+                raise InvalidRequest("autoResume needs autoPause: a sandbox killed on its timeout cannot resume")
+            return None, resume
+        mode = None if self.auto_pause_memory is None else ("full" if self.auto_pause_memory else "filesystem")
+        if mode == "filesystem" and resume:
+            raise InvalidRequest("autoResume cannot be combined with autoPauseMemory false: a filesystem-mode "
+                                 "pause keeps no process for traffic to wake; resume it with connect")
+        return mode, resume
+
     def to_request(self) -> CreateRequest:
         extensions = parse_extensions(self.metadata, self.corral)
+        pause_mode, auto_resume = self.lifecycle()
         return CreateRequest(
             template=self.template_id, timeout=self.timeout, metadata=dict(self.metadata),
-            env_vars=dict(self.env_vars), auto_pause=self.auto_pause,
+            env_vars=dict(self.env_vars), auto_pause=self.auto_pause, auto_pause_mode=pause_mode,
+            auto_resume=auto_resume,
             network=network_request(self.allow_internet_access, self.network),
             resources=resource_request(extensions), isolation=extensions.get("isolation"),
+            volume_mounts=tuple((m.name, m.path) for m in self.volume_mounts or ()),
         )
 
 
@@ -148,13 +182,18 @@ def listed_doc(rec: SandboxRecord) -> dict[str, Any]:
     }
 
 
+def auto_resumes(rec: SandboxRecord) -> bool:
+    """Whether traffic resumes the sandbox once it auto-paused (lifecycle/service.auto_resume)."""
+    return rec.on_timeout == "pause" and rec.auto_resume is True and (rec.auto_pause_mode or "full") == "full"
+
+
 def detail_doc(rec: SandboxRecord, domain: str | None) -> dict[str, Any]:
     doc = listed_doc(rec)
     doc.update(
         envdAccessToken=rec.envd_access_token,
         allowInternetAccess=rec.allow_internet_access,
         domain=domain,
-        lifecycle={"autoResume": False, "onTimeout": rec.on_timeout},
+        lifecycle={"autoResume": auto_resumes(rec), "onTimeout": rec.on_timeout},
         # corral's extra field (E2B has none): the isolation tier the sandbox runs in.
         isolation=rec.tier,
     )

@@ -42,6 +42,7 @@ def env(api_key: str = typer.Option(None, "--api-key", envvar="E2B_API_KEY", hel
     typer.echo(f"export E2B_API_KEY={api_key or '<your corral key: corral keys create>'}")
     typer.echo(f"export E2B_API_URL={base}")
     typer.echo(f"export E2B_SANDBOX_URL={base}")
+    typer.echo(f"export E2B_VOLUME_API_URL={base}")   # the SDK's Volume file operations
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from corral.lifecycle.errors import TierFailed
+from corral.network import EgressPolicy
 from corral.wire.handoff import EnvdConfig
 
 BOOT_FILE = "boot-config.json"
@@ -85,3 +86,23 @@ def load_pause(workdir: Path) -> PauseState | None:
 
 def clear_pause(workdir: Path) -> None:
     (Path(workdir) / PAUSE_FILE).unlink(missing_ok=True)
+
+
+EGRESS_FILE = "pause-egress.json"
+
+
+def save_egress(workdir: Path, policy: EgressPolicy) -> None:
+    """The egress rules a filesystem-mode pause took down with the sandbox's network namespace;
+    the resume attaches a new network with exactly these (`load_egress`)."""
+    _write_private(Path(workdir) / EGRESS_FILE, json.dumps(policy.to_json()).encode())
+
+
+def load_egress(workdir: Path) -> EgressPolicy | None:
+    path = Path(workdir) / EGRESS_FILE
+    if not path.exists():
+        return None
+    return EgressPolicy.from_json(json.loads(path.read_text()))
+
+
+def clear_egress(workdir: Path) -> None:
+    (Path(workdir) / EGRESS_FILE).unlink(missing_ok=True)

@@ -93,6 +93,12 @@ class Egress:
         if att is not None:
             await self._write_resolv_conf(sandbox_id, handle.envd_socket, access_token, str(att.nameserver))
 
+    def policy_of(self, sandbox_id: str) -> EgressPolicy | None:
+        """The rules an attached sandbox runs with now (after any runtime update), else None."""
+        if self._net is None or not self._started:
+            return None
+        return self._net.policy(sandbox_id)
+
     def is_attached(self, sandbox_id: str) -> bool:
         return self._net is not None and sandbox_id in self._net.attached()
 

@@ -93,8 +93,10 @@ class Forks:
             timeout=timeout, metadata=dict(src.metadata_ or {}), auto_pause=src.on_timeout == "pause",
             layer=None if memory is not None else layer, handoff=config, memory=memory,
             isolation=src.tier if memory is not None else None,
+            volumes=tuple(self.parts.store.volumes.mounts_of(src.sandbox_id)),   # shared, not copied
         )
-        running = self.parts.store.update(rec.sandbox_id, state=SandboxState.RUNNING.value)
+        running = self.parts.store.update(rec.sandbox_id, state=SandboxState.RUNNING.value,
+                                          auto_pause_mode=src.auto_pause_mode, auto_resume=src.auto_resume)
         assert running is not None
         self.parts.wake.set()
         return running

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from corral.config import Settings
 from corral.lifecycle.egress import Egress
 from corral.lifecycle.errors import SandboxNotFound
+from corral.lifecycle.volumes import Volumes
 from corral.runtime.base import SandboxHandle, Tier
 from corral.store import SandboxRecord, SandboxState, Store
 from corral.templates import TemplateStore
@@ -38,6 +39,8 @@ class Parts:
     egress: Egress
     # Metering: every hand-out, pause, resume and end, and the pools' hits, misses and refills.
     metering: UsageRecorder
+    # Named persistent directories sandboxes mount (E2B's volumes).
+    volumes: Volumes
     handles: dict[str, SandboxHandle] = field(default_factory=dict)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     # Set whenever a deadline may have moved closer, so the reaper looks again at once.

@@ -5,7 +5,8 @@
                 tier: survives a server restart, not a host reboot; the sandbox's info says so).
     filesystem  every process ends and only the writable layer stays (`Tier.stop`): no memory,
                 no CPU while paused, survives a host reboot. Resume boots a fresh sandbox with the
-                same id, token and environment from that layer (`SandboxSpec.layer`).
+                same id, token and environment from that layer (`SandboxSpec.layer`), mounts its
+                volumes again and attaches a new network with the egress rules it paused with.
 
 How a sandbox was paused is written beside its layer (`boot.PauseState`), so a restarted server
 resumes it the same way. A resume without a timeout restores what was left of the sandbox's
@@ -75,12 +76,16 @@ class Pauser:
             else:
                 if not caps.filesystem:
                     raise ModeUnsupported(f"the {tier.name} tier cannot pause to its filesystem; use mode=full")
-                if rec.allow_internet_access or rec.network:
-                    raise ModeUnsupported("a filesystem-mode pause of a sandbox with network egress is not "
-                                          "supported yet; pause it with mode=full")
                 boot.load_config(workdir)   # refuse before stopping anything if it could not boot again
+                # The network namespace ends with the sandbox's processes: keep its rules (as
+                # they are now, runtime updates included) so that the resume re-attaches them.
+                egress = parts.egress.policy_of(rec.sandbox_id)
+                if egress is not None and egress.grants_egress:
+                    boot.save_egress(workdir, egress)
                 parts.handles.pop(rec.sandbox_id, None)
                 await tier.stop(rec.sandbox_id, workdir)
+                if egress is not None:
+                    await parts.egress.detach(rec.sandbox_id)
                 state = boot.PauseState(FILESYSTEM, "layer", left)
         except TierError as exc:
             raise TierFailed(f"pause failed: {exc}") from None
@@ -119,9 +124,19 @@ class Pauser:
             sandbox_id=rec.sandbox_id, template=template.name, rootfs=template.rootfs, workdir=workdir,
             uid_base=uid_base_for_slot(rec.uid_slot), limits=record_limits(rec),
             payload_config=config.to_bytes(), layer=workdir / "disk.img",
+            volumes=parts.volumes.binds(parts.store.volumes.mounts_of(rec.sandbox_id)),
         )
         handle = await parts.tier.create(spec)
         parts.handles[rec.sandbox_id] = handle
+        egress = boot.load_egress(workdir)
+        if egress is not None:   # the same rules it paused with, on a new network
+            try:
+                await parts.egress.attach(rec.sandbox_id, egress, handle, config.access_token)
+            except BaseException:
+                parts.handles.pop(rec.sandbox_id, None)
+                await parts.tier.stop(rec.sandbox_id, workdir)
+                raise
+            boot.clear_egress(workdir)
         image = image_config(template)
         if image is not None and (image.start_cmd or image.ready_cmd):
             try:

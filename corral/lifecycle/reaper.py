@@ -68,7 +68,8 @@ class Reaper:
             if rec.end_at <= current:
                 if rec.on_timeout == "pause" and rec.state == SandboxState.RUNNING.value:
                     log.info("sandbox %s timed out: pausing", rec.sandbox_id)
-                    await self.control.pause(rec.sandbox_id)   # kept for the retention period
+                    # kept for the retention period, in the mode the create asked for
+                    await self.control.pause(rec.sandbox_id, rec.auto_pause_mode or "full")
                 elif rec.state == SandboxState.PAUSED.value:
                     log.info("paused sandbox %s reached its retention: deleting it", rec.sandbox_id)
                     await self.teardown.kill(rec.sandbox_id, reason="retention")

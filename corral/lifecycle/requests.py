@@ -49,8 +49,14 @@ class CreateRequest:
     metadata: dict[str, str] = field(default_factory=dict)
     env_vars: dict[str, str] = field(default_factory=dict)
     auto_pause: bool = False
+    # E2B's `autoPauseMemory` (False: an auto-pause is a filesystem-mode pause; None: full) and
+    # `autoResume.enabled` (None: E2B's default, no resume on traffic).
+    auto_pause_mode: str | None = None
+    auto_resume: bool | None = None
     network: NetworkRequest = field(default_factory=NetworkRequest)
     resources: ResourceRequest = field(default_factory=ResourceRequest)
     # corral's `isolation` extension: a tier at least as strong as the template's and the
     # server's minimum (None: that minimum).
     isolation: str | None = None
+    # E2B's `volumeMounts`: (volume name, absolute path inside the sandbox) pairs.
+    volume_mounts: tuple[tuple[str, str], ...] = ()

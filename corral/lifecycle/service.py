@@ -25,6 +25,7 @@ from corral.lifecycle.parts import Parts
 from corral.lifecycle.pool import WarmPool
 from corral.lifecycle.requests import CreateRequest, NetworkUpdate
 from corral.lifecycle.teardown import KillHook
+from corral.lifecycle.volumes import Volumes
 from corral.errors import Conflict
 from corral.lifecycle.errors import SandboxNotFound
 from corral.lifecycle.tiers import attaches_at_boot
@@ -41,7 +42,9 @@ class SandboxService:
     def __init__(self, settings: Settings, store: Store, templates: TemplateStore, tier: Tier) -> None:
         clients = SandboxClients()  # HTTP clients for sandbox daemons, shared by proxy and pool
         self.parts = Parts(settings=settings, store=store, templates=templates, tier=tier, clients=clients,
-                           egress=Egress(settings, clients), metering=UsageRecorder(store))
+                           egress=Egress(settings, clients), metering=UsageRecorder(store),
+                           volumes=Volumes(store, settings.volumes_dir, settings.volume_size_mb,
+                                           settings.volume_max_size_mb))
         self.teardown = teardown.Teardown(self.parts)
         self.starter = starter.Starter(self.parts, self.teardown)
         self.pauser = pausing.Pauser(self.parts, self.starter)
@@ -70,6 +73,10 @@ class SandboxService:
     @property
     def egress(self) -> Egress:
         return self.parts.egress
+
+    @property
+    def volumes(self) -> Volumes:
+        return self.parts.volumes
 
     @property
     def metering(self) -> UsageRecorder:
@@ -103,7 +110,9 @@ class SandboxService:
 
     async def create(self, request: CreateRequest) -> SandboxRecord:
         plan = self.snapshots.plan(self.starter, request) or self.starter.plan(request)
-        rec = await self.pool.claim(plan) if self.pool is not None and plan.layer is None and plan.memory is None else None
+        rec = (await self.pool.claim(plan)
+               if self.pool is not None and plan.layer is None and plan.memory is None and not plan.volumes
+               else None)
         running = await self.starter.start(plan) if rec is None else await self.starter.finish(rec, plan)
         self.parts.metering.started(running, from_pool=rec is not None)
         return running
@@ -146,16 +155,26 @@ class SandboxService:
     async def pause(self, sandbox_id: str, mode: str = pausing.FULL) -> bool:
         return await self.control.pause(sandbox_id, mode)
 
+    async def settled(self, sandbox_id: str) -> None:
+        """Wait while a pause or resume of the sandbox is under way, so that traffic is never
+        sent to processes frozen half-way through a pause (it would hang, not fail)."""
+        lock = self.parts.locks.get(sandbox_id)
+        if lock is not None and lock.locked():
+            async with lock:
+                pass
+
     async def auto_resume(self, sandbox_id: str) -> bool:
         """Traffic reached a paused sandbox: resume it when it paused on its timeout (auto-pause)
-        with its memory kept, as E2B's auto-resume does; a filesystem-mode pause is resumed only
-        by an explicit connect (its processes are gone). True if it runs now."""
+        with its memory kept and its create asked for `autoResume: {enabled: true}`, as E2B's
+        auto-resume does (E2B's default is off); a filesystem-mode pause is resumed only by an
+        explicit connect (its processes are gone). True if it runs now."""
         try:
             rec = self.get(sandbox_id)
         except SandboxNotFound:
             return False
         state = self.pauser.paused_for(rec)
-        if rec.on_timeout != "pause" or state is None or state.mode != pausing.FULL:
+        if (rec.on_timeout != "pause" or rec.auto_resume is not True or state is None
+                or state.mode != pausing.FULL):
             return False
         rec, _ = await self.control.connect(sandbox_id, None)
         return rec.state == SandboxState.RUNNING.value

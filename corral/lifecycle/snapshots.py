@@ -119,6 +119,9 @@ class Snapshots:
         ckpt = memory_checkpoints(parts.tier, rec.sandbox_id)
         if ckpt is None:
             raise ModeUnsupported(f"the {parts.tier.name} tier cannot save memory; use mode=filesystem")
+        if parts.store.volumes.mounts_of(rec.sandbox_id):
+            raise ModeUnsupported(f"sandbox {rec.sandbox_id} mounts volumes, which a memory copy cannot "
+                                  "mount yet; use mode=filesystem")
         config = boot.load_config(Path(rec.workdir))
         try:
             info = await ckpt.checkpoint(rec.sandbox_id, Path(rec.workdir), dest_dir, leave_running=True,

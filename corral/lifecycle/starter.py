@@ -20,11 +20,12 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
+from corral.errors import InvalidRequest
 from corral.ids import new_access_token, new_sandbox_id
 from corral.lifecycle import boot
 from corral.lifecycle.checkpoints import memory_checkpoints
 from corral.lifecycle.deadlines import own_end_at, pool_lease_end
-from corral.lifecycle.errors import StartFailed
+from corral.lifecycle.errors import ModeUnsupported, StartFailed
 from corral.lifecycle.images import default_user, image_config, sandbox_env, warm_kernels
 from corral.lifecycle.limits import resolve_limits, resolve_timeout
 from corral.lifecycle.parts import Parts, now
@@ -42,6 +43,8 @@ from corral.wire.client import EnvdError, login_shell
 from corral.wire.handoff import EnvdConfig
 
 READY_TIMEOUT_S = 120.0
+# Tiers that cannot mount volumes (namespace and gvisor do: runtime/namespace/volumes.py).
+NO_VOLUME_TIERS = frozenset({"microvm"})
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ class StartPlan:
     layer: Path | None = None
     # Restore this memory image (a full snapshot's directory) instead of booting.
     memory: Path | None = None
+    # (volume id, path) pairs the sandbox mounts (lifecycle/volumes.py); never from a pool.
+    volumes: tuple[tuple[str, str], ...] = ()
 
     @property
     def env(self) -> dict[str, str]:
@@ -82,13 +87,15 @@ class Starter:
         s = self.parts.settings
         template = self.parts.templates.get(request.template)   # TemplateNotFound is a 404
         image = image_config(template)
+        isolation = choose_isolation(s, self.parts.tier, image.isolation if image else None, request.isolation)
+        volumes = tuple(self.parts.volumes.resolve(list(request.volume_mounts)))
+        if volumes and isolation in NO_VOLUME_TIERS:
+            raise InvalidRequest(f"volume mounts are not supported on the {isolation} tier yet")
         return StartPlan(
             template=template, image=image, limits=self.limits(template, request.resources),
             timeout=resolve_timeout(request.timeout, s.default_timeout_s, s.ceilings),
             egress=self.parts.egress.resolve(request.network, image.network if image else None),
-            request=request,
-            isolation=choose_isolation(s, self.parts.tier, image.isolation if image else None,
-                                       request.isolation),
+            request=request, isolation=isolation, volumes=volumes,
         )
 
     def default_isolation(self, image: ImageConfig | None) -> str:
@@ -102,7 +109,8 @@ class Starter:
                      env: dict[str, str], alias: str, timeout: int, metadata: dict[str, str],
                      auto_pause: bool = False, pooled: bool = False, isolation: str | None = None,
                      egress: EgressPolicy | None = None, layer: Path | None = None,
-                     handoff: EnvdConfig | None = None, memory: Path | None = None) -> SandboxRecord:
+                     handoff: EnvdConfig | None = None, memory: Path | None = None,
+                     volumes: tuple[tuple[str, str], ...] = ()) -> SandboxRecord:
         """Start one sandbox; its row is left in `starting` (or `pooled`), never `running`.
 
         ``egress``: a tier whose sandboxes take their network at boot (gVisor) gets it attached
@@ -111,6 +119,11 @@ class Starter:
         ``handoff`` is then the configuration of the sandbox the image was taken from, whose
         envd wakes up in the copy and is given the new sandbox's identity (`reidentify`)."""
         parts = self.parts
+        if memory is not None and handoff is None:
+            raise StartFailed("a memory restore needs its source's configuration")
+        if memory is not None and volumes:
+            raise ModeUnsupported("a sandbox restored from memory cannot mount volumes yet (its image was "
+                                  "taken with the source's mounts); use a filesystem snapshot or fork")
         sandbox_id, token = new_sandbox_id(), new_access_token()
         isolation = isolation or self.default_isolation(image)
         workdir = parts.settings.sandboxes_dir / sandbox_id
@@ -127,14 +140,14 @@ class Starter:
                 envd_access_token=token, traffic_access_token=new_access_token(), metadata_=metadata,
                 allow_internet_access=False, on_timeout="pause" if auto_pause else "kill",
             ))
+            if volumes:   # in use from now on: a delete racing this start is refused
+                parts.store.volumes.add_mounts(sandbox_id, volumes)
         # What the sandbox's envd starts with, serialised once; the tier passes the bytes on unread.
         rec = parts.store.get(sandbox_id)
         assert rec is not None
         end_at = pool_lease_end() if pooled else own_end_at(rec)
         # (A fork passes its source's hand-off, renamed: the same environment under a new identity.)
         source_token = handoff.access_token if handoff is not None else None
-        if memory is not None and handoff is None:
-            raise StartFailed("a memory restore needs its source's configuration")
         if handoff is not None:
             handoff = replace(boot.renamed(handoff, sandbox_id, token), end_at=end_at)
         else:
@@ -142,6 +155,7 @@ class Starter:
         spec = SandboxSpec(
             sandbox_id=sandbox_id, template=template.name, rootfs=template.rootfs, workdir=workdir,
             uid_base=uid_base_for_slot(slot), limits=limits, payload_config=handoff.to_bytes(), layer=layer,
+            volumes=parts.volumes.binds(list(volumes)),
         )
         before_boot = None
         if egress is not None and egress.grants_egress and attaches_at_boot(parts.tier, isolation):
@@ -242,7 +256,8 @@ class Starter:
                 raise
         running = parts.store.update(rec.sandbox_id, state=SandboxState.RUNNING.value,
                                      allow_internet_access=plan.egress.internet, public_traffic=net.public_traffic,
-                                     network=net.echo)
+                                     network=net.echo, auto_pause_mode=plan.request.auto_pause_mode,
+                                     auto_resume=plan.request.auto_resume)
         assert running is not None
         parts.wake.set()
         return running
@@ -253,7 +268,7 @@ class Starter:
         rec = await self.launch(plan.template, plan.image, plan.limits, env=plan.env, alias=req.template,
                                 timeout=plan.timeout, metadata=dict(req.metadata), auto_pause=req.auto_pause,
                                 isolation=plan.isolation, egress=plan.egress, layer=plan.layer,
-                                memory=plan.memory,
+                                memory=plan.memory, volumes=plan.volumes,
                                 handoff=(replace(boot.load_config(plan.memory), env_vars=plan.env)
                                          if plan.memory is not None else None))
         return await self.finish(rec, plan)

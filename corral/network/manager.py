@@ -262,6 +262,10 @@ class NetworkManager:
         """Ids of the sandboxes this manager currently polices (after start(): re-adopted ones too)."""
         return set(self._attached)
 
+    def policy(self, sandbox_id: str) -> EgressPolicy | None:
+        """The egress rules an attached sandbox is policed by now."""
+        return self._policy_of(sandbox_id)
+
     def attachment(self, sandbox_id: str) -> Attachment | None:
         rec = self._attached.get(sandbox_id)
         return self._attachment(rec) if rec else None

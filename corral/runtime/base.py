@@ -50,6 +50,16 @@ class Payload:
 
 
 @dataclass(frozen=True)
+class VolumeBind:
+    """A volume to mount read-write into the sandbox: its ext4 image on the host and the
+    (already checked, absolute, normalised) path inside the sandbox. Every sandbox that mounts
+    the same image shares one filesystem with the others (see runtime/namespace/volumes.py)."""
+
+    image: Path
+    target: str
+
+
+@dataclass(frozen=True)
 class SandboxSpec:
     sandbox_id: str            # [a-z0-9]{20}; also the hostname inside
     template: str
@@ -65,6 +75,8 @@ class SandboxSpec:
     # sandbox's own layer (``workdir/disk.img``, used in place), a snapshot or a fork passes a
     # copy's (copied sparsely, reflinked where the filesystem can). None: an empty layer.
     layer: Path | None = None
+    # Volumes mounted read-write into the sandbox, in this order.
+    volumes: tuple[VolumeBind, ...] = ()
 
 
 @dataclass(frozen=True)

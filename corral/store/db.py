@@ -20,6 +20,7 @@ from corral.store.migrate import upgrade
 from corral.store.models import ApiKey, SandboxRecord, SandboxState
 from corral.store.idempotency import IdempotencyKeys
 from corral.store.nodes import NodeRegistry
+from corral.store.volumes import VolumeRows
 
 
 def _utcnow() -> datetime:
@@ -44,6 +45,7 @@ class Store:
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         self.nodes = NodeRegistry(self._session)
         self.idempotency = IdempotencyKeys(self._session)
+        self.volumes = VolumeRows(self._session)
 
     def session(self) -> Session:
         return self._session()

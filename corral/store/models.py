@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text
+from sqlalchemy import JSON, DateTime, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -57,6 +57,10 @@ class SandboxRecord(Base):
     # The sandbox's egress rules as E2B expresses them ({"allowOut": [...], "denyOut": [...]}).
     network: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     on_timeout: Mapped[str] = mapped_column(String(8), default="kill")
+    # The rest of E2B's lifecycle: the mode an auto-pause takes ("full" | "filesystem"; None:
+    # full), and whether traffic resumes an auto-paused sandbox (None: no, E2B's default).
+    auto_pause_mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    auto_resume: Mapped[bool | None] = mapped_column(nullable=True)
     # The node agent that owns the sandbox; None on an all-in-one server (it owns every row).
     node_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
@@ -114,3 +118,33 @@ class IdempotentCreate(Base):
     sandbox_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class VolumeRecord(Base):
+    """A named persistent directory (E2B's team volume): an ext4 image of `size_mb` under the
+    volumes directory, mounted into every sandbox that asks for it by name.
+
+    `team` is who owns it. corral has one team per server (every API key of a server sees every
+    sandbox), so it is "corral" today; the column is there so a multi-team server scopes by it."""
+
+    __tablename__ = "volumes"
+    __table_args__ = (UniqueConstraint("team", "name", name="uq_volumes_team_name"),)
+
+    volume_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    team: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(64))
+    # The bearer token E2B hands out for the volume content API (`VolumeAndToken.token`).
+    token: Mapped[str] = mapped_column(String(128))
+    size_mb: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class VolumeMountRecord(Base):
+    """Which volume a sandbox has mounted where. A row lives as long as its sandbox's row is live
+    (running or paused: a filesystem-mode resume mounts it again), which is what "in use" means."""
+
+    __tablename__ = "volume_mounts"
+
+    sandbox_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    path: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    volume_id: Mapped[str] = mapped_column(String(64), index=True)

@@ -33,13 +33,14 @@ def test_unknown_option_is_a_usage_error_not_a_traceback():
     assert r.returncode != 0 and "Traceback" not in r.stderr + r.stdout
 
 
-def test_env_prints_the_three_exports():
+def test_env_prints_the_four_exports():
     r = run("env", "--api-key", "e2b_" + "1" * 40, "--url", "http://127.0.0.1:4000")
     assert r.returncode == 0
     assert r.stdout.splitlines() == [
         "export E2B_API_KEY=e2b_" + "1" * 40,
         "export E2B_API_URL=http://127.0.0.1:4000",
         "export E2B_SANDBOX_URL=http://127.0.0.1:4000",
+        "export E2B_VOLUME_API_URL=http://127.0.0.1:4000",
     ]
 
 

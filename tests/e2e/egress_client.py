@@ -52,7 +52,7 @@ def main() -> None:
                 break
         except httpx.HTTPError:
             time.sleep(0.1)
-    out: dict[str, object] = {}
+    out: dict[str, object] = {"tier": os.environ.get("CORRAL_ISOLATION", "namespace")}
     offline = Sandbox.create(timeout=300)
     out["offline"] = {k: probe(offline, k) for k in ("api_http", "raw_ip", "host")}
     allowed = Sandbox.create(timeout=300, network={"allow_out": ["api.themoviedb.test"]})
@@ -62,6 +62,14 @@ def main() -> None:
     out["updated"] = {k: probe(allowed, k) for k in ("api_http", "other_http")}
     out["audit"] = httpx.get(f"{URL}/sandboxes/{allowed.sandbox_id}/network/audit",
                              headers={"X-API-Key": os.environ["E2B_API_KEY"]}).json()
+    if out["tier"] == "namespace":
+        # A filesystem-mode pause ends the sandbox's network namespace; the resume attaches a new
+        # one with the rules it paused with (the updated ones).
+        paused = httpx.post(f"{URL}/sandboxes/{allowed.sandbox_id}/pause", json={"memory": False},
+                            headers={"X-API-Key": os.environ["E2B_API_KEY"]}, timeout=120).status_code
+        allowed = Sandbox.connect(allowed.sandbox_id, timeout=300)
+        out["after_resume"] = {"pause": paused, **{k: probe(allowed, k) for k in ("api_http", "other_http", "raw_ip",
+                                                                                   "metadata")}}
     # corral's byte budget (an extension the SDK has no field for: created through the REST API).
     created = httpx.post(f"{URL}/v2/sandboxes", headers={"X-API-Key": os.environ["E2B_API_KEY"]}, json={
         "templateID": "base", "timeout": 300,

@@ -96,6 +96,9 @@ def test_sdk_network_rules_are_enforced_end_to_end(results) -> None:  # type: ig
         assert allowed[denied] == "fail", (denied, allowed)
     assert r["info_internet"] is False
     assert r["updated"] == {"api_http": "fail", "other_http": "200"}   # runtime update took effect
+    if r["tier"] == "namespace":   # a filesystem-mode pause and resume keep the (updated) rules
+        assert r["after_resume"] == {"pause": 204, "api_http": "fail", "other_http": "200", "raw_ip": "fail",
+                                     "metadata": "fail"}
     audit = r["audit"]
     assert audit["attached"] is True
     text = json.dumps(audit)

@@ -10,6 +10,7 @@ import pytest
 
 from corral.lifecycle import CreateRequest, SandboxService
 from corral.lifecycle.errors import ModeUnsupported
+from corral.network import DomainRule, EgressPolicy
 from corral.store import Store
 
 
@@ -78,12 +79,31 @@ async def test_a_filesystem_pause_survives_a_restart(settings, templates, tier):
         await second.close()
 
 
-async def test_filesystem_pause_of_a_sandbox_with_egress_is_refused_and_it_keeps_running(service, tier):
+async def test_a_filesystem_pause_keeps_the_egress_rules_and_the_resume_attaches_them(service, tier, monkeypatch):
+    """The plumbing around the real network (tests/e2e/test_egress.py checks the rules hold):
+    the rules in force when it pauses are kept beside the layer, the old attachment goes, and the
+    resume attaches exactly those rules to the new sandbox before anything else runs."""
     rec = await service.create(CreateRequest(template="base", timeout=600))
-    service.store.update(rec.sandbox_id, allow_internet_access=True)
-    with pytest.raises(ModeUnsupported, match="mode=full"):
-        await service.pause(rec.sandbox_id, "filesystem")
-    assert rec.sandbox_id in tier.running and service.get(rec.sandbox_id).state == "running"
+    rules = EgressPolicy(allow_domains=(DomainRule("api.example.test"),), byte_budget=1000)
+    egress = service.parts.egress
+    calls: list[tuple[str, object]] = []
+
+    async def attach(sid, policy, handle, token):  # type: ignore[no-untyped-def]
+        calls.append(("attach", policy))
+        assert sid in tier.running and handle.sandbox_id == sid and token == rec.envd_access_token
+
+    async def detach(sid):  # type: ignore[no-untyped-def]
+        calls.append(("detach", sid in tier.running))
+
+    monkeypatch.setattr(egress, "policy_of", lambda sid: rules if sid == rec.sandbox_id else None)
+    monkeypatch.setattr(egress, "attach", attach)
+    monkeypatch.setattr(egress, "detach", detach)
+    await service.pause(rec.sandbox_id, "filesystem")
+    assert calls == [("detach", False)]                      # after its processes (and netns) ended
+    assert (Path(rec.workdir) / "pause-egress.json").stat().st_mode & 0o077 == 0
+    await service.connect(rec.sandbox_id, 60)
+    assert calls[1:] == [("attach", rules)]
+    assert not (Path(rec.workdir) / "pause-egress.json").exists()
 
 
 async def test_an_unknown_mode_is_a_400(service):
@@ -94,7 +114,7 @@ async def test_an_unknown_mode_is_a_400(service):
 
 
 async def test_auto_resume_only_for_auto_paused_full_mode(service, tier):
-    auto = await service.create(CreateRequest(template="base", timeout=600, auto_pause=True))
+    auto = await service.create(CreateRequest(template="base", timeout=600, auto_pause=True, auto_resume=True))
     manual = await service.create(CreateRequest(template="base", timeout=600))
     await service.pause(auto.sandbox_id, "full")
     await service.pause(manual.sandbox_id, "full")

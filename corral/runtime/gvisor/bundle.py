@@ -18,7 +18,7 @@ from typing import Any
 
 import corral
 from corral.runtime import oci
-from corral.runtime.base import Limits
+from corral.runtime.base import Limits, VolumeBind
 from corral.runtime.gvisor import layout as L
 
 # The Sentry's own threads and (ptrace platform) one stub process per sandbox process count
@@ -66,8 +66,25 @@ def guest_argv(guest_path: list[str], python: str, entry_point: str) -> list[str
     return [python, "-I", "-c", boot, entry_point]
 
 
+def volume_mounts(lay: L.Layout, volumes: tuple[VolumeBind, ...]) -> tuple[list[oci.Mount], list[list[str]]]:
+    """Volumes as separate OCI bind mounts (so runsc revalidates them: other sandboxes write them
+    too), from the directory the launcher mounts each image at (`workdir/volume-<i>`)."""
+    mounts, plan = [], []
+    for i, v in enumerate(volumes):
+        source = str(lay.workdir / f"volume-{i}")
+        mounts.append(oci.Mount(v.target, "bind", source, ("rbind", "rw", "nosuid", "nodev")))
+        plan.append([str(v.image), source, v.target])
+    return mounts, plan
+
+
+def volumes_of(config: dict[str, Any]) -> list[list[str]]:
+    """The launcher's volume mounts ([image, host dir, path inside]) recorded in a rendered bundle."""
+    return json.loads(config.get("annotations", {}).get("dev.corral.volumes", "[]"))
+
+
 def render(sandbox_id: str, lay: L.Layout, cgroups_path: str, limits: Limits, entry_point: str, *,
-           errno_via_trace: bool, netns_path: str | None = None) -> dict[str, Any]:
+           errno_via_trace: bool, netns_path: str | None = None,
+           volumes: tuple[VolumeBind, ...] = ()) -> dict[str, Any]:
     binds, guest_path, python = python_mounts()
     mounts: list[oci.Mount] = []
     mounts.append(oci.Mount(L.GUEST_RUN_DIR, "bind", str(lay.run),
@@ -76,12 +93,15 @@ def render(sandbox_id: str, lay: L.Layout, cgroups_path: str, limits: Limits, en
     # directory would be a host socket (--host-uds=create), which a checkpoint cannot save.
     mounts.append(oci.Mount(L.GUEST_INNER_DIR, "tmpfs", "tmpfs",
                             ("nosuid", "nodev", "noexec", "mode=700", "size=64k")))
+    volume_binds, volume_plan = volume_mounts(lay, volumes)
+    mounts.extend(volume_binds)
     b = oci.Bundle(
         sandbox_id=sandbox_id, root_path=str(lay.root), args=guest_argv(guest_path, python, entry_point),
         limits=limits, mounts=mounts, cgroups_path=cgroups_path, netns_path=netns_path,
         env={"LD_LIBRARY_PATH": f"{L.GUEST_PYTHON}/lib", "PYTHONDONTWRITEBYTECODE": "1"},
         errno_via_trace=errno_via_trace, pids_floor=PIDS_FLOOR + limits.pids_max,
-        annotations={"dev.corral.binds": json.dumps([[m.source, m.destination] for m in binds])},
+        annotations={"dev.corral.binds": json.dumps([[m.source, m.destination] for m in binds]),
+                     "dev.corral.volumes": json.dumps(volume_plan)},
     )
     return b.render()
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from corral.runtime.namespace import disk
 from corral.runtime.namespace import syscalls as sc
+from corral.runtime.namespace import volumes as shared_volumes
 
 
 def assemble(workdir: str, rootfs: str, binds: list[list[str]] = []) -> str:  # noqa: B006
@@ -51,6 +52,20 @@ def assemble(workdir: str, rootfs: str, binds: list[list[str]] = []) -> str:  # 
         sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_NOSUID
                  | sc.MS_NODEV)
     return root
+
+
+def mount_volumes(root: str, volumes: list[list[str]]) -> None:
+    """Mount each volume's image ([image, host dir, path inside]) at its host dir, through the
+    loop device every sandbox mounting it shares (runtime/namespace/volumes.py), and make its
+    mount point inside the root without following a symlink: the bundle's OCI bind mounts then
+    put it there. Runs in the launcher's private mount namespace, like the root itself."""
+    for image, source, dest in volumes:
+        os.makedirs(source, mode=0o700, exist_ok=True)
+        shared_volumes.mount_shared(image, source)
+        try:
+            _mkdirs_inside(root, dest)
+        except OSError as exc:
+            raise OSError(f"volume mount path {dest!r} crosses a symlink or a file: {exc}") from None
 
 
 def _mkdirs_inside(root: str, dest: str) -> None:
@@ -155,7 +170,8 @@ def main(argv: list[str]) -> int:
     if netns:
         _hide_root_netns_marker(f"/proc/{holder}/ns/net")
     try:
-        assemble(spec["workdir"], spec["rootfs"], spec.get("binds", []))
+        root = assemble(spec["workdir"], spec["rootfs"], spec.get("binds", []))
+        mount_volumes(root, spec.get("volumes", []))
     except OSError as exc:
         print(f"corral launcher: cannot assemble the root filesystem: {exc}", file=sys.stderr)
         return 3

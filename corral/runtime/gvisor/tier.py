@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from corral.runtime.base import (
-    Payload, ResourceUsage, SandboxHandle, SandboxSpec, Tier, TierError, socket_accepts,
+    Payload, ResourceUsage, SandboxHandle, SandboxSpec, Tier, TierError, VolumeBind, socket_accepts,
 )
 from corral.runtime.checkpoint import CheckpointInfo, Checkpointing
 from corral.runtime.gvisor import bundle as bundles
@@ -180,15 +180,15 @@ class GVisorTier(Tier, Checkpointing):
             d.mkdir(mode=0o700, exist_ok=True)
         golden = disk.golden_image(self.state_dir / "golden", spec.limits.disk_mb)
         disk.sparse_copy(golden, lay.disk)
-        self._write_bundle(spec.sandbox_id, lay, spec.rootfs, spec.limits, networked)
+        self._write_bundle(spec.sandbox_id, lay, spec.rootfs, spec.limits, networked, spec.volumes)
 
     def _write_bundle(self, sandbox_id: str, lay: L.Layout, rootfs: Path | str, limits,  # type: ignore[no-untyped-def]
-                      networked: bool = False) -> None:
+                      networked: bool = False, volumes: tuple[VolumeBind, ...] = ()) -> None:
         # A networked sandbox joins the launcher's namespace, whose path is known only once the
         # launcher runs (see _point_bundle_at).
         config = bundles.render(sandbox_id, lay, self.cgroups.path_for(sandbox_id), limits,
                                 self.payload.entry_point, errno_via_trace=True,
-                                netns_path="/proc/0/ns/net" if networked else None)
+                                netns_path="/proc/0/ns/net" if networked else None, volumes=volumes)
         config["annotations"]["dev.corral.rootfs"] = str(rootfs)
         tmp = lay.config.with_suffix(".tmp")
         tmp.write_text(json.dumps(config, indent=1))
@@ -202,9 +202,10 @@ class GVisorTier(Tier, Checkpointing):
             args.append(f"--image-path={image_dir}")
         network = "sandbox" if before_boot is not None else "none"
         argv = self.runsc.argv(*args, sandbox_id, network=network)
-        binds = bundles.binds_of(json.loads(lay.config.read_text()))
+        config = json.loads(lay.config.read_text())
         spec: dict[str, object] = {"workdir": str(lay.workdir), "rootfs": str(rootfs),
-                                   "argv": argv, "env": CLEAN_ENV, "binds": binds}
+                                   "argv": argv, "env": CLEAN_ENV, "binds": bundles.binds_of(config),
+                                   "volumes": bundles.volumes_of(config)}
         fds: list[int] = []
         if before_boot is not None:
             to_tier_r, to_tier_w = os.pipe()

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from corral.runtime.namespace.proctitle import set_cmdline
-from corral.runtime.namespace import capabilities, disk, policy, rootfs, userns
+from corral.runtime.namespace import capabilities, disk, policy, rootfs, userns, volumes
 from corral.runtime.namespace import syscalls as sc
 from corral.runtime.namespace.cgroups import CgroupManager
 from corral.runtime.base import Limits
@@ -191,8 +191,10 @@ def _sandbox_init(req: SpawnRequest, ctl: socket.socket, userns_fd: int, ready_w
         _bring_up_loopback()
         sc.sethostname(req.sandbox_id)
         new_root = rootfs.assemble(req.workdir, req.rootfs, req.uid_base, userns_fd)
+        prepared = volumes.prepare(req.volumes, req.workdir, userns_fd)
         rootfs.pivot(new_root)
         rootfs.populate(req.sandbox_id, req.uid_base, req.memory_mb)
+        volumes.attach(prepared, req.uid_base)
 
         keep = {listener.fileno(), ports_listener.fileno(), ready_w, userns_fd} | ({config_fd} - {-1})
         _close_fds_except(keep)

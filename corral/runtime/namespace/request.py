@@ -42,6 +42,8 @@ class SpawnRequest:
     pids_max: int
     golden_image: str
     init_argv: list[str] = field(default_factory=list)   # empty: run the payload in-process
+    # [image, target] pairs: volumes to mount read-write (runtime/namespace/volumes.py).
+    volumes: list[list[str]] = field(default_factory=list)
     req: int = 0
 
     def validate(self) -> None:
@@ -62,6 +64,11 @@ class SpawnRequest:
             raise RequestError("disk_mb must be at least 16")
         if not (8 <= self.pids_max <= 1 << 22):
             raise RequestError("pids_max must be at least 8")
+        for pair in self.volumes:
+            if (not isinstance(pair, list) or len(pair) != 2 or not all(isinstance(x, str) for x in pair)
+                    or not all(os.path.isabs(x) and "\x00" not in x for x in pair)
+                    or os.path.normpath(pair[1]) != pair[1] or pair[1] == "/"):
+                raise RequestError("volumes must be [absolute image, normalised absolute target] pairs")
         if any(not isinstance(a, str) or "\x00" in a for a in self.init_argv):
             raise RequestError("init_argv must be strings without NUL")
 

@@ -60,6 +60,7 @@ AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
 AT_FDCWD = -100
 MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
 MOUNT_ATTR_RDONLY = 0x1
 MOUNT_ATTR_NOSUID = 0x2
 MOUNT_ATTR_NODEV = 0x4
@@ -144,6 +145,12 @@ def mount_setattr(fd: int, attr_set: int, userns_fd: int = 0, recursive: bool = 
 def move_mount(from_fd: int, to_path: str) -> None:
     _check(_libc.syscall(NR["move_mount"], ctypes.c_int(from_fd), b"", ctypes.c_int(AT_FDCWD),
                          _b(to_path), ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH)))
+
+
+def move_mount_fd(from_fd: int, to_dirfd: int) -> None:
+    """Move a detached mount onto the directory an fd names (no path is resolved again)."""
+    _check(_libc.syscall(NR["move_mount"], ctypes.c_int(from_fd), b"", ctypes.c_int(to_dirfd), b"",
+                         ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)))
 
 
 class _CapHeader(ctypes.Structure):

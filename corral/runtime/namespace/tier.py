@@ -149,6 +149,7 @@ class NamespaceTier(Tier):
             uid_base=spec.uid_base, cpu_count=spec.limits.cpu_count,
             memory_mb=spec.limits.memory_mb, disk_mb=spec.limits.disk_mb,
             pids_max=spec.limits.pids_max, golden_image="/", init_argv=self.init_argv,
+            volumes=[[str(v.image), v.target] for v in spec.volumes],
         )
         try:
             req.validate()
