@@ -14,7 +14,9 @@ URL="${CORRAL_DEBIAN_MIRROR:-http://deb.debian.org/debian}/pool/main/g/golang-gv
 SHA256="afdde883e3876ea807e19c708d4432674a20cb10186a7a5b554d62f38ea8de46"
 DEST="${1:-/usr/local/lib/corral/runsc}"
 
-if [ -x "$DEST" ] && "$DEST" --version 2>/dev/null | grep -q "^runsc version ${VERSION%%-*}$"; then
+# (the output is read whole: with pipefail, `grep -q` closing the pipe early would fail the check)
+have="$([ -x "$DEST" ] && "$DEST" --version 2>/dev/null || true)"
+if printf '%s\n' "$have" | grep -qx "runsc version ${VERSION%%-*}"; then
   echo "runsc: ${VERSION} present at $DEST"
   exit 0
 fi
