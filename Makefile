@@ -15,7 +15,7 @@ APT_PACKAGES := mmdebstrap e2fsprogs util-linux iproute2 libseccomp2 python3 pyt
                 python3-ipykernel python3-matplotlib python3-matplotlib-inline python3-pandas \
                 nodejs node-typescript \
                 chromium fonts-dejavu-core \
-                postgresql umoci
+                postgresql umoci lxcfs
 
 VENV    := .venv
 PYTHON  := $(VENV)/bin/python
@@ -25,6 +25,13 @@ HOST    ?= 127.0.0.1
 PORT    ?= 3000
 DATA    ?= .data
 PYTEST_ARGS ?=
+# The suite waits on sandboxes, servers and the network far more than it computes, so it runs in
+# parallel processes (pytest-xdist), more of them than cores. `--dist loadfile` keeps each test file
+# on one worker, so a module's fixtures (its server, its sandbox) are made once; docs/TESTING.md
+# says what a test must respect to run beside the others. Two workers per core (4 on the 2-core CI
+# machine), at most 8 (each worker starts its own test servers); PYTEST_WORKERS=0: one process.
+PYTEST_WORKERS ?= $(shell n=$$(( $$(nproc) * 2 )); echo $$(( n > 8 ? 8 : n )))
+PYTEST_PARALLEL := $(if $(filter 0,$(PYTEST_WORKERS)),-p no:xdist,-n $(PYTEST_WORKERS) --dist loadfile)
 
 .PHONY: help deps runsc venv template spec-templates image js-deps client-deps js-test run test clean distclean
 
@@ -132,7 +139,7 @@ js-test: venv template client-deps
 test: deps venv template spec-templates client-deps
 	$(PYTHON) -m ruff check corral tests
 	$(VENV)/bin/lint-imports --no-logo --no-cache
-	@$(PYTHON) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
+	@$(PYTHON) -m pytest -q $(PYTEST_PARALLEL) $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc = 5 ]; then echo "error: no tests ran" >&2; exit 1; fi; exit $$rc
 
 clean:

@@ -8,6 +8,7 @@ timeout) and E2B's documented limits (24 h maximum lifetime). Environment variab
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,21 @@ def _env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _env_path(name: str) -> Path | None:
+    raw = os.environ.get(name)
+    return Path(raw) if raw else None
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -51,6 +67,12 @@ class Ceilings:
     disk_mb: int = 20480
     pids_max: int = 4096
     timeout_s: int = 24 * 3600
+
+
+# What one `corral serve` process is: everything on one machine ("all", the default), a stateless
+# control plane ("api", any number of replicas), or the agent that runs one machine's sandboxes
+# ("node"). API replicas and nodes meet only through the database (docs/DEPLOY.md, "Several machines").
+ROLES: tuple[str, ...] = ("all", "api", "node")
 
 
 # Isolation tiers by name, weakest first (the server default, a template's minimum and a request
@@ -102,6 +124,24 @@ class Settings:
     volumes_root: Path | None = None
     volume_size_mb: int = 1024
     volume_max_size_mb: int = 64 * 1024
+    # --- a cluster (roles api and node; docs/CONFIGURATION.md, "Cluster") ----------------------
+    role: str = "all"
+    # The node's name in the registry (its rows' `node_id`); set for role node only.
+    node_id: str | None = None
+    # The URL at which API replicas reach this node (role node).
+    advertise_url: str | None = None
+    # The secret API replicas present on every call to a node; a node answers nothing without it.
+    node_secret: str | None = None
+    # A node silent this long is marked lost; nodes heartbeat this often.
+    node_grace_s: float = 30.0
+    node_heartbeat_s: float = 5.0
+    # TLS between API replicas and nodes: the node's certificate and key (role node), and the CA
+    # API replicas verify nodes with (role api; None: the system's trust store).
+    node_tls_cert: Path | None = None
+    node_tls_key: Path | None = None
+    node_ca: Path | None = None
+    # Placement samples this many healthy nodes per create and takes the least loaded (best-of-K).
+    placement_k: int = 2
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
@@ -127,6 +167,16 @@ class Settings:
             volumes_root=Path(os.environ["CORRAL_VOLUMES_DIR"]) if os.environ.get("CORRAL_VOLUMES_DIR") else None,
             volume_size_mb=_env_int("CORRAL_VOLUME_SIZE_MB", 1024),
             volume_max_size_mb=_env_int("CORRAL_VOLUME_MAX_SIZE_MB", 64 * 1024),
+            role=os.environ.get("CORRAL_ROLE") or "all",
+            node_id=os.environ.get("CORRAL_NODE_ID") or None,
+            advertise_url=os.environ.get("CORRAL_ADVERTISE") or None,
+            node_secret=os.environ.get("CORRAL_NODE_SECRET") or None,
+            node_grace_s=_env_float("CORRAL_NODE_GRACE", 30.0),
+            node_heartbeat_s=_env_float("CORRAL_NODE_HEARTBEAT", 5.0),
+            node_tls_cert=_env_path("CORRAL_NODE_TLS_CERT"),
+            node_tls_key=_env_path("CORRAL_NODE_TLS_KEY"),
+            node_ca=_env_path("CORRAL_NODE_CA"),
+            placement_k=_env_int("CORRAL_PLACEMENT_K", 2),
         )
         if s.interpreter_token not in ("required", "optional"):
             raise ValueError(f"CORRAL_INTERPRETER_TOKEN must be required or optional, got {s.interpreter_token!r}")
@@ -134,7 +184,31 @@ class Settings:
             if value is not None:
                 setattr(s, key, value)
         s.data_dir = Path(s.data_dir).resolve()
+        s.check_cluster()
         return s
+
+    def check_cluster(self) -> None:
+        """The role's settings agree with each other (a clear error at start, never a half-up node)."""
+        if self.role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}, got {self.role!r}")
+        if self.node_grace_s <= 0 or self.node_heartbeat_s <= 0 or self.node_heartbeat_s >= self.node_grace_s:
+            raise ValueError("CORRAL_NODE_HEARTBEAT must be positive and shorter than CORRAL_NODE_GRACE")
+        if self.placement_k < 1:
+            raise ValueError("CORRAL_PLACEMENT_K must be at least 1")
+        if self.role == "all":
+            self.node_id = None    # an all-in-one server owns the rows no node owns
+            return
+        if not self.node_secret or len(self.node_secret) < 16:
+            raise ValueError(f"role {self.role} needs CORRAL_NODE_SECRET (at least 16 characters), "
+                             "the same on every API replica and node")
+        if self.role == "node":
+            if not self.advertise_url or not self.advertise_url.startswith(("http://", "https://")):
+                raise ValueError("role node needs --advertise URL (http:// or https://), where API replicas reach it")
+            if bool(self.node_tls_cert) != bool(self.node_tls_key):
+                raise ValueError("CORRAL_NODE_TLS_CERT and CORRAL_NODE_TLS_KEY go together")
+            self.node_id = self.node_id or socket.gethostname()
+        else:
+            self.node_id = None
 
     @property
     def sandboxes_dir(self) -> Path:

@@ -15,8 +15,19 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import parallel
+
 REPO = Path(__file__).resolve().parents[1]
 E2E_KEY = "e2b_" + "5e" * 20
+
+
+# Parallel runs (`make test`, pytest-xdist): see tests/parallel.py and docs/TESTING.md.
+pytest_collection_modifyitems = parallel.pytest_collection_modifyitems
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):  # type: ignore[no-untyped-def]
+    return parallel.make_scheduler(config, log) if config.getvalue("dist") == "loadfile" else None
 
 
 def _free_port() -> int:

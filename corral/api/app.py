@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -46,10 +46,13 @@ async def health(_request: Request) -> Response:
 class Corral:
     """The outer ASGI callable: dispatches to the proxy or the REST app."""
 
-    def __init__(self, rest: Starlette, proxy: SandboxProxy, keys: KeyRing) -> None:
+    def __init__(self, rest: Starlette, proxy: SandboxProxy, keys: KeyRing, *, check_keys: bool = True) -> None:
         self.rest = rest
         self.proxy = proxy
         self.keys = keys
+        # False on a cluster's node: its only callers are API replicas, which checked the key and
+        # prove themselves with the node credential (corral/cluster/credential.py) before this runs.
+        self.check_keys = check_keys
         self.state = rest.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -70,7 +73,7 @@ class Corral:
             # (Volume content requests carry the volume's token, checked by their routes.)
             public = (scope["path"] in PUBLIC_PATHS or scope["path"].startswith(template_builds.UPLOAD_PREFIX)
                       or scope["path"].startswith(volume_content.PREFIX))
-            if not public and not self.keys.check(
+            if self.check_keys and not public and not self.keys.check(
                 headers.get(b"x-api-key", b"").decode("latin-1") or None
             ):
                 resp = error_response(401, "Invalid API key, please visit the corral docs: keys are created with `corral keys create`")
@@ -79,8 +82,14 @@ class Corral:
         await self.rest(scope, receive, send)
 
 
-def create_app(settings: Settings, *, tier: Tier | None = None, templates_store: TemplateStore | None = None) -> Corral:
-    store = Store(settings.database)
+# Something more a server runs for its whole life, entered once the sandbox service has started
+# (and so recovered) and left before it closes: a cluster node's registration and heartbeats.
+LifespanHook = Callable[[SandboxService], contextlib.AbstractAsyncContextManager[None]]
+
+
+def create_app(settings: Settings, *, tier: Tier | None = None, templates_store: TemplateStore | None = None,
+               check_keys: bool = True, hooks: Sequence[LifespanHook] = ()) -> Corral:
+    store = Store(settings.database, node_id=settings.node_id)
     keys = KeyRing(store, settings.env_api_keys)
     tmpl = templates_store if templates_store is not None else TemplateStore(settings.template_dir)
     service = SandboxService(settings, store, tmpl, tier or make_tier(settings))
@@ -95,7 +104,10 @@ def create_app(settings: Settings, *, tier: Tier | None = None, templates_store:
         await service.start()
         history.start()
         try:
-            yield
+            async with contextlib.AsyncExitStack() as stack:
+                for hook in hooks:
+                    await stack.enter_async_context(hook(service))
+                yield
         finally:
             await history.close()
             await asyncio.to_thread(template_builds.close, rest.state)
@@ -116,4 +128,4 @@ def create_app(settings: Settings, *, tier: Tier | None = None, templates_store:
     rest.state.meter = meter
     rest.state.telemetry = telemetry
     rest.state.metrics_history = history
-    return Corral(rest, proxy, keys)
+    return Corral(rest, proxy, keys, check_keys=check_keys)

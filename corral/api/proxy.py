@@ -118,23 +118,6 @@ class SandboxProxy:
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send, client: httpx.AsyncClient,
                        port: int | None = None) -> None:
-        body_done = asyncio.Event()
-        disconnected = asyncio.Event()
-
-        async def body():  # type: ignore[no-untyped-def]
-            while True:
-                msg: Message = await receive()
-                if msg["type"] == "http.disconnect":
-                    disconnected.set()
-                    body_done.set()
-                    return
-                chunk = msg.get("body", b"")
-                if chunk:
-                    yield chunk
-                if not msg.get("more_body", False):
-                    body_done.set()
-                    return
-
         headers = [(k, v) for k, v in scope["headers"] if k not in _HOP_BY_HOP]
         if port is not None:
             # A user's service sees the Host the client used; the tunnel needs the port header
@@ -142,47 +125,77 @@ class SandboxProxy:
             headers = [(k, v) for k, v in headers if k != b"e2b-sandbox-port"]
             headers += [(b"e2b-sandbox-port", str(port).encode())]
             headers += [(k, v) for k, v in scope["headers"] if k == b"host"]
-        has_body = any(k == b"content-length" and v != b"0" for k, v in scope["headers"]) or any(
-            k == b"transfer-encoding" for k, _ in scope["headers"])
-        path = scope.get("raw_path") or scope["path"].encode()
-        url = path.decode("latin-1") + (("?" + scope["query_string"].decode("latin-1")) if scope.get("query_string") else "")
-        if not has_body:
-            body_done.set()
-        request = client.build_request(scope["method"], url, headers=headers, content=body() if has_body else None)
+        await forward(scope, receive, send, client, headers)
 
-        async def watch_disconnect() -> None:
-            await body_done.wait()
-            while not disconnected.is_set():
-                msg = await receive()
-                if msg["type"] == "http.disconnect":
-                    disconnected.set()
 
-        async def relay() -> None:
-            try:
-                upstream = await client.send(request, stream=True)
-            except httpx.HTTPError as exc:
-                await _send_json(send, 502, f"The sandbox did not answer: {exc.__class__.__name__}")
+def hop_by_hop(name: bytes) -> bool:
+    """Headers that belong to one connection, never forwarded (a cluster's router uses it too)."""
+    return name in _HOP_BY_HOP
+
+
+async def forward(scope: Scope, receive: Receive, send: Send, client: httpx.AsyncClient,
+                  headers: list[tuple[bytes, bytes]], *, unreachable: str = "The sandbox did not answer") -> None:
+    """Stream one HTTP request to `client`'s upstream and its answer back, both ways unbuffered;
+    a client that hangs up cancels the upstream request. An upstream that cannot be reached is a
+    502 `{"code", "message"}` starting with `unreachable`."""
+    body_done = asyncio.Event()
+    disconnected = asyncio.Event()
+
+    async def body():  # type: ignore[no-untyped-def]
+        while True:
+            msg: Message = await receive()
+            if msg["type"] == "http.disconnect":
+                disconnected.set()
+                body_done.set()
                 return
-            try:
-                out_headers = [(k, v) for k, v in upstream.headers.raw if k.lower() not in _HOP_BY_HOP]
-                if "content-length" in upstream.headers:
-                    out_headers.append((b"content-length", upstream.headers["content-length"].encode()))
-                await send({"type": "http.response.start", "status": upstream.status_code, "headers": out_headers})
-                async for chunk in upstream.aiter_raw():
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b""})
-            finally:
-                await upstream.aclose()
+            chunk = msg.get("body", b"")
+            if chunk:
+                yield chunk
+            if not msg.get("more_body", False):
+                body_done.set()
+                return
 
-        relay_task = asyncio.create_task(relay())
-        watch_task = asyncio.create_task(watch_disconnect())
+    has_body = any(k == b"content-length" and v != b"0" for k, v in scope["headers"]) or any(
+        k == b"transfer-encoding" for k, _ in scope["headers"])
+    path = scope.get("raw_path") or scope["path"].encode()
+    url = path.decode("latin-1") + (("?" + scope["query_string"].decode("latin-1")) if scope.get("query_string") else "")
+    if not has_body:
+        body_done.set()
+    request = client.build_request(scope["method"], url, headers=headers, content=body() if has_body else None)
+
+    async def watch_disconnect() -> None:
+        await body_done.wait()
+        while not disconnected.is_set():
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                disconnected.set()
+
+    async def relay() -> None:
         try:
-            done, _ = await asyncio.wait({relay_task, watch_task}, return_when=asyncio.FIRST_COMPLETED)
-            if relay_task not in done:
-                relay_task.cancel()
-            await asyncio.gather(relay_task, return_exceptions=True)
-            if relay_task.done() and not relay_task.cancelled() and relay_task.exception():
-                raise relay_task.exception()  # type: ignore[misc]
+            upstream = await client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            await _send_json(send, 502, f"{unreachable}: {exc.__class__.__name__}")
+            return
+        try:
+            out_headers = [(k, v) for k, v in upstream.headers.raw if k.lower() not in _HOP_BY_HOP]
+            if "content-length" in upstream.headers:
+                out_headers.append((b"content-length", upstream.headers["content-length"].encode()))
+            await send({"type": "http.response.start", "status": upstream.status_code, "headers": out_headers})
+            async for chunk in upstream.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
         finally:
-            watch_task.cancel()
-            await asyncio.gather(watch_task, return_exceptions=True)
+            await upstream.aclose()
+
+    relay_task = asyncio.create_task(relay())
+    watch_task = asyncio.create_task(watch_disconnect())
+    try:
+        done, _ = await asyncio.wait({relay_task, watch_task}, return_when=asyncio.FIRST_COMPLETED)
+        if relay_task not in done:
+            relay_task.cancel()
+        await asyncio.gather(relay_task, return_exceptions=True)
+        if relay_task.done() and not relay_task.cancelled() and relay_task.exception():
+            raise relay_task.exception()  # type: ignore[misc]
+    finally:
+        watch_task.cancel()
+        await asyncio.gather(watch_task, return_exceptions=True)

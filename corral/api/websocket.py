@@ -11,11 +11,13 @@ import asyncio
 import contextlib
 
 from starlette.types import Receive, Scope, Send
-from websockets.asyncio.client import unix_connect
+from websockets.asyncio.client import ClientConnection, unix_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 _SKIP = {b"host", b"connection", b"upgrade", b"sec-websocket-key", b"sec-websocket-version",
          b"sec-websocket-extensions", b"sec-websocket-protocol", b"content-length"}
+# The handshake's own headers, which a relay's new handshake replaces.
+HANDSHAKE_HEADERS = frozenset(_SKIP)
 
 
 async def relay_websocket(scope: Scope, receive: Receive, send: Send, ports_socket: str, port: int) -> None:
@@ -31,6 +33,12 @@ async def relay_websocket(scope: Scope, receive: Receive, send: Send, ports_sock
     except (OSError, InvalidHandshake, InvalidStatus, asyncio.TimeoutError):
         await send({"type": "websocket.close", "code": 1011})
         return
+    await relay_frames(receive, send, upstream)
+
+
+async def relay_frames(receive: Receive, send: Send, upstream: ClientConnection) -> None:
+    """Accept the client's WebSocket and relay messages both ways with an open `upstream` until
+    either side closes (a cluster's router relays to a node with it)."""
     await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
 
     async def client_to_sandbox() -> None:

@@ -24,6 +24,7 @@ from corral.wire.framing import ConnectError
 from corral.guest import exitstatus
 from corral.guest.output import OutputReader
 from corral.guest.reaper import reaper_for
+from corral.guest.limits import reclaim_process_slots, user_pids_max
 from corral.guest.spawn import is_valid_env_pair, login_env, mark_reaped, spawn_as
 from corral.guest.users import User
 
@@ -275,6 +276,8 @@ class ProcessManager:
         if tag is not None and any(p.tag == tag for p in self.procs.values()):
             raise ConnectError("already_exists", f"a process with tag {tag!r} is running")
         env = self.build_env(user, spec.envs)
+        # A fork bomb of an ended command may hold every user process slot: take them back.
+        reclaim_process_slots(reaper_for(self.loop).watched(), user_pids_max())
         proc = ManagedProcess(self, spec, tag)
         parent_fds: list[int] = []
         child_fds: list[int] = []
@@ -315,6 +318,10 @@ class ProcessManager:
             for fd in parent_fds + child_fds:
                 os.close(fd)
             raise
+        except subprocess.SubprocessError as exc:   # the child could not enter the user cgroup
+            for fd in parent_fds + child_fds:
+                os.close(fd)
+            raise ConnectError("internal", f"failed to start {spec.cmd!r}: {exc}") from None
         except OSError as exc:
             for fd in parent_fds + child_fds:
                 os.close(fd)

@@ -36,6 +36,10 @@ class Reaper:
         # The child may already have exited before the handler was registered.
         self._loop.call_soon(self.reap)
 
+    def watched(self) -> set[int]:
+        """The pids someone waits for: every running process the daemon started."""
+        return set(self._callbacks)
+
     def reap(self) -> None:
         if self._reap_all:
             self._reap_any()

@@ -1,7 +1,8 @@
 """Starting a process as a sandbox user, the one way envd's processes and the kernels start.
 
 Every process gets its own session (so a signal to its group reaches everything it started),
-the user's uid, gid and supplementary groups, and no fd of ours but the ones asked for. Its exit
+the sandbox's user cgroup and an ordinary OOM score (`corral.guest.limits`), the user's uid, gid
+and supplementary groups, and no fd of ours but the ones asked for. Its exit
 status comes from the daemon's reaper (`corral.guest.reaper`), never from Popen.wait: pid 1 reaps
 every child, and Popen waiting as well would race it for the status.
 """
@@ -12,6 +13,7 @@ import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from corral.guest.limits import drop_to, enter_user_cgroup, user_cgroup_fds, user_nproc
 from corral.guest.users import DEFAULT_PATH, User
 
 
@@ -27,11 +29,20 @@ def is_valid_env_pair(key: str, value: str) -> bool:
 def spawn_as(argv: Sequence[str], user: User, *, cwd: str, env: Mapping[str, str],
              stdin: Any, stdout: Any, stderr: Any, pass_fds: Sequence[int] = (),
              preexec_fn: Callable[[], None] | None = None) -> subprocess.Popen[bytes]:
-    """Popen `argv` as `user` in a new session; raises OSError as Popen does."""
+    """Popen `argv` as `user` in a new session; raises OSError as Popen does (a failed move into
+    the user cgroup is a SubprocessError: nothing runs with the daemon's headroom)."""
+    fds = user_cgroup_fds()   # what the tier handed the daemon; none outside a sandbox
+    nproc = user_nproc()
+
+    def child_setup() -> None:   # in the child, after setsid, before exec
+        enter_user_cgroup(fds, nproc)
+        drop_to(user.uid, user.gid, user.groups)
+        if preexec_fn is not None:
+            preexec_fn()
+
     return subprocess.Popen(
         list(argv), stdin=stdin, stdout=stdout, stderr=stderr, cwd=cwd, env=dict(env),
-        close_fds=True, pass_fds=tuple(pass_fds), start_new_session=True,
-        user=user.uid, group=user.gid, extra_groups=list(user.groups), preexec_fn=preexec_fn,
+        close_fds=True, pass_fds=tuple(pass_fds), start_new_session=True, preexec_fn=child_setup,
     )
 
 

@@ -84,7 +84,7 @@ class WarmPool:
                              return_exceptions=True)
         for ids in self._ready.values():
             ids.clear()
-        for rec in self.parts.store.live([SandboxState.POOLED]):
+        for rec in self.parts.store.owned([SandboxState.POOLED]):
             await self.teardown.kill(rec.sandbox_id, reason="pool closed")
 
     def ready(self, template: str) -> int:

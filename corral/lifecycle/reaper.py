@@ -64,7 +64,7 @@ class Reaper:
         parts = self.parts
         current = now()
         next_wait = LIVENESS_INTERVAL_S
-        for rec in parts.store.live([SandboxState.RUNNING, SandboxState.PAUSED]):
+        for rec in parts.store.owned([SandboxState.RUNNING, SandboxState.PAUSED]):
             if rec.end_at <= current:
                 if rec.on_timeout == "pause" and rec.state == SandboxState.RUNNING.value:
                     log.info("sandbox %s timed out: pausing", rec.sandbox_id)

@@ -23,7 +23,7 @@ log = logging.getLogger("corral.lifecycle")
 async def recover(parts: Parts, teardown: Teardown) -> set[str]:
     """Returns the ids of the sandboxes that were re-adopted."""
     live_ids: set[str] = set()
-    for rec in parts.store.live():
+    for rec in parts.store.owned():
         handle = None
         if rec.state not in (SandboxState.STARTING.value, SandboxState.POOLED.value):
             try:

@@ -139,6 +139,7 @@ class Starter:
                 uid_slot=slot, workdir=str(workdir), envd_version=ENVD_VERSION,
                 envd_access_token=token, traffic_access_token=new_access_token(), metadata_=metadata,
                 allow_internet_access=False, on_timeout="pause" if auto_pause else "kill",
+                node_id=parts.store.node_id,
             ))
             if volumes:   # in use from now on: a delete racing this start is refused
                 parts.store.volumes.add_mounts(sandbox_id, volumes)

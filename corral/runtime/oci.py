@@ -82,14 +82,20 @@ def deny_rules() -> list[dict[str, Any]]:
             for r in policy.DENY_RULES]
 
 
-def resources(limits: Limits, *, pids_floor: int = 0) -> dict[str, Any]:
+def resources(limits: Limits, *, pids_floor: int = 0, cpus: str = "", mems: str = "") -> dict[str, Any]:
     """cgroup limits. Memory and memory+swap are equal, so swapping cannot dodge the limit.
-    ``pids_floor``: runtimes whose own threads count against pids.max need headroom."""
+    ``pids_floor``: runtimes whose own threads count against pids.max need headroom.
+    ``cpus``/``mems``: the sandbox's cpuset (gVisor sizes its CPU count from it)."""
     memory = limits.memory_mb * 1024 * 1024
+    cpu: dict[str, Any] = {"quota": CPU_PERIOD_USEC * limits.cpu_count, "period": CPU_PERIOD_USEC}
+    if cpus:
+        cpu["cpus"] = cpus
+        if mems:
+            cpu["mems"] = mems
     return {
         "memory": {"limit": memory, "swap": memory},
         "pids": {"limit": max(limits.pids_max, pids_floor)},
-        "cpu": {"quota": CPU_PERIOD_USEC * limits.cpu_count, "period": CPU_PERIOD_USEC},
+        "cpu": cpu,
     }
 
 
@@ -142,6 +148,8 @@ class Bundle:
     root_readonly: bool = False
     errno_via_trace: bool = False
     pids_floor: int = 0
+    cpus: str = ""
+    mems: str = ""
     annotations: dict[str, str] = field(default_factory=dict)
 
     def render(self) -> dict[str, Any]:
@@ -151,7 +159,7 @@ class Bundle:
             network["path"] = self.netns_path
         linux: dict[str, Any] = {
             "namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount")] + [network],
-            "resources": resources(self.limits, pids_floor=self.pids_floor),
+            "resources": resources(self.limits, pids_floor=self.pids_floor, cpus=self.cpus, mems=self.mems),
             "maskedPaths": list(policy.MASKED_PATHS),
             "readonlyPaths": list(policy.READONLY_PATHS),
             "seccomp": seccomp(errno_via_trace=self.errno_via_trace),

@@ -33,9 +33,15 @@ def _aware(dt: datetime) -> datetime:
 
 
 class Store:
-    """`location` is a SQLite file path or a database URL (`postgresql://user@host:port/db`)."""
+    """`location` is a SQLite file path or a database URL (`postgresql://user@host:port/db`).
 
-    def __init__(self, location: str | Path) -> None:
+    `node_id` names the node agent this process is (None: an all-in-one server, which owns the rows
+    no node owns). What acts on sandboxes (`get_live`, `owned`, `used_slots`) sees only this
+    process's own rows, so a node never adopts, reaps or kills another node's sandbox; `get` and
+    `live` see every row (listing is cluster-wide)."""
+
+    def __init__(self, location: str | Path, *, node_id: str | None = None) -> None:
+        self.node_id = node_id
         self.engine: Engine = make_engine(location)
         try:
             upgrade(self.engine)
@@ -62,10 +68,15 @@ class Store:
             return _fix(rec) if rec else None
 
     def get_live(self, sandbox_id: str) -> SandboxRecord | None:
+        """A live sandbox this process owns (another node's is None here)."""
         rec = self.get(sandbox_id)
-        if rec is None or rec.state not in {st.value for st in SandboxState.live()}:
+        if rec is None or rec.state not in {st.value for st in SandboxState.live()} or rec.node_id != self.node_id:
             return None
         return rec
+
+    def _mine(self):  # type: ignore[no-untyped-def]
+        return (SandboxRecord.node_id.is_(None) if self.node_id is None
+                else SandboxRecord.node_id == self.node_id)
 
     def update(self, sandbox_id: str, **fields: object) -> SandboxRecord | None:
         with self.session() as s, s.begin():
@@ -82,9 +93,19 @@ class Store:
             rows = s.scalars(select(SandboxRecord).where(SandboxRecord.state.in_(wanted)).order_by(SandboxRecord.started_at, SandboxRecord.sandbox_id))
             return [_fix(r) for r in rows]
 
-    def used_slots(self) -> set[int]:
+    def owned(self, states: Iterable[SandboxState] | None = None) -> list[SandboxRecord]:
+        """Like `live`, but only the sandboxes this process owns (what recovery and the reaper act on)."""
+        wanted = [st.value for st in (states or SandboxState.live())]
         with self.session() as s:
-            q = select(SandboxRecord.uid_slot).where(SandboxRecord.state.in_([st.value for st in SandboxState.live()]))
+            rows = s.scalars(select(SandboxRecord).where(SandboxRecord.state.in_(wanted), self._mine())
+                             .order_by(SandboxRecord.started_at, SandboxRecord.sandbox_id))
+            return [_fix(r) for r in rows]
+
+    def used_slots(self) -> set[int]:
+        """uid slots are per machine: only this process's own live rows hold one here."""
+        with self.session() as s:
+            q = select(SandboxRecord.uid_slot).where(SandboxRecord.state.in_([st.value for st in SandboxState.live()]),
+                                                     self._mine())
             return set(s.scalars(q))
 
     # --- api keys --------------------------------------------------------------------------

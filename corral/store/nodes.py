@@ -112,6 +112,16 @@ class NodeRegistry:
             rec.started_at, rec.end_at = _aware(rec.started_at), _aware(rec.end_at)
         return out
 
+    def live_counts(self) -> dict[str, int]:
+        """Live sandboxes per node, from the rows themselves (fresher than heartbeats: a row is
+        written when a create starts), which placement balances by."""
+        live = [st.value for st in SandboxState.live()]
+        q = (select(SandboxRecord.node_id, func.count()).where(SandboxRecord.node_id.is_not(None),
+                                                                SandboxRecord.state.in_(live))
+             .group_by(SandboxRecord.node_id))
+        with self._session() as s:
+            return {node: int(n) for node, n in s.execute(q)}
+
     @staticmethod
     def _count_live(s: Session, node_id: str) -> int:
         live = [st.value for st in SandboxState.live()]

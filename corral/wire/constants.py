@@ -50,3 +50,15 @@ SANDBOX_ID_RE = re.compile(r"[a-z0-9]{1,64}")
 
 def is_sandbox_id(value: object) -> bool:
     return isinstance(value, str) and SANDBOX_ID_RE.fullmatch(value) is not None
+
+# What a tier hands its daemon, in the init's environment, so user processes get less than the
+# daemon (see corral.guest.limits): descriptors of the user child cgroup's `cgroup.procs` files
+# (comma-separated; opened by the host, so the sandbox never sees the cgroup tree) and that
+# cgroup's pids limit.
+USER_CGROUP_FDS_ENV = "CORRAL_USER_CGROUP_FDS"
+USER_PIDS_MAX_ENV = "CORRAL_USER_PIDS_MAX"
+# Where no pids cgroup can hold user processes (gVisor's cgroupfs has none): RLIMIT_NPROC for them.
+USER_NPROC_ENV = "CORRAL_USER_NPROC"
+# oom_score_adj of the daemon (pid 1): the OOM killer takes any user process first. Not -1000,
+# which would make it unkillable and let user processes (which inherit the floor) be so too.
+DAEMON_OOM_SCORE_ADJ = -999

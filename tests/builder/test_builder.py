@@ -107,7 +107,7 @@ async def test_build_cache_and_a_sandbox_from_the_result(store: TemplateStore, t
     assert rebuilt.steps_run == 5 and rebuilt.steps_cached == 2
 
     # A sandbox (real envd) from the published template sees the files.
-    tier = NamespaceTier(state_dir=Path("/var/lib/corral/test-runtime-state"), cgroup_group="corral-test")
+    tier = NamespaceTier(state_dir=Path("/var/lib/corral/test-runtime-state"), cgroup_group=f"corral-test-{os.getpid()}")
     await tier.start()
     workdir = tmp_path / "sbx"
     sid = f"tdf{os.getpid()}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 from tests.interpreter.conftest import needs_kernel_python
 from tests.interpreter.helpers import Interpreter, parse_lines, run
@@ -99,11 +100,39 @@ async def test_no_blank_lines_and_end_marker(interp: Interpreter) -> None:
     assert r.headers["content-type"].startswith("application/json")
 
 
+def _connection_dirs(root_pid: int) -> set[str]:
+    """The /tmp/.corral-kernel-* directories whose connection.json the descendants of
+    `root_pid` (this interpreter's kernels) were started with."""
+    children: dict[int, list[int]] = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # exited while we looked
+        children.setdefault(ppid, []).append(int(entry))
+    found: set[str] = set()
+    todo = [root_pid]
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        found |= {os.path.dirname(a.decode()) for a in argv
+                  if a.startswith(b"/tmp/.corral-kernel-") and a.endswith(b"/connection.json")}
+    return found
+
+
 async def test_connection_files_are_removed(interp: Interpreter) -> None:
-    before = {n for n in os.listdir("/tmp") if n.startswith(".corral-kernel-")}
+    """A kernel's connection file (its ports and key) is gone once the kernel runs, also after a
+    restart. The check is of this interpreter's kernels: other tests' kernels on this host (another
+    pytest worker's) have theirs in /tmp while they start."""
     async with interp.client() as c:
         ctx = (await c.post("/contexts", json={})).json()
         assert (await run(c, "1", context_id=ctx["id"])).text == "1"
         await c.post(f"/contexts/{ctx['id']}/restart")
-    after = {n for n in os.listdir("/tmp") if n.startswith(".corral-kernel-")}
-    assert after <= before
+        assert (await run(c, "2", context_id=ctx["id"])).text == "2"
+    named = _connection_dirs(interp.proc.pid)
+    assert named, "the interpreter's kernels were started from connection files"
+    assert sorted(d for d in named if os.path.exists(d)) == []

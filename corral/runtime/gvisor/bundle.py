@@ -20,10 +20,23 @@ import corral
 from corral.runtime import oci
 from corral.runtime.base import Limits, VolumeBind
 from corral.runtime.gvisor import layout as L
+from corral.runtime.headroom import (
+    choose_cpus, cpusets_in_use, format_cpu_list, host_cpus, host_mems, user_limits,
+)
 
 # The Sentry's own threads and (ptrace platform) one stub process per sandbox process count
 # against the host pids limit; below ~1024 a busy sandbox's Sentry fails instead of the fork.
 PIDS_FLOOR = 1024
+# Host tasks one sandbox process costs: measured ~6.3 on the ptrace platform (100 sleeping
+# processes took 626 host tasks). The sandbox's own process count is capped inside (RLIMIT_NPROC,
+# guest.py), so the host limit is sized for that many at this cost and the Sentry never hits it.
+HOST_TASKS_PER_PROCESS = 8
+# Host memory one sandbox process costs outside the sandbox's own accounting (its stub process,
+# page tables, the Sentry's task state): ~5 MB measured on the ptrace platform, where 120 forked
+# Python processes took 590 MB of the host cgroup. The process cap inside is sized so that many
+# fit in the sandbox's memory: a fork bomb then stops at the cap instead of the host's OOM killer
+# taking the Sentry (and the whole sandbox) with it.
+HOST_BYTES_PER_PROCESS = 6 * 1024 * 1024
 
 
 def corral_import_root() -> str:
@@ -60,10 +73,19 @@ def python_mounts() -> tuple[list[oci.Mount], list[str], str]:
     return mounts, guest_path, f"{L.GUEST_PYTHON}/bin/{version}"
 
 
-def guest_argv(guest_path: list[str], python: str, entry_point: str) -> list[str]:
+def guest_argv(guest_path: list[str], python: str, entry_point: str, *limits: str) -> list[str]:
+    """``limits``: the user cgroup's pids cap and memory bytes (argv, not the environment: the
+    guest overwrites its argv in place, while /proc/1/environ keeps what it started with)."""
     boot = (f"import sys; sys.path[:0] = {guest_path!r}; "
-            "from corral.runtime.gvisor.guest import main; sys.exit(main(sys.argv[1]))")
-    return [python, "-I", "-c", boot, entry_point]
+            "from corral.runtime.gvisor.guest import main; sys.exit(main(*sys.argv[1:]))")
+    return [python, "-I", "-c", boot, entry_point, *limits]
+
+
+def user_process_cap(limits: Limits) -> int:
+    """How many processes user code may have inside: the pids split (headroom), and no more than
+    the sandbox's memory can carry at the Sentry's cost per process."""
+    split = user_limits(limits)
+    return max(16, min(split.pids_max, split.memory_bytes // HOST_BYTES_PER_PROCESS))
 
 
 def volume_mounts(lay: L.Layout, volumes: tuple[VolumeBind, ...]) -> tuple[list[oci.Mount], list[list[str]]]:
@@ -95,11 +117,16 @@ def render(sandbox_id: str, lay: L.Layout, cgroups_path: str, limits: Limits, en
                             ("nosuid", "nodev", "noexec", "mode=700", "size=64k")))
     volume_binds, volume_plan = volume_mounts(lay, volumes)
     mounts.extend(volume_binds)
+    split = user_limits(limits)
+    # gVisor takes its CPU count from the cpuset (its quota option never reports fewer than 2).
+    cpus = format_cpu_list(choose_cpus(host_cpus(), cpusets_in_use(), limits.cpu_count))
     b = oci.Bundle(
-        sandbox_id=sandbox_id, root_path=str(lay.root), args=guest_argv(guest_path, python, entry_point),
+        sandbox_id=sandbox_id, root_path=str(lay.root),
+        args=guest_argv(guest_path, python, entry_point, str(user_process_cap(limits)), str(split.memory_bytes)),
         limits=limits, mounts=mounts, cgroups_path=cgroups_path, netns_path=netns_path,
         env={"LD_LIBRARY_PATH": f"{L.GUEST_PYTHON}/lib", "PYTHONDONTWRITEBYTECODE": "1"},
-        errno_via_trace=errno_via_trace, pids_floor=PIDS_FLOOR + limits.pids_max,
+        errno_via_trace=errno_via_trace, pids_floor=PIDS_FLOOR + HOST_TASKS_PER_PROCESS * limits.pids_max,
+        cpus=cpus, mems=host_mems(),
         annotations={"dev.corral.binds": json.dumps([[m.source, m.destination] for m in binds]),
                      "dev.corral.volumes": json.dumps(volume_plan)},
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 from corral.runtime.namespace.cgroups.base import CgroupError
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+SENTRY_HEADROOM_BYTES = 128 * 1024 * 1024
 
 
 class SandboxCgroups:
@@ -109,6 +110,32 @@ class SandboxCgroups:
                 raise CgroupError(f"cgroups of {sandbox_id} still busy after {timeout:.0f}s")
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
+
+    def prepare_cpuset(self) -> None:
+        """cgroup v1 refuses a cpuset inside a parent whose cpus and mems are empty, which is
+        how a new ``cpuset/<group>`` starts: give the group the host's (runsc does not)."""
+        parent = self.root / "cpuset" / self.group
+        if not (self.root / "cpuset" / "cpuset.cpus").exists():
+            return
+        parent.mkdir(exist_ok=True)
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            if not (parent / name).read_text().strip():
+                (parent / name).write_text((self.root / "cpuset" / name).read_text().strip())
+
+    def allow_sentry_headroom(self, sandbox_id: str, memory_bytes: int) -> None:
+        """Raise the host memory limit runsc set from the bundle (the sandbox's size, which the
+        Sentry has already taken as its MemTotal) by SENTRY_HEADROOM_BYTES: the Sentry's own
+        memory and the in-sandbox watchdog's reaction time, so a memory bomb is killed inside
+        the sandbox instead of the host killing the Sentry and, with it, the whole sandbox."""
+        limit = str(memory_bytes + SENTRY_HEADROOM_BYTES)
+        for d in self.dirs(sandbox_id):
+            if (d / "memory.max").exists():
+                (d / "memory.max").write_text(limit)
+            elif (d / "memory.limit_in_bytes").exists():
+                # memsw must stay >= the limit: raise it first.
+                if (d / "memory.memsw.limit_in_bytes").exists():
+                    (d / "memory.memsw.limit_in_bytes").write_text(limit)
+                (d / "memory.limit_in_bytes").write_text(limit)
 
     def remove_group_if_empty(self) -> None:
         for d in self.group_dirs():

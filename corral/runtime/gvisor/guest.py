@@ -17,8 +17,12 @@ import os
 import socket
 import sys
 
+from pathlib import Path
+
+from corral.guest.limits import MemoryWatchdog
 from corral.runtime.gvisor import layout
 from corral.runtime.gvisor.relay import Relay
+from corral.wire.constants import USER_CGROUP_FDS_ENV, USER_NPROC_ENV, USER_PIDS_MAX_ENV
 from corral.wire.entry_points import resolve
 
 CLEAN_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -92,9 +96,35 @@ def _drop_device_nodes() -> None:
             pass
 
 
-def main(entry_point: str) -> int:
+def _user_cgroup(pids_max: str, memory_bytes: str) -> None:
+    """User processes get less than envd, as on the namespace tier, with what the Sentry offers:
+    its own cgroupfs (runsc --cgroupfs; cpu and memory, v1 layout) and its rlimits. envd moves
+    every user process into ``memory/user`` through the descriptor left in its environment; the
+    Sentry counts that cgroup's memory but does not enforce a limit, so a watchdog does. It has
+    no pids controller: RLIMIT_NPROC (which it enforces, per user) caps user processes instead,
+    below the host pids limit the Sentry itself needs room under."""
+    if not pids_max.isdigit() or not memory_bytes.isdigit():
+        return
+    os.environ[USER_PIDS_MAX_ENV] = pids_max
+    os.environ[USER_NPROC_ENV] = pids_max
+    memory = Path(layout.GUEST_CGROUP) / "memory"
+    if not (memory / "cgroup.procs").exists():
+        return
+    user = memory / "user"
+    user.mkdir(exist_ok=True)
+    try:
+        (user / "memory.limit_in_bytes").write_text(memory_bytes)   # shown and counted
+    except OSError:
+        pass
+    os.environ[USER_CGROUP_FDS_ENV] = str(os.open(user / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC))
+    if (user / "memory.usage_in_bytes").exists():
+        MemoryWatchdog(user, int(memory_bytes)).start()
+
+
+def main(entry_point: str, user_pids: str = "", user_memory: str = "") -> int:
     """``entry_point`` ("module:function") is the payload, called as
-    ``function(listener, config_bytes, ports_listener)``; named, never imported by the runtime."""
+    ``function(listener, config_bytes, ports_listener)``; named, never imported by the runtime.
+    ``user_pids``/``user_memory``: the user cgroup's limits (`_user_cgroup`)."""
     config = _read_handoff()
     try:
         _set_title(b"envd")
@@ -109,6 +139,10 @@ def main(entry_point: str) -> int:
     _drop_device_nodes()
     os.makedirs(layout.GUEST_INNER_DIR, mode=0o700, exist_ok=True)
     os.chmod(layout.GUEST_INNER_DIR, 0o700)
+    try:
+        _user_cgroup(user_pids, user_memory)
+    except OSError as exc:
+        print(f"corral: no user cgroup in this sandbox: {exc}", file=sys.stderr, flush=True)
     inner_envd = _listen(os.path.join(layout.GUEST_INNER_DIR, layout.ENVD_SOCKET))
     inner_ports = _listen(os.path.join(layout.GUEST_INNER_DIR, layout.PORTS_SOCKET))
     relay = Relay(layout.GUEST_RUN_DIR,

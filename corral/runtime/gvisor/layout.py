@@ -24,6 +24,7 @@ from corral.wire.constants import ENVD_SOCKET, PORTS_SOCKET  # the names the ser
 # Inside the sandbox.
 GUEST_RUN_DIR = "/run/corral"            # host-backed: envd.sock, ports.sock, ctl.sock, resume
 GUEST_INNER_DIR = "/run/corral-guest"    # sandbox-internal sockets envd really listens on (0700)
+GUEST_CGROUP = "/sys/fs/cgroup"          # the Sentry's own cgroupfs (runsc --cgroupfs), v1 layout
 GUEST_PYTHON = "/run/corral-code/python" # the server's Python runtime, read-only
 GUEST_SITE = "/run/corral-code/site"     # the server's site-packages (envd's dependencies)
 GUEST_SRC = "/run/corral-code/src"       # the corral package, when it is not in site-packages

@@ -117,8 +117,11 @@ class Runsc:
             "--host-uds=create",
             # Apply the bundle's seccomp policy to sandbox processes (off by default).
             "--oci-seccomp",
-            # nproc / os.cpu_count() follow the CPU quota.
-            "--cpu-num-from-quota",
+            # The Sentry's own cgroupfs at /sys/fs/cgroup (its cgroups, never the host's): the guest
+            # init puts user processes in a child cgroup there whose pids.max the Sentry enforces.
+            "--cgroupfs",
+            # nproc / os.cpu_count() follow the bundle's cpuset (not --cpu-num-from-quota, which
+            # never reports fewer than 2 CPUs).
             # Writes go to our own layer (an ext4 image with the disk quota), not to runsc's
             # overlay in memory or in a filestore beside the root (newer runsc's default).
             "--overlay2=none",

@@ -197,6 +197,7 @@ class GVisorTier(Tier, Checkpointing):
     async def _launch(self, sandbox_id: str, lay: L.Layout, rootfs: Path | str, verb: str,
                       handoff: bytes | None, image_dir: Path | None = None, *,
                       before_boot: BeforeBoot | None = None) -> None:
+        await asyncio.to_thread(self.cgroups.prepare_cpuset)
         args = [verb, "--detach", f"--bundle={lay.bundle}"]
         if image_dir is not None:
             args.append(f"--image-path={image_dir}")
@@ -262,6 +263,8 @@ class GVisorTier(Tier, Checkpointing):
                 pass
         if rc != 0:
             raise TierError(f"sandbox {sandbox_id} failed to start: {_tail(lay.log)}")
+        memory = json.loads(lay.config.read_text())["linux"]["resources"]["memory"]["limit"]
+        await asyncio.to_thread(self.cgroups.allow_sentry_headroom, sandbox_id, int(memory))
 
     async def _ready(self, sandbox_id: str, lay: L.Layout) -> SandboxHandle:
         state = await self.runsc.state(sandbox_id)

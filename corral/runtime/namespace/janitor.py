@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import os
 import select
+from pathlib import Path
 
 from corral.runtime.namespace.cgroups import CgroupManager
+from corral.runtime.namespace.lxcfs import Lxcfs
 
 
 def find_inits(cgroups: CgroupManager) -> dict[int, str]:
@@ -49,7 +51,17 @@ def clean_up(cgroups: CgroupManager, sandbox_id: str) -> None:
         pass
 
 
-def run(cgroups: CgroupManager, watched: dict[int, str]) -> None:
+def stop_lxcfs_if_unused(cgroups: CgroupManager, lxcfs_root: str) -> None:
+    """The tier's lxcfs, once no sandbox of the group is left (a restarted server's new
+    sandboxes count: they use the same lxcfs)."""
+    if lxcfs_root and not cgroups.list_ids():
+        try:
+            Lxcfs.at(Path(lxcfs_root)).stop()
+        except OSError:
+            pass
+
+
+def run(cgroups: CgroupManager, watched: dict[int, str], lxcfs_root: str = "") -> None:
     """Wait for every watched init to exit, removing each one's cgroup; then the group's."""
     poller = select.poll()
     for fd in watched:
@@ -64,16 +76,18 @@ def run(cgroups: CgroupManager, watched: dict[int, str]) -> None:
             poller.unregister(fd)
             os.close(fd)
             clean_up(cgroups, sandbox_id)
+    stop_lxcfs_if_unused(cgroups, lxcfs_root)
     cgroups.remove_group_if_empty()
 
 
-def fork_janitor(cgroups: CgroupManager) -> int:
+def fork_janitor(cgroups: CgroupManager, lxcfs_root: str = "") -> int:
     """Fork a janitor if any sandbox of the group is alive; returns its pid (0: none needed).
 
     The child closes every inherited descriptor but its pidfds (above all the control socket,
     whose EOF tells the tier that the spawner is gone), and never returns."""
     watched = find_inits(cgroups)
     if not watched:
+        stop_lxcfs_if_unused(cgroups, lxcfs_root)
         return 0
     pid = os.fork()
     if pid:
@@ -92,7 +106,7 @@ def fork_janitor(cgroups: CgroupManager) -> int:
         null = os.open("/dev/null", os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
-        run(cgroups, watched)
+        run(cgroups, watched, lxcfs_root)
     except BaseException:  # noqa: BLE001
         code = 1
     os._exit(code)

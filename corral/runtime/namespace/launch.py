@@ -29,15 +29,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from corral.runtime.namespace.proctitle import set_cmdline
-from corral.runtime.namespace import capabilities, disk, policy, rootfs, userns, volumes
+from corral.runtime.namespace import capabilities, disk, lxcfs, policy, rootfs, userns, volumes
 from corral.runtime.namespace import syscalls as sc
 from corral.runtime.namespace.cgroups import CgroupManager
+from corral.runtime.headroom import user_limits
 from corral.runtime.base import Limits
+from corral.wire.constants import DAEMON_OOM_SCORE_ADJ, USER_CGROUP_FDS_ENV, USER_PIDS_MAX_ENV
 from corral.runtime.namespace.request import CONFIG_FILE, PORTS_SOCKET_FILE, SOCKET_FILE, SpawnRequest
 
 SANDBOX_NAMESPACES = (sc.CLONE_NEWNS | sc.CLONE_NEWPID | sc.CLONE_NEWNET | sc.CLONE_NEWUTS
                       | sc.CLONE_NEWIPC | sc.CLONE_NEWCGROUP)
 SIOCGIFFLAGS = 0x8913
+MOUNT_ATTR_NOEXEC = 0x8
 SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
 
@@ -63,14 +66,20 @@ def _reset_signals() -> None:
 
 
 def setup_child(req: SpawnRequest, ctl: socket.socket, cgroups: CgroupManager,
-                seccomp_programs: list[bytes], payload: LoadedPayload | None) -> None:
+                seccomp_programs: list[bytes], payload: LoadedPayload | None,
+                lxcfs_root: str = "") -> None:
     """Runs in the process forked by the spawner; never returns."""
     code = 1
     try:
         _reset_signals()
-        cgroups.create(req.sandbox_id, Limits(req.cpu_count, req.memory_mb, req.disk_mb,
-                                              req.pids_max))
+        limits = Limits(req.cpu_count, req.memory_mb, req.disk_mb, req.pids_max)
+        cgroups.create(req.sandbox_id, limits)
         cgroups.join(req.sandbox_id)
+        # Opened as host root: the daemon can move its children into the user cgroup through
+        # them without the sandbox ever seeing (or being able to open) the cgroup tree.
+        user_cgroup = UserCgroup(tuple(os.open(f, os.O_WRONLY | os.O_CLOEXEC)
+                                       for f in cgroups.user_procs_files(req.sandbox_id)),
+                                 user_limits(limits).pids_max)
         layer = os.path.join(req.workdir, disk.IMAGE_NAME)
         if os.path.abspath(req.golden_image) != layer:   # else: boot from the kept layer
             disk.sparse_copy(req.golden_image, layer)
@@ -80,7 +89,8 @@ def setup_child(req: SpawnRequest, ctl: socket.socket, cgroups: CgroupManager,
         pid = os.fork()
         if pid == 0:
             os.close(ready_r)
-            _sandbox_init(req, ctl, userns_fd, ready_w, seccomp_programs, payload)
+            _sandbox_init(req, ctl, userns_fd, ready_w, seccomp_programs, payload, user_cgroup,
+                          lxcfs_root)
         os.close(ready_w)
         os.close(userns_fd)
         status = os.read(ready_r, 65536).decode(errors="replace")
@@ -168,12 +178,54 @@ def _config_fd(config: bytes) -> int:
     return fd
 
 
+@dataclass(frozen=True)
+class UserCgroup:
+    procs_fds: tuple[int, ...]
+    pids_max: int
+
+
+def _open_lxcfs(root: str) -> list[tuple[int, str]]:
+    """Detached read-only bind mounts of lxcfs's files, made before the pivot: the host path is
+    gone after it, and only a detached mount (open_tree) may be attached from a mount that is no
+    longer in this namespace."""
+    if not root:
+        return []
+    out: list[tuple[int, str]] = []
+    for src, dst in lxcfs.sandbox_binds(root):
+        fd = sc.open_tree(src, sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC)
+        sc.mount_setattr(fd, sc.MOUNT_ATTR_RDONLY | sc.MOUNT_ATTR_NOSUID | sc.MOUNT_ATTR_NODEV
+                         | MOUNT_ATTR_NOEXEC, recursive=False)
+        out.append((fd, dst))
+    return out
+
+
+def _bind_lxcfs(mounts: list[tuple[int, str]]) -> None:
+    """Over the sandbox's own /proc files (a target the sandbox lacks, such as /sys, is skipped)."""
+    for fd, dst in mounts:
+        if os.path.exists(dst):
+            sc.move_mount(fd, dst)
+        os.close(fd)
+
+
+def _protect_from_oom() -> None:
+    """Lowering oom_score_adj needs CAP_SYS_RESOURCE: done while the init still is host root.
+    A host whose root lacks it (some VMs and containers) keeps 0; the daemon is then protected by
+    the user cgroup alone (an OOM there only ever chooses among user processes)."""
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(DAEMON_OOM_SCORE_ADJ))
+    except PermissionError:
+        pass
+
+
 def _sandbox_init(req: SpawnRequest, ctl: socket.socket, userns_fd: int, ready_w: int,
-                  seccomp_programs: list[bytes], payload: LoadedPayload | None) -> None:
+                  seccomp_programs: list[bytes], payload: LoadedPayload | None,
+                  user_cgroup: UserCgroup, lxcfs_root: str) -> None:
     """pid 1 of the sandbox. Reports "ok" or an error on ``ready_w``; never returns."""
     try:
         ctl.close()
         os.setsid()
+        _protect_from_oom()
         sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
         config_path = os.path.join(req.workdir, CONFIG_FILE)
         with open(config_path, "rb") as f:
@@ -190,13 +242,17 @@ def _sandbox_init(req: SpawnRequest, ctl: socket.socket, userns_fd: int, ready_w
         _write_sysctls()
         _bring_up_loopback()
         sc.sethostname(req.sandbox_id)
+        # lxcfs's files are opened before the pivot (its mount is a host path) and bound after.
+        lxcfs_fds = _open_lxcfs(lxcfs_root)
         new_root = rootfs.assemble(req.workdir, req.rootfs, req.uid_base, userns_fd)
         prepared = volumes.prepare(req.volumes, req.workdir, userns_fd)
         rootfs.pivot(new_root)
         rootfs.populate(req.sandbox_id, req.uid_base, req.memory_mb)
         volumes.attach(prepared, req.uid_base)
+        _bind_lxcfs(lxcfs_fds)
 
-        keep = {listener.fileno(), ports_listener.fileno(), ready_w, userns_fd} | ({config_fd} - {-1})
+        keep = ({listener.fileno(), ports_listener.fileno(), ready_w, userns_fd, *user_cgroup.procs_fds}
+                | ({config_fd} - {-1}))
         _close_fds_except(keep)
         null = os.open("/dev/null", os.O_RDWR)
         for fd in (0, 1, 2):
@@ -215,7 +271,9 @@ def _sandbox_init(req: SpawnRequest, ctl: socket.socket, userns_fd: int, ready_w
         random.seed()
         os.environ.clear()
         os.environ.update({"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                           "HOME": "/root", "LANG": "C.UTF-8"})
+                           "HOME": "/root", "LANG": "C.UTF-8",
+                           USER_CGROUP_FDS_ENV: ",".join(str(fd) for fd in user_cgroup.procs_fds),
+                           USER_PIDS_MAX_ENV: str(user_cgroup.pids_max)})
         os.chdir("/")
         set_cmdline(payload.process_name if payload is not None else b"init")
     except BaseException as exc:  # noqa: BLE001
@@ -233,6 +291,8 @@ def _sandbox_init(req: SpawnRequest, ctl: socket.socket, userns_fd: int, ready_w
             env = {**os.environ, "CORRAL_LISTEN_FD": str(listener.fileno()), "CORRAL_CONFIG_FD": str(config_fd)}
             os.set_inheritable(listener.fileno(), True)
             os.set_inheritable(config_fd, True)
+            for fd in user_cgroup.procs_fds:
+                os.set_inheritable(fd, True)
             os.execve(req.init_argv[0], req.init_argv, env)
         elif payload is not None:
             payload.serve(listener, config, ports_listener)

@@ -24,6 +24,7 @@ class SpawnerClient:
         self.cgroup_group = cgroup_group
         self.on_exit = on_exit
         self.payload = payload
+        self.lxcfs_root = ""   # set by the tier before start(): bound into every sandbox's /proc
         self.proc: subprocess.Popen[bytes] | None = None
         self.sock: socket.socket | None = None
         self.info: dict[str, Any] = {}
@@ -47,7 +48,7 @@ class SpawnerClient:
                 [sys.executable, "-I", "-m", "corral.runtime.namespace.zygote",
                  str(theirs.fileno()), str(os.getpid()), self.cgroup_group,
                  json.dumps({"entry_point": self.payload.entry_point, "preload": list(self.payload.preload),
-                             "process_name": self.payload.process_name})],
+                             "process_name": self.payload.process_name, "lxcfs_root": self.lxcfs_root})],
                 pass_fds=[theirs.fileno()], env=dict(CLEAN_ENV), stdin=subprocess.DEVNULL,
                 cwd="/", close_fds=True,
             )

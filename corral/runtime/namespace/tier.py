@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import stat
@@ -14,11 +15,14 @@ from corral.runtime.base import (
 )
 from corral.runtime.namespace import disk
 from corral.runtime.namespace.cgroups import CgroupManager, detect
+from corral.runtime.namespace.lxcfs import Lxcfs
 from corral.runtime.namespace.request import (
     CONFIG_FILE, SOCKET_FILE, RequestError, SpawnRequest,
 )
 from corral.runtime.namespace.spawner_client import SpawnerClient
 from corral.wire.constants import ENVD_PAYLOAD
+
+log = logging.getLogger(__name__)
 
 DEFAULT_STATE_DIR = Path("/var/lib/corral/runtime")
 
@@ -71,6 +75,7 @@ class NamespaceTier(Tier):
         self.payload = payload or Payload(*ENVD_PAYLOAD)
         self._cgroups = cgroups
         self._spawner = SpawnerClient(cgroup_group, self._on_exit, self.payload)
+        self._lxcfs = Lxcfs(state_dir)
         self._pid_to_id: dict[int, str] = {}
         self._init_pid: dict[str, int] = {}
         self._exited: dict[str, int | None] = {}   # sandbox id -> wait status (None: unknown)
@@ -91,7 +96,18 @@ class NamespaceTier(Tier):
             if os.geteuid() != 0:
                 raise TierError("the namespace tier needs root")
             _ = self.cgroups
+            if not self._spawner.running:
+                self._spawner.lxcfs_root = await asyncio.to_thread(self._ensure_lxcfs)
             await self._spawner.start()
+
+    def _ensure_lxcfs(self) -> str:
+        """Adopt or start the server's lxcfs (`lxcfs`); without it sandboxes see the host's /proc
+        numbers, which is logged, not fatal."""
+        try:
+            return self._lxcfs.ensure() or ""
+        except OSError as exc:
+            log.warning("lxcfs unavailable, sandboxes see the host's /proc: %s", exc)
+            return ""
 
     async def close(self) -> None:
         await self._spawner.close()

@@ -59,6 +59,7 @@ class Spawner:
                                  seccomp.export_bpf(seccomp.build_allowlist)]
         self.payload_name = str(payload.get("entry_point", ""))
         self.payload = load_payload(payload)
+        self.lxcfs_root = str(payload.get("lxcfs_root") or "")   # the tier's lxcfs mount, if any
         self.setup_children: dict[int, int] = {}   # setup child pid -> request id
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 
@@ -90,7 +91,8 @@ class Spawner:
             return
         pid = os.fork()
         if pid == 0:
-            launch.setup_child(req, self.ctl, self.cgroups, self.seccomp_programs, self.payload)
+            launch.setup_child(req, self.ctl, self.cgroups, self.seccomp_programs, self.payload,
+                               self.lxcfs_root)
         self.setup_children[pid] = req_id
 
     def reap(self) -> None:
@@ -116,7 +118,7 @@ class Spawner:
         try:
             self._serve()
         finally:
-            janitor.fork_janitor(self.cgroups)
+            janitor.fork_janitor(self.cgroups, self.lxcfs_root)
 
     def _serve(self) -> None:
         self.tier_gone = False

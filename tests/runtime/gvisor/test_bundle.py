@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 from corral.runtime.base import Limits
 from corral.runtime.gvisor import bundle, layout
+from corral.runtime.headroom import parse_cpu_list
+
+
+_LIMITS = Limits(1, 256, 256, 64)
 
 
 def _render(tmp_path: Path) -> dict:
-    return bundle.render("abc", layout.Layout(tmp_path / "w"), "/g/abc", Limits(1, 256, 256, 64),
+    return bundle.render("abc", layout.Layout(tmp_path / "w"), "/g/abc", _LIMITS,
                          "corral.envd.server:serve_handoff", errno_via_trace=True)
 
 
@@ -52,8 +57,19 @@ def test_guest_environment_holds_no_server_setting(tmp_path: Path, monkeypatch) 
         "HOME", "LANG", "LD_LIBRARY_PATH", "PATH", "PYTHONDONTWRITEBYTECODE"]
 
 
+def test_bundle_carries_a_cpuset_and_the_user_limits(tmp_path: Path) -> None:
+    config = _render(tmp_path)
+    cpu = config["linux"]["resources"]["cpu"]
+    # gVisor sizes its CPU count from the cpuset, so it holds exactly the sandbox's CPUs.
+    limits = _LIMITS
+    assert len(parse_cpu_list(cpu["cpus"])) == min(limits.cpu_count, len(os.sched_getaffinity(0)))
+    pids, memory = config["process"]["args"][-2:]   # the guest init's argv, after the entry point
+    assert 16 <= int(pids) < limits.pids_max
+    assert int(memory) < limits.memory_mb * 1024 * 1024
+
+
 def test_pids_limit_keeps_headroom_for_the_sentry(tmp_path: Path) -> None:
-    assert _render(tmp_path)["linux"]["resources"]["pids"]["limit"] == bundle.PIDS_FLOOR + 64
+    assert _render(tmp_path)["linux"]["resources"]["pids"]["limit"] == bundle.PIDS_FLOOR + bundle.HOST_TASKS_PER_PROCESS * 64
 
 
 def test_guest_boots_from_the_mounted_interpreter(tmp_path: Path) -> None:

@@ -124,7 +124,7 @@ async def sandbox_factory(tmp_path: Path, group: str | None = None,
                           **tier_kw: Any) -> AsyncIterator[SandboxFactory]:
     rootfs = require_environment()
     state = Path("/var/lib/corral/test-runtime-state")
-    group = group or "corral-test"
+    group = group or f"corral-test-{os.getpid()}"   # per process: parallel workers never share a group
     tier = NamespaceTier(state_dir=state, cgroup_group=group,
                          init_argv=tier_kw.pop("init_argv", AGENT_ARGV), **tier_kw)
     await tier.start()

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -94,14 +97,31 @@ async def test_duplicate_id_and_bad_specs_are_refused(sandboxes: SandboxFactory)
     assert await sandboxes.tier.leftovers() == [box.id]
 
 
-async def test_sandboxes_survive_spawner_death_and_are_adopted(tmp_path: Path) -> None:
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A base short enough for a plain socket path: the test below uses a box after its tier
+    closed, and a socket path too long for sun_path is reached through an O_PATH fd that the
+    tier closes (that case has its own test below). pytest-xdist's tmp_path (.../popen-gwN/...)
+    is long enough to cross the limit."""
+    path = Path(tempfile.mkdtemp(prefix="crt", dir="/var/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+async def test_sandboxes_survive_spawner_death_and_are_adopted(short_tmp: Path) -> None:
+    tmp_path = short_tmp
     async with sandbox_factory(tmp_path) as sandboxes:
         box = await sandboxes.create()
         tier = sandboxes.tier
+        meminfo = "head -1 /proc/meminfo"
+        # The sandbox's own size, through the server's lxcfs, before and after the "restart".
+        limit_kb = box.spec.limits.memory_mb * 1024
+        assert (await box.sh(meminfo))["stdout"].split()[1] == str(limit_kb)
         assert tier._spawner.proc is not None
         tier._spawner.proc.kill()
         await tier.close()
         assert (await box.run(["true"]))["rc"] == 0
+        assert (await box.sh(meminfo))["stdout"].split()[1] == str(limit_kb)
         # a "restarted server": a fresh tier finds and re-adopts the sandbox
         from corral.runtime.namespace import NamespaceTier
 
@@ -114,6 +134,7 @@ async def test_sandboxes_survive_spawner_death_and_are_adopted(tmp_path: Path) -
             assert handle is not None and handle.init_pid == box.handle.init_pid
             assert await fresh.adopt("nosuchsandbox", tmp_path / "none") is None
             assert fresh.is_alive(box.id)
+            assert (await box.sh(meminfo))["stdout"].split()[1] == str(limit_kb)
             os.kill(handle.init_pid, signal.SIGKILL)
             for _ in range(500):
                 if not fresh.is_alive(box.id):

@@ -28,7 +28,7 @@ async def run_in(template: str, script: str, tmp_path: Path, timeout: float = 30
     info = store.get(template)
     image = load_image_config(info.path)
     assert image is not None
-    tier = NamespaceTier(state_dir=Path("/var/lib/corral/test-runtime-state"), cgroup_group="corral-test")
+    tier = NamespaceTier(state_dir=Path("/var/lib/corral/test-runtime-state"), cgroup_group=f"corral-test-{os.getpid()}")
     await tier.start()
     sid = f"spec{os.getpid()}{abs(hash(template)) % 10000}"
     workdir = tmp_path / sid

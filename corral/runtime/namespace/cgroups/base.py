@@ -68,6 +68,12 @@ class CgroupManager(abc.ABC):
         """Move ``pid`` (0: the caller) into the sandbox's cgroup."""
 
     @abc.abstractmethod
+    def user_procs_files(self, sandbox_id: str) -> list[Path]:
+        """The ``cgroup.procs`` files of the sandbox's user child cgroup (one per v1 controller).
+        The init opens them as host root and hands the descriptors to the daemon, which moves
+        each user process there (see `corral.guest.limits`)."""
+
+    @abc.abstractmethod
     def pids(self, sandbox_id: str) -> list[int]: ...
 
     @abc.abstractmethod

@@ -2,11 +2,15 @@
 
 Killing uses ``cgroup.kill`` (Linux 5.14+) which signals every process atomically, including
 ones forked during the kill; freezing uses ``cgroup.freeze``.
+
+v2 lets no process sit in a cgroup whose controllers are enabled for children, so a sandbox's
+cgroup ``<id>`` holds the limits and two leaves: ``daemon`` (the init and its daemon, with
+``memory.min`` so reclaim leaves it its reserve) and ``user`` (every user process, limited below
+the sandbox: `headroom`). Freeze, kill and the statistics act on ``<id>``, which covers both.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import time
 from pathlib import Path
@@ -15,8 +19,12 @@ from corral.runtime.base import Limits
 from corral.runtime.namespace.cgroups.base import (
     CPU_PERIOD_USEC, CgroupError, CgroupManager, CgroupStats, read, read_keyed, write,
 )
+from corral.runtime.headroom import (
+    USER_CGROUP, USER_CPU_WEIGHT, choose_cpus, cpusets_in_use, format_cpu_list, parse_cpu_list, user_limits,
+)
 
 NEEDED_CONTROLLERS = ("memory", "pids", "cpu")
+DAEMON_CGROUP = "daemon"
 
 
 class CgroupV2(CgroupManager):
@@ -32,10 +40,16 @@ class CgroupV2(CgroupManager):
         if missing:
             raise CgroupError(f"cgroup v2 at {directory} lacks controllers {missing}; "
                               "enable them in the parent's cgroup.subtree_control")
+        # cpuset is optional: without it a sandbox keeps every other limit, and only its CPU
+        # count is not what the affinity mask reports.
+        wanted = NEEDED_CONTROLLERS + (("cpuset",) if "cpuset" in available else ())
         enabled = set(read(directory / "cgroup.subtree_control").split())
-        todo = [c for c in NEEDED_CONTROLLERS if c not in enabled]
+        todo = [c for c in wanted if c not in enabled]
         if todo:
             write(directory / "cgroup.subtree_control", " ".join("+" + c for c in todo))
+
+    def _cpus_in_use(self) -> list[list[int]]:
+        return cpusets_in_use(self.root)
 
     def _ensure_parent(self) -> None:
         parent = self._dir()
@@ -58,22 +72,49 @@ class CgroupV2(CgroupManager):
                 write(d / "memory.oom.group", "0")
             write(d / "pids.max", str(limits.pids_max))
             write(d / "cpu.max", f"{CPU_PERIOD_USEC * limits.cpu_count} {CPU_PERIOD_USEC}")
+            if (d / "cpuset.cpus").exists():
+                available = parse_cpu_list(read(d.parent / "cpuset.cpus.effective"))
+                write(d / "cpuset.cpus", format_cpu_list(choose_cpus(available, self._cpus_in_use(),
+                                                                     limits.cpu_count)))
+            self._enable_controllers(d)
+            self._create_leaves(d, limits)
         except BaseException:
-            try:
-                d.rmdir()
-            except OSError:
-                pass
+            for leaf in (d / USER_CGROUP, d / DAEMON_CGROUP, d):
+                try:
+                    leaf.rmdir()
+                except OSError:
+                    pass
             raise
 
+    def _create_leaves(self, d: Path, limits: Limits) -> None:
+        split = user_limits(limits)
+        daemon, user = d / DAEMON_CGROUP, d / USER_CGROUP
+        daemon.mkdir()
+        if (daemon / "memory.min").exists():
+            write(daemon / "memory.min", str(split.daemon_memory_bytes))
+        user.mkdir()
+        write(user / "memory.max", str(split.memory_bytes))
+        if (user / "memory.swap.max").exists():
+            write(user / "memory.swap.max", "0")
+        write(user / "pids.max", str(split.pids_max))
+        if (user / "cpu.weight").exists():
+            write(user / "cpu.weight", str(USER_CPU_WEIGHT))
+
+    def user_procs_files(self, sandbox_id: str) -> list[Path]:
+        return [self._dir(sandbox_id) / USER_CGROUP / "cgroup.procs"]
+
     def join(self, sandbox_id: str, pid: int = 0) -> None:
-        write(self._dir(sandbox_id) / "cgroup.procs", str(pid or os.getpid()))
+        write(self._dir(sandbox_id) / DAEMON_CGROUP / "cgroup.procs", str(pid or os.getpid()))
 
     def pids(self, sandbox_id: str) -> list[int]:
-        try:
-            text = read(self._dir(sandbox_id) / "cgroup.procs")
-        except FileNotFoundError:
-            return []
-        return sorted(int(x) for x in text.split())
+        d = self._dir(sandbox_id)
+        seen: set[int] = set()
+        for where in (d, d / DAEMON_CGROUP, d / USER_CGROUP):
+            try:
+                seen.update(int(x) for x in read(where / "cgroup.procs").split())
+            except FileNotFoundError:
+                continue
+        return sorted(seen)
 
     def exists(self, sandbox_id: str) -> bool:
         return self._dir(sandbox_id).is_dir()
@@ -116,14 +157,12 @@ class CgroupV2(CgroupManager):
         return {"oom_kill": mem.get("oom_kill", 0), "pids_max": pids_ev.get("max", 0)}
 
     def _rmdir_all(self, sandbox_id: str) -> None:
-        try:
-            self._dir(sandbox_id).rmdir()
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            if exc.errno in (errno.EBUSY, errno.ENOTEMPTY):
-                raise
-            raise
+        d = self._dir(sandbox_id)
+        for where in (d / USER_CGROUP, d / DAEMON_CGROUP, d):
+            try:
+                where.rmdir()
+            except FileNotFoundError:
+                pass
 
     def group_dirs(self) -> list[Path]:
         return [self._dir()]

@@ -27,7 +27,7 @@ def add_kernel_files(d: Path) -> None:
                        "cgroup.kill": "", "cpu.stat": "usage_usec 1234\nuser_usec 1000\n",
                        "memory.current": "4096\n", "memory.stat": "anon 100\nfile 2048\n",
                        "memory.events": "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n",
-                       "pids.events": "max 7\n"}.items():
+                       "pids.events": "max 7\n", "memory.min": "0\n", "cpu.weight": "100\n"}.items():
         (d / name).write_text(text)
 
 
@@ -50,7 +50,7 @@ def test_create_writes_limits_and_enables_controllers(tmp_path: Path,
 
     def mkdir_with_kernel_files(self: Path, *a: object, **kw: object) -> None:
         orig_mkdir(self, *a, **kw)  # type: ignore[arg-type]
-        if self.parent == root / "corral":
+        if self.is_relative_to(root / "corral") and self != root / "corral":
             add_kernel_files(self)
 
     monkeypatch.setattr(Path, "mkdir", mkdir_with_kernel_files)
@@ -61,6 +61,15 @@ def test_create_writes_limits_and_enables_controllers(tmp_path: Path,
     assert (d / "pids.max").read_text() == "100"
     assert (d / "cpu.max").read_text() == "200000 100000"
     assert (root / "corral" / "cgroup.subtree_control").read_text() == "+memory +pids +cpu"
+    # No process in a cgroup with controllers for its children: the init goes to a `daemon` leaf,
+    # user processes to a `user` leaf whose limits sit below the sandbox's (envd's headroom).
+    assert (d / "cgroup.subtree_control").read_text() == "+memory +pids +cpu"
+    assert (d / "daemon" / "memory.min").read_text() == str(64 * 1024 * 1024)
+    assert (d / "user" / "memory.max").read_text() == str((1024 - 64) * 1024 * 1024)
+    assert (d / "user" / "memory.swap.max").read_text() == "0"
+    assert (d / "user" / "pids.max").read_text() == "84"
+    assert (d / "user" / "cpu.weight").read_text() == "50"
+    assert cg.user_procs_files("sbx1") == [d / "user" / "cgroup.procs"]
     with pytest.raises(FileExistsError):
         cg.create("sbx1", Limits())
     assert cg.list_ids() == ["sbx1"]
@@ -71,7 +80,9 @@ def test_create_writes_limits_and_enables_controllers(tmp_path: Path,
     cg.kill("sbx1")
     assert (d / "cgroup.kill").read_text() == "1"
     cg.join("sbx1", 4242)
-    assert (d / "cgroup.procs").read_text() == "4242"
+    assert (d / "daemon" / "cgroup.procs").read_text() == "4242"
+    (d / "user" / "cgroup.procs").write_text("4343\n")
+    assert cg.pids("sbx1") == [4242, 4343]
 
 
 def test_missing_controllers_are_a_clear_error(tmp_path: Path) -> None:

@@ -1,0 +1,195 @@
+"""The cluster's pieces without a cluster: placement, the node credential gate, the database
+guard and the role settings (cheap; the end-to-end behaviour is test_cluster.py's)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import subprocess
+import sys
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from corral.cluster.credential import HEADER, NodeGate
+from corral.cluster.errors import ClusterUnavailable
+from corral.cluster.guard import DatabaseGuard, GuardError
+from corral.cluster.placement import choose
+from corral.config import Settings
+from corral.store import NodeRecord
+
+SECRET = "s" * 24
+
+
+def _node(node_id: str, *, free: int = 8000, templates: tuple[str, ...] = ("base",), memory: int = 16000) -> NodeRecord:
+    now = datetime.now(timezone.utc)
+    return NodeRecord(node_id=node_id, advertise_url=f"http://{node_id}", state="ready", version="0", tiers=["namespace"],
+                      templates=list(templates), cpu_count=2, memory_mb=memory, memory_free_mb=free, sandboxes=0,
+                      registered_at=now, heartbeat_at=now)
+
+
+def test_placement_spreads_prefers_cached_templates_and_skips_full_nodes() -> None:
+    rng = random.Random(7)
+    nodes = [_node("a"), _node("b"), _node("c")]
+    live: Counter[str] = Counter()
+    for _ in range(300):
+        live[choose(nodes, "base", live, {}, 2, rng=rng).node_id] += 1
+    assert max(live.values()) - min(live.values()) <= 2, live
+    # A node that has the template on disk wins over one that would have to fetch it.
+    only_b = [_node("a", templates=()), _node("b", templates=("custom",)), _node("c", templates=())]
+    assert {choose(only_b, "custom", {}, {}, 2, rng=rng).node_id for _ in range(20)} == {"b"}
+    # ... and in-flight creates count as load before their rows exist.
+    assert choose([_node("a"), _node("b")], "base", {}, {"a": 5}, 2, rng=rng).node_id == "b"
+    # A node short of memory, or excluded (it did not answer), takes nothing; none left is a 503.
+    assert choose([_node("a", free=10), _node("b")], "base", {}, {}, 2, rng=rng).node_id == "b"
+    with pytest.raises(ClusterUnavailable) as err:
+        choose([_node("a")], "base", {}, {}, 2, exclude={"a"}, rng=rng)
+    assert err.value.status == 503 and "no ready node" in err.value.message
+
+
+async def _call(gate: NodeGate, scope: dict) -> tuple[list[dict], dict | None]:
+    sent: list[dict] = []
+    seen: dict = {}
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        seen.update(scope)
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    gate.app = app
+
+    async def receive() -> dict:
+        return {"type": "websocket.connect"} if scope["type"] == "websocket" else {"type": "http.request", "body": b""}
+
+    async def send(msg: dict) -> None:
+        sent.append(msg)
+
+    await gate(scope, receive, send)
+    return sent, (seen or None)
+
+
+def test_the_node_gate_lets_only_the_credential_through_and_strips_it() -> None:
+    gate = NodeGate(None, SECRET)  # type: ignore[arg-type]
+
+    def http(path: str, headers: list[tuple[bytes, bytes]]) -> dict:
+        return {"type": "http", "path": path, "headers": headers, "method": "GET"}
+
+    for headers in ([], [(HEADER, b"wrong" + SECRET.encode())], [(HEADER, SECRET.encode()[:-1])],
+                    [(HEADER, SECRET.encode()), (HEADER, b"x")], [(b"x-api-key", SECRET.encode())]):
+        sent, seen = asyncio.run(_call(gate, http("/v2/sandboxes", headers)))
+        assert seen is None and sent[0]["status"] == 401, headers
+    sent, seen = asyncio.run(_call(gate, {"type": "websocket", "path": "/", "headers": []}))
+    assert seen is None and sent == [{"type": "websocket.close", "code": 1008}]
+    sent, seen = asyncio.run(_call(gate, http("/health", [])))
+    assert seen is not None and sent[0]["status"] == 204
+    sent, seen = asyncio.run(_call(gate, http("/v2/sandboxes", [(HEADER, SECRET.encode()), (b"a", b"b")])))
+    assert sent[0]["status"] == 204 and seen is not None and seen["headers"] == [(b"a", b"b")]
+
+
+def test_two_all_in_one_servers_cannot_share_a_sqlite_database(tmp_path: Path) -> None:
+    db = tmp_path / "corral.db"
+    first = DatabaseGuard(db, "all").acquire()
+    with pytest.raises(GuardError, match="must not share one database"):
+        DatabaseGuard(db, "all").acquire()
+    with pytest.raises(GuardError, match="a node cannot join it"):
+        DatabaseGuard(db, "node").acquire()
+    first.release()
+    nodes = [DatabaseGuard(db, "node").acquire(), DatabaseGuard(db, "node").acquire()]   # nodes share
+    with pytest.raises(GuardError):
+        DatabaseGuard(db, "all").acquire()
+    for g in nodes:
+        g.release()
+    DatabaseGuard(db, "all").acquire().release()
+
+
+def test_role_settings_are_checked_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("CORRAL_NODE_SECRET", "CORRAL_ADVERTISE", "CORRAL_ROLE", "CORRAL_NODE_ID"):
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(ValueError, match="role must be one of"):
+        Settings.from_env(role="master")
+    with pytest.raises(ValueError, match="CORRAL_NODE_SECRET"):
+        Settings.from_env(role="api")
+    monkeypatch.setenv("CORRAL_NODE_SECRET", SECRET)
+    with pytest.raises(ValueError, match="--advertise"):
+        Settings.from_env(role="node")
+    with pytest.raises(ValueError, match="shorter than CORRAL_NODE_GRACE"):
+        Settings.from_env(role="api", node_heartbeat_s=30.0, node_grace_s=10.0)
+    node = Settings.from_env(role="node", advertise_url="http://10.0.0.7:3000", node_id="n7")
+    assert (node.node_id, node.advertise_url) == ("n7", "http://10.0.0.7:3000")
+    assert Settings.from_env(node_id="n7").node_id is None    # all-in-one owns the rows no node owns
+
+
+def _serve(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("CORRAL_", "E2B_"))}
+    return subprocess.run([sys.executable, "-m", "corral.cli.main", "serve", *args], capture_output=True, text=True,
+                          timeout=120, env={**clean, **env})
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="corral serve (roles all and node) needs root")
+def test_serve_refuses_a_half_configured_node_and_a_second_server_on_one_database(tmp_path: Path) -> None:
+    r = _serve("--role", "node", "--data-dir", str(tmp_path / "n"), env={"CORRAL_NODE_SECRET": SECRET})
+    assert r.returncode == 1 and "needs --advertise URL" in r.stderr + r.stdout and "Traceback" not in r.stderr
+    data = tmp_path / "data"
+    held = DatabaseGuard(data / "corral.db", "all").acquire()     # a running all-in-one server's lock
+    try:
+        r = _serve("--port", "1", "--data-dir", str(data), env={"CORRAL_API_KEY": "e2b_" + "ab" * 20})
+    finally:
+        held.release()
+    assert r.returncode == 1 and "must not share one database" in r.stderr + r.stdout, r.stderr
+
+
+def test_replica_to_node_over_tls_carries_the_credential_and_verifies_the_node(tmp_path: Path) -> None:
+    """`CORRAL_NODE_TLS_CERT/KEY` on the node, `CORRAL_NODE_CA` on the replica: a real HTTPS hop."""
+    import socket
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    from corral.cluster.links import NodeLinks
+    from corral.tls import ensure_certificates
+
+    files = ensure_certificates(tmp_path / "tls", "e2b.localhost")
+    seen: list[list[tuple[bytes, bytes]]] = []
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            return
+        seen.append(scope["headers"])
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(NodeGate(app, SECRET), host="127.0.0.1", port=port, lifespan="off",
+                                           ssl_certfile=str(files.cert), ssl_keyfile=str(files.key), log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.05)
+
+        async def calls() -> None:
+            trusted, untrusted = NodeLinks(SECRET, files.ca_cert), NodeLinks(SECRET, None)
+            try:
+                r = await trusted.client(f"https://127.0.0.1:{port}").get("/v2/sandboxes")
+                assert r.status_code == 204
+                with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                    await untrusted.client(f"https://127.0.0.1:{port}").get("/v2/sandboxes")
+                async with httpx.AsyncClient(verify=trusted.ssl_context()) as bare:
+                    r = await bare.get(f"https://127.0.0.1:{port}/v2/sandboxes")
+                assert r.status_code == 401          # TLS alone is no credential
+            finally:
+                await trusted.close()
+                await untrusted.close()
+
+        asyncio.run(calls())
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert len(seen) == 1 and all(k != HEADER for k, _ in seen[0])    # and the node never passes it on
