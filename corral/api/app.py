@@ -26,6 +26,7 @@ from corral.api.errors import EXCEPTION_HANDLERS, error_response
 from corral.api.meter import Meter
 from corral.api.proxy import SandboxProxy
 from corral.api.routing import sandbox_target
+from corral.api.signed_files import find_signed_sandbox, is_signed_files_request
 from corral.api.metrics_history import MetricsHistory
 from corral.api.telemetry import RequestTimer, Telemetry
 from corral.config import Settings
@@ -33,6 +34,7 @@ from corral.lifecycle import SandboxService, make_tier
 from corral.runtime.base import Tier
 from corral.store import Store
 from corral.templates import TemplateStore
+from corral.wire import ENVD_PORT
 
 log = logging.getLogger("corral.api")
 
@@ -67,6 +69,13 @@ class Corral:
         if scope["type"] == "http":
             headers = dict(scope["headers"])
             target = sandbox_target(headers)
+            if target is None and is_signed_files_request(scope["path"], scope.get("query_string", b"")):
+                sandbox_id = find_signed_sandbox(self.proxy.service, scope["method"], scope["query_string"])
+                if sandbox_id is None:
+                    resp = error_response(401, "invalid signature")
+                    await resp(scope, receive, send)
+                    return
+                target = (sandbox_id, ENVD_PORT)
             if target is not None:
                 await self.proxy(scope, receive, send, *target)
                 return

@@ -14,6 +14,7 @@ import json
 import httpx
 from starlette.types import Message, Receive, Scope, Send
 
+from corral.api.http_protocol import RESET_EXTENSION
 from corral.api.websocket import relay_websocket
 from corral.lifecycle import SandboxService
 from corral.store import SandboxRecord
@@ -181,8 +182,17 @@ async def forward(scope: Scope, receive: Receive, send: Send, client: httpx.Asyn
             if "content-length" in upstream.headers:
                 out_headers.append((b"content-length", upstream.headers["content-length"].encode()))
             await send({"type": "http.response.start", "status": upstream.status_code, "headers": out_headers})
-            async for chunk in upstream.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            try:
+                async for chunk in upstream.aiter_raw():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except httpx.HTTPError:
+                # The upstream went away mid-response: reset the client's connection, the way
+                # E2B's edge does, so the SDK checks health and reports the sandbox as gone.
+                reset = scope.get("extensions", {}).get(RESET_EXTENSION)
+                if reset is None:
+                    raise
+                reset()
+                return
             await send({"type": "http.response.body", "body": b""})
         finally:
             await upstream.aclose()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -19,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from corral.api.pagination import page_limit, paginate
+from corral.api.template_tags import resolve_template_ref
 from corral.api.schemas import (ConnectBody, NewSandbox, RefreshBody, TimeoutBody, detail_doc, listed_doc,
                                 network_update, sandbox_doc)
 from corral.errors import Conflict, InvalidRequest
@@ -60,6 +62,9 @@ async def _body(request: Request, model: type[BaseModel], *, empty_ok: bool = Fa
 async def create(request: Request) -> Response:
     body: NewSandbox = await _body(request, NewSandbox)
     params = body.to_request()
+    template = resolve_template_ref(request, params.template)   # "name:tag"
+    if template != params.template:
+        params = replace(params, template=template)
     service = _service(request)
     key = request.headers.get("idempotency-key")
     t0 = time.perf_counter()
@@ -156,8 +161,8 @@ def _filter(records: list[SandboxRecord], request: Request, default_states: set[
             raise InvalidRequest("invalid startedAfter: expected an RFC 3339 timestamp") from None
         if cutoff.tzinfo is None:
             cutoff = cutoff.replace(tzinfo=timezone.utc)
-        out = [r for r in out if r.started_at > cutoff]
-    return out
+        out = [r for r in out if r.started_at >= cutoff]   # "started at or after", as E2B's API
+    return sorted(out, key=lambda r: r.started_at)
 
 
 async def list_v1(request: Request) -> Response:
@@ -168,7 +173,7 @@ async def list_v1(request: Request) -> Response:
 async def list_v2(request: Request) -> Response:
     q = request.query_params
     page_limit(q)  # a bad limit is refused before anything else is looked at
-    order = q.get("order", "asc")
+    order = q.get("order", "desc")   # E2B's default: newest first
     if order not in ("asc", "desc"):
         raise InvalidRequest("invalid order: expected asc or desc")
     recs = _filter(_service(request).list(), request, {"running", "paused"})

@@ -39,7 +39,8 @@ def make_service(state: Any) -> TemplateBuilds:
     return TemplateBuilds(state.templates, settings.data_dir, limits, network=bool(settings.egress))
 
 
-def _builds(request: Request) -> TemplateBuilds:
+def builds_service(request: Request) -> TemplateBuilds:
+    """The build service of this app (made on first use)."""
     state = request.app.state
     service = getattr(state, "template_builds", None)
     if service is None:
@@ -106,7 +107,7 @@ def _template_doc(service: TemplateBuilds, template_id: str, rec: TemplateRecord
 
 
 async def request_build(request: Request) -> Response:
-    service = _builds(request)
+    service = builds_service(request)
     rec, build_id, tags = service.request(await _json(request))
     return JSONResponse({"templateID": rec.name, "buildID": build_id, "public": False, "names": [rec.name],
                          "tags": tags, "aliases": [rec.name]}, status_code=202)
@@ -114,13 +115,13 @@ async def request_build(request: Request) -> Response:
 
 async def file_link(request: Request) -> Response:
     p = request.path_params
-    doc = _builds(request).file_link(p["template_id"], p["files_hash"], str(request.base_url))
+    doc = builds_service(request).file_link(p["template_id"], p["files_hash"], str(request.base_url))
     return JSONResponse(doc, status_code=201)
 
 
 async def upload(request: Request) -> Response:
     p = request.path_params
-    service = _builds(request)
+    service = builds_service(request)
     q = request.query_params
     service.uploads.verify(p["template_id"], p["files_hash"], q.get("expires", ""), q.get("signature", ""))
     length = request.headers.get("content-length")
@@ -131,7 +132,7 @@ async def upload(request: Request) -> Response:
 
 async def start_build(request: Request) -> Response:
     p = request.path_params
-    _builds(request).start(p["template_id"], p["build_id"], await _json(request))
+    builds_service(request).start(p["template_id"], p["build_id"], await _json(request))
     return Response(status_code=202)
 
 
@@ -139,7 +140,7 @@ async def build_status(request: Request) -> Response:
     p = request.path_params
     offset = _int_param(request, "logsOffset", 0, 10**9)
     limit = _int_param(request, "limit", 100, 100)
-    doc = _builds(request).status(p["template_id"], p["build_id"], offset, limit)
+    doc = builds_service(request).status(p["template_id"], p["build_id"], offset, limit)
     level = request.query_params.get("level")
     if level in _LEVELS:
         doc["logEntries"] = [e for e in doc["logEntries"] if _LEVELS.get(e["level"], 1) >= _LEVELS[level]]
@@ -148,7 +149,7 @@ async def build_status(request: Request) -> Response:
 
 async def alias(request: Request) -> Response:
     name = request.path_params["alias"]
-    service = _builds(request)
+    service = builds_service(request)
     if service.records.get(name) is None and not service.store.exists(name):
         raise NotFound(f"template {name!r} not found")
     return JSONResponse({"templateID": name, "public": False})
@@ -156,7 +157,7 @@ async def alias(request: Request) -> Response:
 
 async def get_template(request: Request) -> Response:
     template_id = request.path_params["template_id"]
-    service = _builds(request)
+    service = builds_service(request)
     rec = service.records.get(template_id)
     if rec is None and not service.store.exists(template_id):
         raise NotFound(f"template {template_id!r} not found")
@@ -164,24 +165,24 @@ async def get_template(request: Request) -> Response:
 
 
 async def delete_template(request: Request) -> Response:
-    _builds(request).delete(request.path_params["template_id"])
+    builds_service(request).delete(request.path_params["template_id"])
     return Response(status_code=204)
 
 
 async def assign_tags(request: Request) -> Response:
     body = await _json(request)
-    build_id, tags = _builds(request).assign_tags(body.get("target"), body.get("tags"))
+    build_id, tags = builds_service(request).assign_tags(body.get("target"), body.get("tags"))
     return JSONResponse({"tags": tags, "buildID": build_id}, status_code=201)
 
 
 async def remove_tags(request: Request) -> Response:
     body = await _json(request)
-    _builds(request).remove_tags(body.get("name"), body.get("tags"))
+    builds_service(request).remove_tags(body.get("name"), body.get("tags"))
     return Response(status_code=204)
 
 
 async def list_tags(request: Request) -> Response:
-    rec = _builds(request).record(request.path_params["template_id"])
+    rec = builds_service(request).record(request.path_params["template_id"])
     return JSONResponse([{"tag": tag, "buildID": v["build_id"], "createdAt": v["created_at"]}
                          for tag, v in sorted(rec.tags.items())])
 

@@ -30,6 +30,7 @@ def template_doc(t: TemplateInfo) -> dict[str, Any]:
         "templateID": t.name,
         "buildID": t.recipe_hash or t.name,
         "aliases": [t.name, *t.aliases],
+        "names": [t.name, *t.aliases],   # the SDK model requires it (namespace/alias when namespaced)
         "cpuCount": t.resources.cpu_count,
         "memoryMB": t.resources.memory_mb,
         "diskSizeMB": t.resources.disk_mb,

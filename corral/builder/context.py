@@ -1,9 +1,11 @@
 """The build context: the only host files a template build may read.
 
 COPY and ADD name files relative to the template directory. Every source is checked before it
-is read: absolute paths and `..` that leave the directory are refused, and so is any symlink
-(named directly or met inside a copied directory) whose target lies outside it. Symlinks that
-stay inside are copied as symlinks, never followed on the host. `.dockerignore` is honoured.
+is read: absolute paths and `..` that leave the directory are refused, and so is a source named
+through a symlink whose target lies outside it (naming it means reading what it points to).
+Symlinks met inside a copied directory are copied as symlinks, whatever they point to, as E2B
+copies them: they are never followed on the host, so inside the template an absolute link points
+into the template's own filesystem. `.dockerignore` is honoured.
 
 The same walk yields the content hash that keys a COPY layer, so a changed file invalidates the
 layer and a touched-but-equal file does not.
@@ -132,9 +134,7 @@ class BuildContext:
                         dirnames.remove(name)
                     continue
                 st = os.lstat(host)
-                if stat.S_ISLNK(st.st_mode):
-                    self._check_link(host, rel_ctx)
-                elif not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+                if not (stat.S_ISLNK(st.st_mode) or stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
                     raise BuildContextError(f"{rel_ctx!r} is not a regular file, directory or symlink")
                 out.append((os.path.relpath(host, source.path).replace(os.sep, "/"), host, st))
         return out

@@ -80,6 +80,7 @@ def serve(
     # httpx logs every proxied request at INFO: noise, and measurable cost on the hot path.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     from corral.api import create_app
+    from corral.api.http_protocol import ResettableHttpToolsProtocol
 
     try:
         app = {"api": api_app, "node": node_app}.get(settings.role, create_app)(settings)
@@ -96,7 +97,7 @@ def serve(
         typer.echo(f"corral listening on http://{settings.host}:{settings.port} (data dir {settings.data_dir})")
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level=log_level.lower(), lifespan="on",
-        http="httptools", loop="uvloop", ws="websockets", timeout_keep_alive=300,
+        http=ResettableHttpToolsProtocol, loop="uvloop", ws="websockets", timeout_keep_alive=300,
         access_log=log_level.lower() == "debug", **ssl_args,
     )
     # uvicorn re-raises the stop signal once it has shut down; with these handlers that ends

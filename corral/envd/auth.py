@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import time
+
+from corral.wire.signing import compute_signature, parse_expiration
+
+__all__ = ["UNAUTHORIZED_MESSAGE", "basic_username", "compute_signature", "signature_valid", "token_matches"]
 
 UNAUTHORIZED_MESSAGE = (
     "unauthorized access, please provide a valid access token or method signing if supported"
@@ -24,29 +27,19 @@ def token_matches(expected: str, given: str | None) -> bool:
     return hmac.compare_digest(expected.encode(), given.encode())
 
 
-def compute_signature(path: str, operation: str, username: str | None, token: str,
-                      expiration: int | None = None) -> str:
-    """The SDK's `v1_` URL signature: sha256 over path, operation, user, token (and expiry)."""
-    raw = f"{path}:{operation}:{username or ''}:{token}"
-    if expiration is not None:
-        raw += f":{expiration}"
-    digest = hashlib.sha256(raw.encode()).digest()
-    return "v1_" + base64.b64encode(digest).decode("ascii").rstrip("=")
-
-
 def signature_valid(*, signature: str, expiration: str | None, path: str, operation: str,
                     username: str | None, token: str, now: float | None = None) -> tuple[bool, str]:
     """Check a /files signature; returns (ok, reason) so the 401 can say what was wrong."""
-    exp: int | None = None
-    if expiration:
-        if not expiration.isdigit() or len(expiration) > 12:
-            return False, "invalid signature expiration"
-        exp = int(expiration)
-        if exp < (time.time() if now is None else now):
-            return False, "signature is already expired"
+    try:
+        exp = parse_expiration(expiration)
+    except ValueError:
+        return False, "invalid signature expiration"
     expected = compute_signature(path, operation, username, token, exp)
     if not hmac.compare_digest(expected.encode(), signature.encode()):
         return False, "invalid signature"
+    # Expiry is judged only for a signature that is genuine (the expiry is part of what it signs).
+    if exp is not None and exp < (time.time() if now is None else now):
+        return False, "signature is already expired"
     return True, ""
 
 

@@ -7,6 +7,7 @@ import os
 import stat
 from typing import Any
 
+from corral.envd import xattrs
 from corral.guest.users import NameCache
 
 FILE_TYPE_FILE = "FILE_TYPE_FILE"
@@ -51,7 +52,10 @@ def rfc3339_ns(ns: int) -> str:
 
 
 def entry_info(path: str, names: NameCache | None = None, st: os.stat_result | None = None) -> dict[str, Any]:
-    """Describe `path` without following a final symlink (lstat), as envd does."""
+    """Describe `path` as envd does: size, mode and owner of the entry itself (lstat), but a
+    symlink's `type` is that of what it points to (FILE for a link to a file), with
+    `symlinkTarget` absolute; only a dangling link is a SYMLINK. `metadata` is the file's
+    `user.e2b.*` attributes, when it has any."""
     names = names or NameCache()
     if st is None:
         st = os.lstat(path)
@@ -67,11 +71,20 @@ def entry_info(path: str, names: NameCache | None = None, st: os.stat_result | N
         "modifiedTime": rfc3339_ns(st.st_mtime_ns),
     }
     if stat.S_ISLNK(mode):
-        info["type"] = FILE_TYPE_SYMLINK
         info["isSymlink"] = True
         info["symlinkTarget"] = os.path.realpath(path)
+        try:
+            target_mode = os.stat(path).st_mode
+        except OSError:
+            info["type"] = FILE_TYPE_SYMLINK
+        else:
+            info["type"] = FILE_TYPE_DIRECTORY if stat.S_ISDIR(target_mode) else FILE_TYPE_FILE
     elif stat.S_ISDIR(mode):
         info["type"] = FILE_TYPE_DIRECTORY
     else:
         info["type"] = FILE_TYPE_FILE
+    if not stat.S_ISLNK(mode):
+        metadata = xattrs.read(path)
+        if metadata:
+            info["metadata"] = metadata
     return info

@@ -1,8 +1,10 @@
 """`GET /files` (download) and `POST /files` (upload), with the requesting user's permissions.
 
-Uploads stream to a temporary file next to each target and are renamed into place only after
-the whole request was received and written, so a failed or oversized upload never destroys the
-file it would have replaced.  The size limit counts decompressed bytes, so a small gzip bomb is
+A new file is written in place; an existing one is streamed to an anonymous staged copy first and
+rewritten in place only after the whole request was received, so a failed or oversized upload
+never destroys the file it would have replaced, and a watcher sees what E2B's envd makes it see
+(events on the file's own name, no temporary names). The file's `X-Metadata-*` headers become its
+`user.e2b.*` attributes (`xattrs`).  The size limit counts decompressed bytes, so a small gzip bomb is
 refused as well as a large body.
 """
 
@@ -16,6 +18,7 @@ import urllib.parse
 import zlib
 from dataclasses import dataclass
 
+from corral.envd import staging, xattrs
 from corral.envd.creds import UserExecutor
 from corral.errors import CorralError
 from corral.envd.httpio import BodyTooLarge, Request
@@ -49,6 +52,7 @@ def _os_failure(exc: OSError, path: str) -> HTTPFailure:
         errno.ELOOP: 400,
         errno.EINVAL: 400,
         errno.EEXIST: 400,
+        errno.EOPNOTSUPP: 400,   # metadata on a filesystem without user extended attributes
     }.get(exc.errno or 0, 500)
     return HTTPFailure(status, f"{path}: {exc.strerror or exc}")
 
@@ -101,29 +105,67 @@ async def download(req: Request, user: User, executor: UserExecutor, path_param:
 
 @dataclass
 class _Pending:
+    """One file of an upload. A new file is written in place (`staged` is None) and removed again
+    if the upload fails; an existing file is replaced only at commit, from an anonymous staged copy
+    (O_TMPFILE), so a failed upload leaves it as it was."""
     target: str
-    tmp: str
     fd: int
+    staged: bool
     closed: bool = False
 
 
-def _open_temp(target: str) -> tuple[str, int]:
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+
+
+def _touch_owner(fd: int) -> None:
+    # envd chowns every uploaded file to the requesting user. The file already belongs to that
+    # user here (it was created in the user's identity), so this changes nothing on disk, but it
+    # makes watchers see the same inotify sequence E2B's envd produces: CREATE, CHMOD, WRITE.
+    st = os.fstat(fd)
+    try:
+        os.fchown(fd, st.st_uid, st.st_gid)
+    except PermissionError:
+        pass   # writing a group-writable file of another user: its owner stays, as it should
+
+
+def _stage(parent: str, base: str) -> int:
+    """An unnamed file on the target's filesystem; it vanishes by itself if we never commit."""
+    try:
+        fd = os.open(parent, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            raise
+    else:
+        staging.hide(parent, fd)
+        return fd
+    # A filesystem without O_TMPFILE: a named file, unlinked at once.
+    tmp = os.path.join(parent, f".{base[:180]}.corral-upload-{secrets.token_hex(6)}")
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    os.unlink(tmp)
+    return fd
+
+
+def _open_target(target: str, metadata: dict[str, str]) -> tuple[int, bool]:
     parent = os.path.dirname(target) or "/"
     os.makedirs(parent, exist_ok=True)
-    mode: int | None = None
     try:
-        st = os.stat(target)
-        if stat.S_ISDIR(st.st_mode):
+        if stat.S_ISDIR(os.stat(target).st_mode):
             raise HTTPFailure(400, f"path '{target}' is a directory")
-        mode = stat.S_IMODE(st.st_mode) & 0o777  # keep the replaced file's permissions
     except FileNotFoundError:
-        pass
-    base = os.path.basename(target)[:180]
-    tmp = os.path.join(parent, f".{base}.corral-upload-{secrets.token_hex(6)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666)
-    if mode is not None:
-        os.fchmod(fd, mode)
-    return tmp, fd
+        try:
+            fd = os.open(target, _NEW_FILE, 0o666)
+        except FileExistsError:
+            pass   # created meanwhile, or a dangling symlink: replace it at commit like any file
+        else:
+            try:
+                _touch_owner(fd)
+                xattrs.replace(fd, metadata)
+            except BaseException:
+                os.close(fd)
+                os.unlink(target)
+                raise
+            return fd, False
+    return _stage(parent, os.path.basename(target)), True
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -132,27 +174,83 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def _commit(pending: list[_Pending]) -> None:
+def _copy(src: int, dst: int) -> None:
+    os.lseek(src, 0, os.SEEK_SET)
+    try:
+        while os.copy_file_range(src, dst, 1 << 30):
+            pass
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+            raise
+    os.lseek(src, 0, os.SEEK_SET)
+    os.lseek(dst, 0, os.SEEK_SET)
+    os.ftruncate(dst, 0)
+    while chunk := os.read(src, READ_CHUNK):
+        _write_all(dst, chunk)
+
+
+def _commit(pending: list[_Pending], metadata: dict[str, str]) -> None:
+    """Replace each existing target with its staged bytes, in place (the file keeps its inode,
+    owner and mode, as with envd, and watchers see WRITE events on its own name)."""
     for p in pending:
-        os.rename(p.tmp, p.target)
+        if not p.staged:
+            continue
+        try:
+            fd = os.open(p.target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        except PermissionError:
+            _replace_by_rename(p, metadata)
+            continue
+        try:
+            _touch_owner(fd)
+            xattrs.replace(fd, metadata)
+            _copy(p.fd, fd)
+        finally:
+            os.close(fd)
+
+
+def _replace_by_rename(p: _Pending, metadata: dict[str, str]) -> None:
+    """A file the user may not write but may replace (someone else's file in the user's own
+    directory, as `mv` would): copy the staged bytes to a new name beside it, rename that over.
+    Only in this case does a watcher see a temporary name."""
+    mode = stat.S_IMODE(os.stat(p.target).st_mode) & 0o777
+    tmp = os.path.join(os.path.dirname(p.target), f".{os.path.basename(p.target)[:180]}.corral-upload-{secrets.token_hex(6)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    try:
+        try:
+            _copy(p.fd, fd)
+            os.fchmod(fd, mode)
+            xattrs.replace(fd, metadata)
+        finally:
+            os.close(fd)
+        os.rename(tmp, p.target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def _discard(pending: list[_Pending]) -> None:
     for p in pending:
-        try:
-            os.unlink(p.tmp)
-        except OSError:
-            pass
+        if not p.staged:
+            try:
+                os.unlink(p.target)
+            except OSError:
+                pass
 
 
 class _Upload:
     """State of one POST /files: the files being written and the byte budget left."""
 
-    def __init__(self, user: User, executor: UserExecutor, limit: int, workdir: str | None) -> None:
+    def __init__(self, user: User, executor: UserExecutor, limit: int, workdir: str | None,
+                 metadata: dict[str, str]) -> None:
         self.user = user
         self.executor = executor
         self.limit = limit
         self.workdir = workdir
+        self.metadata = metadata
         self.written = 0
         self.pending: list[_Pending] = []
         self.current: _Pending | None = None
@@ -162,10 +260,10 @@ class _Upload:
         if any(p.target == target for p in self.pending):
             raise HTTPFailure(400, f"duplicate upload target '{target}'")
         try:
-            tmp, fd = await self.executor.run(self.user, _open_temp, target)
+            fd, staged = await self.executor.run(self.user, _open_target, target, self.metadata)
         except OSError as exc:
             raise _os_failure(exc, target) from None
-        self.current = _Pending(target, tmp, fd)
+        self.current = _Pending(target, fd, staged)
         self.pending.append(self.current)
 
     async def write(self, data: bytes) -> None:
@@ -180,7 +278,8 @@ class _Upload:
             raise _os_failure(exc, self.current.target) from None
 
     async def close_current(self) -> None:
-        if self.current is not None and not self.current.closed:
+        # Staged files stay open until commit: their bytes live only behind the descriptor.
+        if self.current is not None and not self.current.closed and not self.current.staged:
             self.current.closed = True
             try:
                 await self.executor.run(None, os.close, self.current.fd)
@@ -188,15 +287,28 @@ class _Upload:
                 raise _os_failure(exc, self.current.target) from None
         self.current = None
 
-    async def commit(self) -> list[dict[str, str]]:
+    async def commit(self) -> list[dict[str, object]]:
         await self.close_current()
         try:
-            await self.executor.run(self.user, _commit, self.pending)
+            await self.executor.run(self.user, _commit, self.pending, self.metadata)
         except OSError as exc:
-            raise _os_failure(exc, "rename") from None
-        done = [{"name": os.path.basename(p.target), "type": "file", "path": p.target} for p in self.pending]
+            raise _os_failure(exc, "replace") from None
+        finally:
+            self._close_staged()
+        done: list[dict[str, object]] = []
+        for p in self.pending:
+            doc: dict[str, object] = {"name": os.path.basename(p.target), "type": "file", "path": p.target}
+            if self.metadata:
+                doc["metadata"] = dict(self.metadata)
+            done.append(doc)
         self.pending = []
         return done
+
+    def _close_staged(self) -> None:
+        for p in self.pending:
+            if p.staged and not p.closed:
+                p.closed = True
+                os.close(p.fd)
 
     async def abort(self) -> None:
         for p in self.pending:
@@ -239,7 +351,7 @@ async def _body_chunks(req: Request, gzip: bool, raw_limit: int):
 
 
 async def upload(req: Request, user: User, executor: UserExecutor, limit: int,
-                 workdir: str | None) -> list[dict[str, str]]:
+                 workdir: str | None) -> list[dict[str, object]]:
     content_type = req.headers.get("content-type", "")
     kind, params = parse_header_params(content_type)
     kind = kind.lower()
@@ -248,7 +360,12 @@ async def upload(req: Request, user: User, executor: UserExecutor, limit: int,
         raise HTTPFailure(400, f"unsupported content-encoding {encoding!r}")
     gzip = encoding == "gzip"
     path_param = req.query_value("path")
-    state = _Upload(user, executor, limit, workdir)
+    try:
+        metadata = xattrs.from_headers([(k.decode("latin-1"), v.decode("latin-1"))
+                                        for k, v in req.scope.get("headers", [])])
+    except xattrs.MetadataError as exc:
+        raise HTTPFailure(400, str(exc)) from None
+    state = _Upload(user, executor, limit, workdir, metadata)
     try:
         if kind == "multipart/form-data":
             await _upload_multipart(req, state, params.get("boundary", ""), path_param, gzip)

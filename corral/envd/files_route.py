@@ -31,7 +31,7 @@ async def files(req: Request, config: EnvdConfig, executor: UserExecutor) -> Non
                 signature=signature, expiration=req.query_value("signature_expiration"),
                 path=path_param or "", operation=operation, username=username, token=token)
             if not ok:
-                return await req.respond_http_error(401, f"{UNAUTHORIZED_MESSAGE}: {reason}")
+                return await req.respond_http_error(401, reason)   # E2B's envd answers the reason alone
         else:
             return await req.respond_http_error(401, UNAUTHORIZED_MESSAGE)
     call = Call(config, req, username)

@@ -52,12 +52,15 @@ def move(source: str, destination: str) -> dict[str, Any]:
 
 
 def remove(path: str) -> dict[str, Any]:
+    """Remove a file, link or tree; a path that is already gone is not an error (as in envd)."""
     try:
         st = os.lstat(path)
         if stat.S_ISDIR(st.st_mode):
             shutil.rmtree(path)
         else:
             os.unlink(path)
+    except FileNotFoundError:
+        return {}
     except OSError as exc:
         raise from_os_error(exc, path) from None
     return {}

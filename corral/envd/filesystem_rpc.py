@@ -41,7 +41,9 @@ class FilesystemService:
         return await self._executor().run(call.user, fs.stat_entry, call.path(get_str(msg, "path")))
 
     async def make_dir(self, call: Call, msg: Json) -> Json:
-        return await self._executor().run(call.user, fs.make_dir, call.path(get_str(msg, "path")))
+        result = await self._executor().run(call.user, fs.make_dir, call.path(get_str(msg, "path")))
+        await self._watches().settle()
+        return result
 
     async def move(self, call: Call, msg: Json) -> Json:
         src = call.path(get_str(msg, "source"))
@@ -66,7 +68,7 @@ class FilesystemService:
         return {"watcherId": watcher_id}
 
     async def get_watcher_events(self, call: Call, msg: Json) -> Json:
-        return {"events": self._watches().events(get_str(msg, "watcherId", "watcher_id"))}
+        return {"events": await self._watches().events(get_str(msg, "watcherId", "watcher_id"))}
 
     async def remove_watcher(self, call: Call, msg: Json) -> Json:
         self._watches().remove(get_str(msg, "watcherId", "watcher_id"))

@@ -114,13 +114,26 @@ class DirWatcher:
         self._add_dir = add_dir
         loop.add_reader(self.fd, self._readable)
 
+    def drain_now(self) -> None:
+        """Deliver every event the kernel has queued so far, now (non-blocking), so that a caller
+        who changed the tree can rely on the watcher having seen it."""
+        while not self.closed and self._loop is not None and self._read_once():
+            pass
+
     def _readable(self) -> None:
+        self._read_once()
+
+    def _read_once(self) -> bool:
         try:
             data = os.read(self.fd, 64 * 1024)
         except OSError as exc:
             if exc.errno in (errno.EAGAIN, errno.EINTR):
-                return
+                return False
             raise
+        self._dispatch(data)
+        return bool(data)
+
+    def _dispatch(self, data: bytes) -> None:
         offset = 0
         while offset + _EVENT_HEADER.size <= len(data):
             wd, mask, _cookie, length = _EVENT_HEADER.unpack_from(data, offset)

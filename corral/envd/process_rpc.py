@@ -130,10 +130,12 @@ class ProcessService:
         cwd = call.path(cwd_raw) if cwd_raw else (call.config.default_workdir or user.home)
         tag = get_str(msg, "tag") if "tag" in msg else None
         stdin = get_bool(msg, "stdin")
+        timeout = call.timeout()
         proc = self.processes.start(
             spec, user, cwd=cwd, tag=tag, stdin=True if stdin is None else stdin,
-            pty_size=_pty_size(get_obj(msg, "pty")), timeout=call.timeout())
-        async for event in self._follow(proc, call.keepalive()):
+            pty_size=_pty_size(get_obj(msg, "pty")), timeout=timeout)
+        end_at = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        async for event in self._follow(proc, call.keepalive(), end_at):
             yield event
 
     async def connect(self, call: Call, msg: Json) -> AsyncIterator[Json]:
@@ -160,6 +162,11 @@ class ProcessService:
                     break
                 except asyncio.TimeoutError:
                     raise ConnectError("deadline_exceeded", "stream exceeded its Connect-Timeout-Ms") from None
+                if end_at is not None and "end" in event and asyncio.get_running_loop().time() >= end_at:
+                    # The process ended because the request's Connect-Timeout-Ms killed it: the
+                    # caller's answer is the deadline, as with E2B's envd (the SDK raises its
+                    # TimeoutException), not an exit code of a kill it did not ask for.
+                    raise ConnectError("deadline_exceeded", "stream exceeded its Connect-Timeout-Ms")
                 yield {"event": event}
             if sub.overflowed:
                 raise ConnectError("resource_exhausted", "the client fell too far behind the process output")

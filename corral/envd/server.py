@@ -71,7 +71,8 @@ def preload() -> None:
 
     from corral.envd import (  # noqa: F401
         app, auth, connect, creds, entries, files_http, files_route, filesystem, filesystem_rpc,
-        deadline, handover, httpio, inotify, multipart, ports, process_rpc, processes, rpc, watchers,
+        deadline, handover, httpio, inotify, multipart, ports, process_rpc, processes, rpc, staging,
+        watchers, xattrs,
     )
     from corral.guest import exitstatus, output, reaper, spawn, users  # noqa: F401
 

@@ -10,10 +10,12 @@ import asyncio
 import os
 import secrets
 import stat
+from collections.abc import Callable
 from typing import Any
 
 from corral.envd.connect import from_os_error
 from corral.wire.framing import ConnectError
+from corral.envd import staging
 from corral.envd.creds import UserExecutor
 from corral.envd.entries import entry_info
 from corral.envd.inotify import DirWatcher
@@ -46,8 +48,10 @@ def _prepare(path: str, recursive: bool) -> DirWatcher:
 class Watch:
     """One running watch delivering FilesystemEvent dicts to a queue."""
 
-    def __init__(self, watcher: DirWatcher, include_entry: bool, executor: UserExecutor, user: User) -> None:
+    def __init__(self, watcher: DirWatcher, include_entry: bool, executor: UserExecutor, user: User,
+                 on_close: Callable[["Watch"], None] = lambda _w: None) -> None:
         self.watcher = watcher
+        self._on_close = on_close
         self.include_entry = include_entry
         self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.overflowed = False
@@ -72,6 +76,8 @@ class Watch:
             pass
 
     def _on_event(self, name: str, kind: str, full: str) -> None:
+        if staging.is_hidden(full):
+            return   # an upload's anonymous staged copy, not a file anyone can see
         if self.events.qsize() >= MAX_BUFFERED_EVENTS:
             self.overflowed = True
             return
@@ -83,6 +89,13 @@ class Watch:
                 pass
         self.events.put_nowait(event)
 
+    async def settle(self) -> None:
+        """Take in what the kernel queued so far, and finish watching directories it announced."""
+        self.watcher.drain_now()
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            self.watcher.drain_now()
+
     def drain(self) -> list[dict[str, Any]]:
         out = []
         while not self.events.empty():
@@ -93,18 +106,28 @@ class Watch:
         self.watcher.close()
         for task in self._tasks:
             task.cancel()
+        self._on_close(self)
 
 
 class WatchRegistry:
     def __init__(self, executor: UserExecutor) -> None:
         self.executor = executor
         self.polled: dict[str, Watch] = {}
+        self.active: set[Watch] = set()   # polled and streamed
 
     async def open(self, user: User, path: str, recursive: bool, include_entry: bool) -> Watch:
         watcher = await self.executor.run(user, _prepare, path, recursive)
-        watch = Watch(watcher, include_entry, self.executor, user)
+        watch = Watch(watcher, include_entry, self.executor, user, on_close=self.active.discard)
+        self.active.add(watch)
         watch.start()
         return watch
+
+    async def settle(self) -> None:
+        """After envd itself changed the tree (MakeDir): every watch has seen it, and recursive
+        watches already cover new directories, before the call answers. Without this a client
+        that makes a directory and writes into it at once could miss the write's events."""
+        for watch in list(self.active):
+            await watch.settle()
 
     async def create(self, user: User, path: str, recursive: bool, include_entry: bool) -> str:
         if len(self.polled) >= MAX_WATCHERS:
@@ -114,10 +137,11 @@ class WatchRegistry:
         self.polled[watcher_id] = watch
         return watcher_id
 
-    def events(self, watcher_id: str) -> list[dict[str, Any]]:
+    async def events(self, watcher_id: str) -> list[dict[str, Any]]:
         watch = self.polled.get(watcher_id)
         if watch is None:
             raise ConnectError("not_found", f"watcher with id {watcher_id} not found")
+        await watch.settle()   # events of changes made before this call are in the answer
         if watch.overflowed:
             watch.overflowed = False
             watch.drain()

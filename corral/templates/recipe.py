@@ -7,7 +7,8 @@ while a change of mirror does not (it changes where packages come from, not what
 What goes in, and why it stays lean:
 - the tools the E2B base sandbox is expected to have for agents' shell work: bash, coreutils,
   findutils, procps, psmisc, util-linux, less, iproute2, curl, git, ca-certificates;
-- python3 with python3-pip: agents run `pip install x` as often as they run Python, and without
+- python3 with python3-pip, and `python` on PATH (python-is-python3: E2B's base has it, and
+  agents and E2B's own tests call `python`): agents run `pip install x` as often as they run Python, and without
   pip that fails. Debian marks its Python "externally managed" (PEP 668); the template's
   /etc/pip.conf lets pip install anyway, which is what a throwaway sandbox wants (as `user`, pip
   falls back to ~/.local; as root, it writes to the sandbox's own writable layer);
@@ -33,7 +34,7 @@ DEFAULT_USER_UID = 1000
 
 _PACKAGES = (
     "bash", "ca-certificates", "coreutils", "curl", "findutils", "git", "iproute2", "less",
-    "netbase", "procps", "psmisc", "python3", "python3-pip", "util-linux",
+    "netbase", "procps", "psmisc", "python3", "python3-pip", "python-is-python3", "util-linux",
 )
 
 _DPKG_OPTS = (
@@ -66,7 +67,7 @@ class DebianRecipe:
     resources: TemplateResources = field(default_factory=TemplateResources)
     # Paths (relative to the rootfs) that must exist after the build, or the build failed.
     required: tuple[str, ...] = (
-        "usr/bin/bash", "usr/bin/python3", "usr/bin/pip3", "usr/bin/git", "usr/bin/curl",
+        "usr/bin/bash", "usr/bin/python3", "usr/bin/python", "usr/bin/pip3", "usr/bin/git", "usr/bin/curl",
         "usr/bin/ps", "usr/bin/ip", "home/user", "data", "output", "etc/pip.conf",
     )
 

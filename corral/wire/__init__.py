@@ -5,6 +5,7 @@ The bottom layer: it imports nothing from corral but `corral.errors`. The server
 
 - `constants`: ports, socket names, server-only paths, the envd version, the sandbox id format.
 - `framing`: Connect envelopes and `ConnectError`.
+- `signing`: the SDK's `v1_` signature of `/files` URLs (envd checks it; the server routes by it).
 - `handoff`: `EnvdConfig`, what the server hands a sandbox's daemon at start, and its bytes.
 - `client`: `EnvdClient`, the host side's calls to a sandbox's envd over its unix socket. Import
   it from `corral.wire.client`: this package's top level stays free of httpx, because the

@@ -172,6 +172,17 @@ async def test_sandbox_traffic_for_unknown_sandbox_is_502_not_found(client):
 async def test_templates_listing(client):
     r = await client.get("/templates")
     assert r.status_code == 200 and {t["templateID"] for t in r.json()} == {"base", "big"}
+    assert all(t["names"] == t["aliases"] and t["templateID"] in t["names"] for t in r.json())   # the SDK requires `names`
+
+
+async def test_tag_qualified_templates_not_made_by_the_build_api(client):
+    """Such a template has one tag, `default`; any other tag is a 404 naming it."""
+    r = await client.post("/sandboxes", json={"templateID": "base:default", "timeout": 60})
+    assert r.status_code == 201 and r.json()["templateID"] == "base"
+    r = await client.post("/sandboxes", json={"templateID": "base:v2"})
+    assert r.status_code == 404 and r.json()["code"] == 404 and "no tag 'v2'" in r.json()["message"]
+    r = await client.post("/sandboxes", json={"templateID": "nothing:v2"})   # no such template: as before
+    assert r.status_code in (400, 404) and "nothing" in r.json()["message"]
 
 
 async def test_restart_cleans_up_what_it_cannot_adopt(tmp_path, tier):
@@ -268,3 +279,17 @@ async def test_corral_extensions_that_widen_or_are_not_numbers_are_400s(client, 
         r = await client.post("/v2/sandboxes", json={"templateID": "base", **extra})
         assert r.status_code == 400 and says in r.json()["message"], (extra, r.text)
     assert set(tier.running) == before
+
+
+async def test_list_is_newest_first_by_default_and_started_after_is_inclusive(client):
+    """E2B's list: `order` defaults to desc, `startedAfter` means "at or after"."""
+    first = await _create(client, metadata={"order-test": "x"})
+    await asyncio.sleep(0.01)
+    second = await _create(client, metadata={"order-test": "x"})
+    q = {"metadata": "order-test=x"}
+    ids = lambda r: [s["sandboxID"] for s in r.json()]  # noqa: E731
+    assert ids(await client.get("/v2/sandboxes", params=q)) == [second["sandboxID"], first["sandboxID"]]
+    assert ids(await client.get("/v2/sandboxes", params={**q, "order": "asc"})) == [first["sandboxID"], second["sandboxID"]]
+    started = (await client.get(f"/sandboxes/{second['sandboxID']}")).json()["startedAt"]
+    assert ids(await client.get("/v2/sandboxes", params={**q, "startedAfter": started})) == [second["sandboxID"]]
+    assert (await client.get("/v2/sandboxes", params={**q, "order": "sideways"})).status_code == 400

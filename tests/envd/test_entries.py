@@ -30,6 +30,15 @@ def test_entry_info(tmp_path: Path) -> None:
     os.symlink("f.txt", tmp_path / "l")
     e = entry_info(str(f))
     assert e["type"] == "FILE_TYPE_FILE" and e["size"] == "5" and e["name"] == "f.txt"
+    # As E2B's envd: a link to a file is a FILE with its absolute target; only a dangling link is a SYMLINK.
     link = entry_info(str(tmp_path / "l"))
-    assert link["type"] == "FILE_TYPE_SYMLINK" and link["symlinkTarget"] == str(f) and link["isSymlink"]
+    assert link["type"] == "FILE_TYPE_FILE" and link["symlinkTarget"] == str(f) and link["isSymlink"]
+    os.symlink(".", tmp_path / "d")
+    assert entry_info(str(tmp_path / "d"))["type"] == "FILE_TYPE_DIRECTORY"
+    os.symlink("gone", tmp_path / "dangling")
+    assert entry_info(str(tmp_path / "dangling"))["type"] == "FILE_TYPE_SYMLINK"
+    assert "metadata" not in e
+    os.setxattr(f, "user.e2b.author", b"mish")
+    os.setxattr(f, "user.other", b"not ours")
+    assert entry_info(str(f))["metadata"] == {"author": "mish"}
     assert entry_info(str(tmp_path))["type"] == "FILE_TYPE_DIRECTORY"

@@ -222,3 +222,58 @@ async def test_envs_and_health(daemon: Daemon) -> None:
         assert r.status_code == 405
         r = await c.get("/nope")
         assert r.status_code == 404
+
+
+async def test_metadata_headers_become_xattrs_and_their_limits_hold(daemon: Daemon, home: Path) -> None:
+    """X-Metadata-* -> user.e2b.* (lowercased key, first of repeated headers), reported on the
+    write and by Stat; a re-upload replaces the set; every limit refuses before writing."""
+    from tests.envd.helpers import unary
+    t = home / "meta.txt"
+    t.unlink(missing_ok=True)
+    async with daemon.client() as c:
+        headers = [("content-type", "application/octet-stream"), ("X-Metadata-Author", "mish"),
+                   ("x-metadata-author", "second"), ("X-Metadata-Purpose", "upload")]
+        r = await c.post("/files", params={"path": str(t)}, content=b"one", headers=headers)
+        assert r.status_code == 200 and r.json()[0]["metadata"] == {"author": "mish", "purpose": "upload"}
+        assert os.getxattr(t, "user.e2b.author") == b"mish"
+        e = (await unary(c, "filesystem.Filesystem/Stat", {"path": str(t)})).json()["entry"]
+        assert e["metadata"] == {"author": "mish", "purpose": "upload"}
+        # multipart, replacing: the stale key goes, the new one comes
+        r = await c.post("/files", params={"path": str(t)}, files={"file": ("f", b"two")},
+                         headers={"X-Metadata-Stage": "2"})
+        assert r.status_code == 200 and r.json()[0]["metadata"] == {"stage": "2"}
+        assert [n for n in os.listxattr(t) if n.startswith("user.e2b.")] == ["user.e2b.stage"]
+        # no headers: no metadata at all, and the result says none
+        r = await c.post("/files", params={"path": str(t)}, files={"file": ("f", b"three")})
+        assert "metadata" not in r.json()[0] and not [n for n in os.listxattr(t) if n.startswith("user.e2b.")]
+        longest = "k" * 246
+        r = await c.post("/files", params={"path": str(t)}, content=b"ok", headers={
+            "content-type": "application/octet-stream", f"x-metadata-{longest}": "v"})
+        assert r.status_code == 200 and os.getxattr(t, f"user.e2b.{longest}") == b"v"
+        fresh = home / "meta-refused.txt"
+        for bad in ({f"x-metadata-{longest}k": "v"},              # key over 246 bytes
+                    {"x-metadata-": "empty key"},
+                    {"x-metadata-a": "v" * 2000, "x-metadata-b": "w" * 2100},   # over 4096 in total
+                    {"x-metadata-a": "caf\u00e9"}):                # not US-ASCII
+            raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in bad.items()]
+            r = await c.post("/files", params={"path": str(fresh)}, content=b"x",
+                             headers=[(b"content-type", b"application/octet-stream"), *raw])
+            assert r.status_code == 400 and r.json()["code"] == 400, (bad, r.text)
+            r = await c.post("/files", params={"path": str(t)}, content=b"x",
+                             headers=[(b"content-type", b"application/octet-stream"), *raw])
+            assert r.status_code == 400
+        assert not fresh.exists() and t.read_text() == "ok"
+
+
+async def test_a_failed_upload_of_a_new_file_leaves_nothing(daemon: Daemon, home: Path) -> None:
+    """New files are written in place (no temporary name), so a failed upload must remove them."""
+    t = home / "never.bin"
+    t.unlink(missing_ok=True)
+    async with daemon.client() as c:
+        async def body():
+            for _ in range(LIMIT // 65536 + 2):
+                yield b"y" * 65536
+        r = await c.post("/files", params={"path": str(t)}, content=body(),
+                         headers={"content-type": "application/octet-stream"})
+        assert r.status_code == 413
+    assert not t.exists() and leftovers(home) == []

@@ -84,3 +84,31 @@ async def test_watch_dir_stream(daemon: Daemon, home: Path) -> None:
                     seen.add((msg["filesystem"]["name"], msg["filesystem"]["type"]))
                 else:
                     keepalive = keepalive or msg == {"keepalive": {}}
+
+
+async def test_sdk_writes_show_as_e2b_events_on_the_files_own_name(daemon: Daemon, home: Path) -> None:
+    """What E2B's envd makes a watcher see: a new file is CREATE, CHMOD, WRITE on its own name, a
+    rewrite is WRITE on its own name (never a temporary name), and a directory made through
+    MakeDir is watched (recursive) before the call returns, so a write into it at once is seen."""
+    base = home / "sdk-watched"
+    base.mkdir(exist_ok=True)
+    os.chown(base, 1000, 1000)
+    async with daemon.client() as c:
+        wid = (await unary(c, "filesystem.Filesystem/CreateWatcher", {"path": str(base), "recursive": True})).json()["watcherId"]
+        r = await c.post("/files", params={"path": str(base / "new.txt")}, files={"file": ("f", b"first")})
+        assert r.status_code == 200
+        events = (await unary(c, "filesystem.Filesystem/GetWatcherEvents", {"watcherId": wid})).json()["events"]
+        assert [(e["name"], e["type"]) for e in events] == [
+            ("new.txt", "EVENT_TYPE_CREATE"), ("new.txt", "EVENT_TYPE_CHMOD"), ("new.txt", "EVENT_TYPE_WRITE")]
+        r = await c.post("/files", params={"path": str(base / "new.txt")}, files={"file": ("f", b"second")})
+        assert r.status_code == 200 and (base / "new.txt").read_text() == "second"
+        events = (await unary(c, "filesystem.Filesystem/GetWatcherEvents", {"watcherId": wid})).json()["events"]
+        assert ("new.txt", "EVENT_TYPE_WRITE") in {(e["name"], e["type"]) for e in events}
+        assert all(e["name"] == "new.txt" for e in events), events
+        assert (await unary(c, "filesystem.Filesystem/MakeDir", {"path": str(base / "made")})).status_code == 200
+        r = await c.post("/files", params={"path": str(base / "made" / "in.txt")}, files={"file": ("f", b"x")})
+        assert r.status_code == 200
+        events = (await unary(c, "filesystem.Filesystem/GetWatcherEvents", {"watcherId": wid})).json()["events"]
+        seen = {(e["name"], e["type"]) for e in events}
+        assert ("made", "EVENT_TYPE_CREATE") in seen and ("made/in.txt", "EVENT_TYPE_WRITE") in seen, events
+        await unary(c, "filesystem.Filesystem/RemoveWatcher", {"watcherId": wid})

@@ -26,6 +26,8 @@ def test_base_recipe_is_the_promised_one():
         assert pkg in BASE_RECIPE.packages
     assert "sudo" not in BASE_RECIPE.packages
     assert BASE_RECIPE.name == "base" and BASE_RECIPE.variant == "minbase"
+    # `python` on PATH, as on E2B's base; a build whose tree lacks it fails (required paths).
+    assert "python-is-python3" in BASE_RECIPE.packages and "usr/bin/python" in BASE_RECIPE.required
 
 
 def test_argv_builds_as_root_into_the_target_with_excludes_and_hook():
