@@ -7,15 +7,15 @@ SHELL := /bin/bash
 
 # System packages corral needs at run time and to build templates. One list, checked with dpkg;
 # only the missing ones are installed. chromium and a font: the gateway's browser test (Playwright
-# drives Debian's Chromium; it never downloads a browser of its own). runsc is gVisor, the
-# hardened isolation tier (bookworm's build, from the default apt sources; see docs/SECURITY.md
-# for what the newer backports one adds).
+# drives Debian's Chromium; it never downloads a browser of its own). gVisor's runsc, the
+# hardened isolation tier, is not an apt package here: `make runsc` (run by deps) installs one
+# pinned, checksummed build (see scripts/install-runsc.sh and docs/SECURITY.md for why).
 APT_PACKAGES := mmdebstrap e2fsprogs util-linux iproute2 libseccomp2 python3 python3-venv \
-                ca-certificates make curl nftables openssl runsc \
+                ca-certificates make curl nftables openssl \
                 python3-ipykernel python3-matplotlib python3-matplotlib-inline python3-pandas \
                 nodejs node-typescript \
                 chromium fonts-dejavu-core \
-                postgresql umoci runsc lxcfs
+                postgresql umoci lxcfs
 
 VENV    := .venv
 PYTHON  := $(VENV)/bin/python
@@ -33,12 +33,13 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= $(shell n=$$(( $$(nproc) * 2 )); echo $$(( n > 8 ? 8 : n )))
 PYTEST_PARALLEL := $(if $(filter 0,$(PYTEST_WORKERS)),-p no:xdist,-n $(PYTEST_WORKERS) --dist loadfile)
 
-.PHONY: help deps venv template spec-templates image js-deps client-deps js-test run test clean distclean
+.PHONY: help deps runsc venv template spec-templates image js-deps client-deps js-test run test clean distclean
 
 help:
 	@echo "make run        start a corral server on http://$(HOST):$(PORT) and run examples/demo.py against it"
 	@echo "make test       run the test suite"
-	@echo "make deps       install missing system packages ($(words $(APT_PACKAGES)) checked)"
+	@echo "make deps       install missing system packages ($(words $(APT_PACKAGES)) checked) and runsc"
+	@echo "make runsc      install the pinned gVisor runsc into /usr/local/lib/corral/runsc"
 	@echo "make venv       create $(VENV)/ and install corral with its test dependencies"
 	@echo "make template   build the built-in templates, base and code-interpreter-v1 (skipped when current)"
 	@echo "make spec-templates  build the product spec's templates in templates/ (cached per step)"
@@ -58,6 +59,11 @@ deps:
 	else echo "deps: installing$$missing"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get -o DPkg::Lock::Timeout=900 update -q && apt-get -o DPkg::Lock::Timeout=900 install -y -q --no-install-recommends $$missing; fi
+	@scripts/install-runsc.sh
+
+# gVisor's runsc 20240729 (bookworm-backports' build) at /usr/local/lib/corral/runsc, SHA256-checked.
+runsc:
+	@scripts/install-runsc.sh
 
 venv: $(STAMP)
 

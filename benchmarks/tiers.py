@@ -4,6 +4,7 @@ Drives each tier directly through the Tier interface with the real envd inside (
 between, so the rows isolate what the tier costs), one sandbox at a time:
 
     sudo .venv/bin/python benchmarks/tiers.py [--runs 5] [--template base] [--append docs/BENCHMARKS.md]
+        [--tiers namespace,gvisor-systrap,gvisor-ptrace]   (gVisor on one platform each)
 
 Rows: create (until envd accepts connections), create -> first command (`true` through envd's
 process service), a later command round trip, idle memory charged to the sandbox's cgroup,
@@ -152,10 +153,16 @@ async def main() -> None:
             if name == "namespace":
                 from corral.runtime.namespace import NamespaceTier
                 tier: Tier = NamespaceTier(cgroup_group=f"corral-bench-{digest}")
-            else:
+            else:   # "gvisor", or "gvisor-ptrace" / "gvisor-systrap" for one platform
                 from corral.runtime.gvisor import GVisorTier
-                tier = GVisorTier(state_dir=Path(tmp) / "state",
-                                  cgroup_group=f"corral-bench-gv-{digest}")
+                platform = name.partition("-")[2]
+                if platform:
+                    os.environ["CORRAL_RUNSC_PLATFORM"] = platform
+                else:
+                    os.environ.pop("CORRAL_RUNSC_PLATFORM", None)
+                tier = GVisorTier(state_dir=Path(tmp) / f"state-{name}",
+                                  cgroup_group=f"corral-bench-{name}-{digest}")
+                name = f"{name} ({tier.runsc.info.platform}, runsc {tier.runsc.info.release})"
             results[name] = await bench_tier(tier, rootfs, Path(tmp), args.runs)
     text = render(results, args.runs, args.template)
     print(text)

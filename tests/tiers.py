@@ -8,8 +8,6 @@ is skipped, with the reason, where runsc is missing.
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -18,9 +16,11 @@ TIERS = ("namespace", "gvisor")
 
 
 def runsc_missing() -> str | None:
-    if os.environ.get("CORRAL_RUNSC") or shutil.which("runsc", path="/usr/sbin:/usr/bin:/sbin:/bin"):
+    from corral.runtime.gvisor.runsc import runsc_installed
+
+    if runsc_installed():
         return None
-    return "gVisor's runsc is not installed (apt-get install runsc): the gvisor tier is not tested"
+    return "gVisor's runsc is not installed (scripts/install-runsc.sh): the gvisor tier is not tested"
 
 
 def tier_params() -> list:  # type: ignore[type-arg]

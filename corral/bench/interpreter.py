@@ -60,7 +60,7 @@ def _sdk_sandbox(target: Target):  # type: ignore[no-untyped-def]
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        return Sandbox.create(template=TEMPLATE, timeout=300, **target.opts())
+        return Sandbox.create(template=TEMPLATE, timeout=300, metadata=target.metadata(), **target.opts())
 
 
 def measure_run_code(target: Target, iterations: int, warmup: int = 3, tick: Tick = _noop) -> Summary:

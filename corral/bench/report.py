@@ -27,6 +27,9 @@ TARGET_FIRST_RUN_CODE_MS = 200.0
 TARGET_RESUME_FILESYSTEM_P50_MS = 150.0
 TARGET_RESUME_FULL_P50_MS = 10.0
 TARGET_FORK_10_MS = 1000.0
+# The gVisor tier's (issue 11), for its rows keyed "gvisor:...".
+TARGET_GVISOR_CREATE_TO_FIRST_P50_MS = 250.0
+TARGET_GVISOR_RESUME_FULL_P50_MS = 300.0
 
 FLOOR_SPAWN = "spawn"
 FLOOR_HTTP_HEALTH = "http_health"
@@ -109,11 +112,20 @@ class BenchReport:
                                      ("fork_10", "fork of 10", TARGET_FORK_10_MS))
             if key in self.results
         ]
+        gvisor = [
+            check(name, limit, p50(key), "ms", "p50")
+            for key, name, limit in (("gvisor:create_to_first_command", "create -> first command [gvisor]",
+                                      TARGET_GVISOR_CREATE_TO_FIRST_P50_MS),
+                                     ("gvisor:resume_full", "resume (full, memory checkpoint) -> first command [gvisor]",
+                                      TARGET_GVISOR_RESUME_FULL_P50_MS))
+            if key in self.results
+        ]
         return [
             check("create -> first command", TARGET_CREATE_TO_FIRST_P50_MS, p50("create_to_first_command"), "ms", "p50"),
             check("commands.run('true')", TARGET_COMMAND_P50_MS, p50("command"), "ms", "p50"),
             *interp,
             *persist,
+            *gvisor,
             *idle_checks,
         ]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -21,9 +21,11 @@ from corral.bench.machine import describe_machine
 from corral.bench.memory import listener_pid
 from corral.bench.report import FLOOR_HTTP_BARE, FLOOR_HTTP_HEALTH, FLOOR_KERNEL, FLOOR_SPAWN, BenchReport
 from corral.bench.server import LocalServer
+from corral.bench.stats import Summary
 from corral.bench.target import Target
 
 Tick = Callable[[], None]
+TIER_NAMES = ("namespace", "gvisor")
 
 
 class BenchError(CorralError, RuntimeError):
@@ -51,6 +53,7 @@ class BenchConfig:
     settle_s: float = 2.0
     pause_s: float = 0.0            # between lifecycle iterations (lets a warm pool refill)
     interpreter: bool = True        # code-interpreter rows (needs the code-interpreter-v1 template)
+    tiers: tuple[str, ...] = ()     # more isolation tiers measured beside the server's default
 
     def validate(self) -> None:
         if self.iterations < 1:
@@ -61,6 +64,9 @@ class BenchConfig:
             raise ValueError("idle concurrency must be at least 1")
         if self.pause_s < 0:
             raise ValueError("--pause-ms must be 0 or more")
+        for tier in self.tiers:
+            if tier not in TIER_NAMES:
+                raise ValueError(f"--tier must be one of {', '.join(TIER_NAMES)}, got {tier!r}")
         if self.url is not None and not self.api_key:
             raise ValueError("--url needs --api-key (or $E2B_API_KEY)")
         if self.url is not None and urlsplit(self.url).scheme not in ("http", "https"):
@@ -129,6 +135,9 @@ def _run(config: BenchConfig, target: Target, server_pid: int | None, label: str
         report.results["first_run_code"] = interpreter.measure_first_run_code(
             target, first_n, pause_s=max(config.pause_s, 1.0), tick=progress.phase("create -> first run_code", first_n))
 
+    for tier in config.tiers:
+        _tier_rows(config, replace(target, isolation=tier), report, progress)
+
     if config.idle:
         report.idle = density.measure_idle(
             target, config.idle, server_pid=server_pid, same_host=same_host, concurrency=config.idle_concurrency,
@@ -137,6 +146,26 @@ def _run(config: BenchConfig, target: Target, server_pid: int | None, label: str
             kill_tick=progress.phase(f"kill {config.idle} idle sandboxes", config.idle),
         )
     return report
+
+
+def _tier_rows(config: BenchConfig, target: Target, report: BenchReport, progress: Progress) -> None:
+    """The rows that tell tiers apart, for sandboxes that ask for ``target.isolation``, keyed
+    ``<tier>:<row>`` and named "... [<tier>]", beside the default tier's rows of the same run."""
+    tier, n = target.isolation, config.iterations
+
+    def put(key: str, summary: Summary) -> None:
+        report.results[f"{tier}:{key}"] = replace(summary, name=f"{summary.name} [{tier}]")
+
+    life = latency.measure_lifecycle(target, n, tick=progress.phase(f"[{tier}] create -> first command", n),
+                                     pause_s=config.pause_s)
+    put("create", life.create)
+    put("create_to_first_command", life.create_to_first_command)
+    put("command", latency.measure_command(target, n, tick=progress.phase(f"[{tier}] commands.run('true')", n)))
+    paused = persistence.measure_pause_resume(target, "full", n, tick=progress.phase(f"[{tier}] pause/resume", n))
+    put("pause_full", paused.pause)
+    put("resume_full", paused.resume_to_command)
+    if config.interpreter:
+        put("run_code", interpreter.measure_run_code(target, n, tick=progress.phase(f"[{tier}] run_code('1+1')", n)))
 
 
 def _sweep(target: Target) -> None:

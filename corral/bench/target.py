@@ -20,6 +20,10 @@ class Target:
     api_key: str
     template: str = "base"
     request_timeout_s: float = 60.0
+    isolation: str | None = None   # ask for this tier per sandbox (the `corral.isolation` metadata key)
+
+    def metadata(self) -> dict[str, str]:
+        return {"corral.isolation": self.isolation} if self.isolation else {}
 
     def opts(self) -> dict[str, Any]:
         return {
@@ -33,7 +37,8 @@ class Target:
     def create(self, timeout_s: int = 300) -> Sandbox:
         with warnings.catch_warnings():  # api_url/sandbox_url are documented as deprecated
             warnings.simplefilter("ignore", DeprecationWarning)
-            return Sandbox.create(template=self.template, timeout=timeout_s, **self.opts())
+            return Sandbox.create(template=self.template, timeout=timeout_s, metadata=self.metadata(),
+                                  **self.opts())
 
     def kill(self, sandbox_id: str) -> bool:
         with warnings.catch_warnings():

@@ -58,6 +58,7 @@ def bench(
     concurrency: int = typer.Option(4, "--concurrency", help="Parallel creates/kills while starting the idle fleet."),
     interpreter: bool = typer.Option(True, "--interpreter/--no-interpreter", help="Also measure run_code (needs the code-interpreter-v1 template)."),
     pause_ms: int = typer.Option(0, "--pause-ms", help="Pause between create iterations, untimed (lets the server's warm pool refill; 0 = back to back)."),
+    tier: list[str] = typer.Option([], "--tier", help="Also measure create, first command, run_code, pause and resume on this isolation tier (gvisor), beside the default tier, same run."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON instead of tables."),
     as_markdown: bool = typer.Option(False, "--markdown", help="Print a docs/BENCHMARKS.md section instead of tables."),
 ) -> None:
@@ -72,7 +73,7 @@ def bench(
         api_key = os.environ.get("E2B_API_KEY") or ""
     config = BenchConfig(url=url, api_key=api_key or None, template=template, iterations=iterations,
                          idle=idle, idle_concurrency=concurrency, pause_s=pause_ms / 1000,
-                         interpreter=interpreter)
+                         interpreter=interpreter, tiers=tuple(tier))
     try:
         config.validate()
     except ValueError as exc:

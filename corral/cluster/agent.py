@@ -14,11 +14,11 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
 from collections.abc import AsyncIterator
 
 from corral import __version__
 from corral.lifecycle import SandboxService
+from corral.runtime.gvisor.runsc import runsc_installed
 from corral.store import NodeInfo, NodeState
 
 log = logging.getLogger("corral.cluster")
@@ -43,7 +43,7 @@ class NodeAgent:
 
     def info(self) -> NodeInfo:
         mem = _meminfo()
-        tiers = [self.settings.tier] + (["gvisor"] if self.settings.tier != "gvisor" and shutil.which("runsc") else [])
+        tiers = [self.settings.tier] + (["gvisor"] if self.settings.tier != "gvisor" and runsc_installed() else [])
         return NodeInfo(node_id=self.node_id, advertise_url=self.settings.advertise_url or "", version=__version__,
                         cpu_count=os.cpu_count() or 1, memory_mb=mem.get("MemTotal", 0),
                         memory_free_mb=mem.get("MemAvailable", 0), tiers=tuple(tiers),

@@ -5,7 +5,9 @@ into a staging image, and each fork boots from its own sparse copy of it, in par
 source's template, limits, metadata and environment under its own id and token. Each fork
 succeeds or fails on its own; the result says which mode each got: "filesystem" (the files; the
 processes start fresh) on every tier that can copy a layer, "full" (memory too) only where the
-tier checkpoints memory (then a fork is the tier's `restore` with a new spec).
+tier checkpoints memory: the source's memory image is written once (`Snapshots.export_memory`,
+the source restored in place) and the N forks are parallel restores of it, each under its own
+id, token, hostname and deadline (`Starter.launch(memory=...)`).
 """
 
 from __future__ import annotations
@@ -47,8 +49,6 @@ class Forks:
         if not 1 <= count <= MAX_FORKS:
             raise InvalidRequest(f"invalid count: must be between 1 and {MAX_FORKS}")
         resolved = self.snapshots.resolve_mode(mode, "fork", sandbox_id)
-        if resolved == "full":
-            raise ModeUnsupported("memory forks are not implemented for this tier yet; use mode=filesystem")
         parts = self.parts
         staging = self.snapshots.root / f".fork-{sandbox_id}-{secrets.token_hex(4)}"
         async with parts.lock(sandbox_id):
@@ -57,14 +57,18 @@ class Forks:
                 raise ModeUnsupported(f"sandbox {sandbox_id} is paused; resume it to fork it")
             config = boot.load_config(Path(rec.workdir))
             try:
-                await self.snapshots.export(rec, staging)
+                if resolved == "full":
+                    await self.snapshots.export_memory(rec, staging)
+                else:
+                    await self.snapshots.export(rec, staging)
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
         try:
             s = parts.settings
             seconds = resolve_timeout(timeout, s.default_timeout_s, s.ceilings)
-            results = await asyncio.gather(*(self._one(rec, config, staging / "disk.img", seconds)
+            memory = staging if resolved == "full" else None
+            results = await asyncio.gather(*(self._one(rec, config, staging / "disk.img", seconds, memory)
                                              for _ in range(count)), return_exceptions=True)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -80,13 +84,15 @@ class Forks:
                 raise r   # a cancellation
         return out
 
-    async def _one(self, src: SandboxRecord, config: boot.EnvdConfig, layer: Path, timeout: int) -> SandboxRecord:
+    async def _one(self, src: SandboxRecord, config: boot.EnvdConfig, layer: Path, timeout: int,
+                   memory: Path | None = None) -> SandboxRecord:
         template = self.parts.templates.get(src.template_id)
         image = image_config(template)
         rec = await self.starter.launch(
             template, image, record_limits(src), env=dict(config.env_vars), alias=src.alias or src.template_id,
             timeout=timeout, metadata=dict(src.metadata_ or {}), auto_pause=src.on_timeout == "pause",
-            layer=layer, handoff=config,
+            layer=None if memory is not None else layer, handoff=config, memory=memory,
+            isolation=src.tier if memory is not None else None,
             volumes=tuple(self.parts.store.volumes.mounts_of(src.sandbox_id)),   # shared, not copied
         )
         running = self.parts.store.update(rec.sandbox_id, state=SandboxState.RUNNING.value,

@@ -110,7 +110,8 @@ class SandboxService:
 
     async def create(self, request: CreateRequest) -> SandboxRecord:
         plan = self.snapshots.plan(self.starter, request) or self.starter.plan(request)
-        rec = (await self.pool.claim(plan) if self.pool is not None and plan.layer is None and not plan.volumes
+        rec = (await self.pool.claim(plan)
+               if self.pool is not None and plan.layer is None and plan.memory is None and not plan.volumes
                else None)
         running = await self.starter.start(plan) if rec is None else await self.starter.finish(rec, plan)
         self.parts.metering.started(running, from_pool=rec is not None)

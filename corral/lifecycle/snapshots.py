@@ -9,9 +9,14 @@ one snapshot at once. Full (memory) snapshots need a tier that can checkpoint me
 an explicit `memory: true` is refused with the mode that works, and an unset mode means the
 best the tier can do (the snapshot says which it got).
 
-Each snapshot is a directory `<data>/snapshots/<id>/` with `disk.img` and `snapshot.json`,
-written atomically (a temporary directory renamed into place), so a crash leaves no half
-snapshot anyone can list.
+A full snapshot is the same layering plus the tier's memory image of the source (`runsc
+checkpoint`, the source restored in place at once) and the source's boot configuration: a
+sandbox created from it is the tier's `restore` of that image under a new id
+(`Starter.launch(memory=...)`), which then takes its own identity (`Starter.reidentify`).
+
+Each snapshot is a directory `<data>/snapshots/<id>/` with `disk.img` and `snapshot.json`
+(and, full, the memory image files and `boot-config.json`, 0600), written atomically (a
+temporary directory renamed into place), so a crash leaves no half snapshot anyone can list.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from corral.errors import NotFound
+from corral.lifecycle import boot
 from corral.lifecycle.checkpoints import memory_checkpoints
 from corral.lifecycle.errors import ModeUnsupported, TierFailed
 from corral.lifecycle.parts import Parts, now
@@ -60,6 +66,7 @@ class Snapshot:
     disk_mb: int
     pids_max: int
     metadata: dict[str, str] = field(default_factory=dict)
+    isolation: str = ""       # the source's tier; a full snapshot restores only there
 
     @property
     def limits(self) -> Limits:
@@ -104,17 +111,45 @@ class Snapshots:
         except TierError as exc:
             raise TierFailed(f"copying the filesystem of {rec.sandbox_id} failed: {exc}") from None
 
+    async def export_memory(self, rec: SandboxRecord, dest_dir: Path) -> int:
+        """The source's memory image, writable layer and boot configuration into `dest_dir`
+        (which must not exist yet); the source is restored in place and keeps running.
+        Bytes on disk."""
+        parts = self.parts
+        ckpt = memory_checkpoints(parts.tier, rec.sandbox_id)
+        if ckpt is None:
+            raise ModeUnsupported(f"the {parts.tier.name} tier cannot save memory; use mode=filesystem")
+        if parts.store.volumes.mounts_of(rec.sandbox_id):
+            raise ModeUnsupported(f"sandbox {rec.sandbox_id} mounts volumes, which a memory copy cannot "
+                                  "mount yet; use mode=filesystem")
+        config = boot.load_config(Path(rec.workdir))
+        try:
+            info = await ckpt.checkpoint(rec.sandbox_id, Path(rec.workdir), dest_dir, leave_running=True,
+                                         with_disk=True)
+        except TierError as exc:
+            raise TierFailed(f"saving the memory of {rec.sandbox_id} failed: {exc}") from None
+        finally:
+            # The source runs again under a new host process (or not at all, if it failed).
+            handle = await parts.tier.adopt(rec.sandbox_id, Path(rec.workdir))
+            if handle is not None:
+                parts.handles[rec.sandbox_id] = handle
+            await parts.clients.drop(rec.sandbox_id)   # its relayed connections were closed
+        boot.save_config(dest_dir, config)
+        return int(info.image_bytes)
+
     async def take(self, rec: SandboxRecord, name: str | None, mode: str | None) -> Snapshot:
         resolved = self.resolve_mode(mode, "snapshot", rec.sandbox_id)
-        if resolved == "full":
-            raise ModeUnsupported("full snapshots are not implemented for this tier yet; use mode=filesystem")
+        if resolved == "full" and rec.state != SandboxState.RUNNING.value:
+            raise ModeUnsupported(f"sandbox {rec.sandbox_id} is paused; resume it to take a full snapshot")
         if rec.state == SandboxState.PAUSED.value and not (Path(rec.workdir) / LAYER).exists():
             raise ModeUnsupported(f"sandbox {rec.sandbox_id} is paused; resume it to snapshot it")
         sid = SNAPSHOT_PREFIX + secrets.token_hex(10)
         self.root.mkdir(parents=True, mode=0o700, exist_ok=True)
         tmp = self.root / f".{sid}.tmp"
         try:
-            if rec.state == SandboxState.PAUSED.value and not self.parts.tier.is_alive(rec.sandbox_id):
+            if resolved == "full":
+                size = await self.export_memory(rec, tmp)
+            elif rec.state == SandboxState.PAUSED.value and not self.parts.tier.is_alive(rec.sandbox_id):
                 tmp.mkdir(mode=0o700)
                 await _sparse_copy(Path(rec.workdir) / LAYER, tmp / LAYER)   # a stopped layer is at rest
                 size = (tmp / LAYER).stat().st_blocks * 512
@@ -124,7 +159,7 @@ class Snapshots:
                 snapshot_id=sid, names=[name] if name else [], sandbox_id=rec.sandbox_id, template=rec.template_id,
                 mode=resolved, size_bytes=size, created_at=now().isoformat(), cpu_count=rec.cpu_count,
                 memory_mb=rec.memory_mb, disk_mb=rec.disk_mb, pids_max=rec.pids_max,
-                metadata=dict(rec.metadata_ or {}),
+                metadata=dict(rec.metadata_ or {}), isolation=rec.tier or "",
             )
             (tmp / META).write_text(json.dumps(asdict(snap)))
             os.replace(tmp, self.root / sid)
@@ -181,7 +216,12 @@ class Snapshots:
         if snap is None:
             return None
         template_request = replace(request, template=snap.template)
+        if snap.mode == "full":   # memory restores only on the tier that saved it
+            template_request = replace(template_request, isolation=snap.isolation or None)
         base = starter.plan(template_request)
+        if snap.mode == "full":
+            return replace(base, limits=snap.limits, memory=self.root / snap.snapshot_id,
+                           request=replace(template_request, template=snap.snapshot_id))
         return replace(base, limits=snap.limits, layer=self.layer(snap),
                        request=replace(template_request, template=snap.snapshot_id))
 

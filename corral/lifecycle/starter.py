@@ -23,8 +23,9 @@ from pathlib import Path
 from corral.errors import InvalidRequest
 from corral.ids import new_access_token, new_sandbox_id
 from corral.lifecycle import boot
+from corral.lifecycle.checkpoints import memory_checkpoints
 from corral.lifecycle.deadlines import own_end_at, pool_lease_end
-from corral.lifecycle.errors import StartFailed
+from corral.lifecycle.errors import ModeUnsupported, StartFailed
 from corral.lifecycle.images import default_user, image_config, sandbox_env, warm_kernels
 from corral.lifecycle.limits import resolve_limits, resolve_timeout
 from corral.lifecycle.parts import Parts, now
@@ -59,6 +60,8 @@ class StartPlan:
     isolation: str = "namespace"   # the tier chosen for it (see lifecycle/tiers.py)
     # Boot from this writable layer (a snapshot's) instead of an empty one; never from a pool.
     layer: Path | None = None
+    # Restore this memory image (a full snapshot's directory) instead of booting.
+    memory: Path | None = None
     # (volume id, path) pairs the sandbox mounts (lifecycle/volumes.py); never from a pool.
     volumes: tuple[tuple[str, str], ...] = ()
 
@@ -106,13 +109,21 @@ class Starter:
                      env: dict[str, str], alias: str, timeout: int, metadata: dict[str, str],
                      auto_pause: bool = False, pooled: bool = False, isolation: str | None = None,
                      egress: EgressPolicy | None = None, layer: Path | None = None,
-                     handoff: EnvdConfig | None = None,
+                     handoff: EnvdConfig | None = None, memory: Path | None = None,
                      volumes: tuple[tuple[str, str], ...] = ()) -> SandboxRecord:
         """Start one sandbox; its row is left in `starting` (or `pooled`), never `running`.
 
         ``egress``: a tier whose sandboxes take their network at boot (gVisor) gets it attached
-        here, before the tier starts the sandbox; `finish` then only writes resolv.conf."""
+        here, before the tier starts the sandbox; `finish` then only writes resolv.conf.
+        ``memory``: restore this memory image (a full snapshot, a memory fork) instead of booting;
+        ``handoff`` is then the configuration of the sandbox the image was taken from, whose
+        envd wakes up in the copy and is given the new sandbox's identity (`reidentify`)."""
         parts = self.parts
+        if memory is not None and handoff is None:
+            raise StartFailed("a memory restore needs its source's configuration")
+        if memory is not None and volumes:
+            raise ModeUnsupported("a sandbox restored from memory cannot mount volumes yet (its image was "
+                                  "taken with the source's mounts); use a filesystem snapshot or fork")
         sandbox_id, token = new_sandbox_id(), new_access_token()
         isolation = isolation or self.default_isolation(image)
         workdir = parts.settings.sandboxes_dir / sandbox_id
@@ -137,6 +148,7 @@ class Starter:
         assert rec is not None
         end_at = pool_lease_end() if pooled else own_end_at(rec)
         # (A fork passes its source's hand-off, renamed: the same environment under a new identity.)
+        source_token = handoff.access_token if handoff is not None else None
         if handoff is not None:
             handoff = replace(boot.renamed(handoff, sandbox_id, token), end_at=end_at)
         else:
@@ -155,15 +167,23 @@ class Starter:
             if not pooled:
                 boot.save_config(workdir, handoff)   # what a filesystem-mode resume boots with
             route(parts.tier, sandbox_id, isolation)
-            handle = await (parts.tier.create(spec, before_boot=before_boot) if before_boot
-                            else parts.tier.create(spec))
+            if memory is not None:
+                ckpt = memory_checkpoints(parts.tier, sandbox_id)
+                if ckpt is None:
+                    raise StartFailed(f"the {isolation} tier cannot restore a memory image")
+                handle = await ckpt.restore(sandbox_id, workdir, memory, spec=spec)
+                await self.reidentify(sandbox_id, handle, source_token, handoff)
+            else:
+                handle = await (parts.tier.create(spec, before_boot=before_boot) if before_boot
+                                else parts.tier.create(spec))
         except BaseException as exc:
             await self.teardown.discard(sandbox_id, workdir, "failed to start")
             if isinstance(exc, TierError):
                 raise StartFailed(f"sandbox failed to start: {exc}") from None
             raise
         parts.handles[sandbox_id] = handle
-        if image is not None and (image.start_cmd or image.ready_cmd):
+        # (a memory copy's start command is already running: it was restored with everything else)
+        if memory is None and image is not None and (image.start_cmd or image.ready_cmd):
             try:
                 await self.start_and_wait_ready(sandbox_id, handle, token, image, handoff.default_user)
             except BaseException:
@@ -174,6 +194,18 @@ class Starter:
         rec = parts.store.get(sandbox_id)
         assert rec is not None
         return rec
+
+    async def reidentify(self, sandbox_id: str, handle: SandboxHandle, source_token: str | None,
+                         config: EnvdConfig) -> None:
+        """Make a memory copy its own sandbox. Its envd woke up holding the source's access
+        token, environment and deadline (the restored memory); swap in this sandbox's, with the
+        token envd still has, so the copy never answers to the source's token (nor the source
+        to the copy's). Its hostname is set by the tier at restore."""
+        envd = self.parts.envd(sandbox_id, handle, source_token)
+        try:
+            await envd.hand_over(config.access_token, config.env_vars, end_at=config.end_at)
+        except EnvdError as exc:
+            raise StartFailed(f"the restored sandbox did not take its identity: {exc.message}") from None
 
     @staticmethod
     def handoff(template: TemplateInfo, image: ImageConfig | None, sandbox_id: str, token: str,
@@ -237,5 +269,7 @@ class Starter:
         rec = await self.launch(plan.template, plan.image, plan.limits, env=plan.env, alias=req.template,
                                 timeout=plan.timeout, metadata=dict(req.metadata), auto_pause=req.auto_pause,
                                 isolation=plan.isolation, egress=plan.egress, layer=plan.layer,
-                                volumes=plan.volumes)
+                                memory=plan.memory, volumes=plan.volumes,
+                                handoff=(replace(boot.load_config(plan.memory), env_vars=plan.env)
+                                         if plan.memory is not None else None))
         return await self.finish(rec, plan)

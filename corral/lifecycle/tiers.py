@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
 
 from corral.config import Settings
 from corral.errors import InvalidRequest
@@ -22,13 +21,12 @@ from corral.runtime.tiers import TierSet
 log = logging.getLogger("corral.lifecycle")
 
 TIERS = ("namespace", "gvisor")
-RUNSC_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def _runsc_installed() -> bool:
-    import os
+    from corral.runtime.gvisor.runsc import runsc_installed
 
-    return bool(os.environ.get("CORRAL_RUNSC") or shutil.which("runsc", path=RUNSC_PATH))
+    return runsc_installed()
 
 
 def make_tier(settings: Settings) -> Tier:
@@ -49,7 +47,7 @@ def make_tier(settings: Settings) -> Tier:
                                      runsc_root=settings.data_dir / "runsc")
     elif settings.tier == "gvisor":
         raise InvalidRequest("the default isolation is gvisor, but runsc is not installed "
-                             "(apt-get install runsc)")
+                             "(make deps installs it)")
     else:
         log.info("runsc is not installed: the gvisor isolation tier is not offered")
     return TierSet(tiers, settings.tier)

@@ -41,3 +41,8 @@ def test_zero_iterations_is_refused() -> None:
 
 def test_recorded_command_is_the_same_with_or_without_the_subcommand_name() -> None:
     assert recorded_command(["bench", "-n", "3"]) == recorded_command(["-n", "3"]) == "corral bench -n 3"
+
+
+def test_an_unknown_tier_is_refused() -> None:
+    exc = _invoke("--tier", "kvm")
+    assert isinstance(exc, CliError) and "--tier" in str(exc)

@@ -82,3 +82,26 @@ def test_idle_figures_of_another_host_are_omitted_not_invented(server) -> None: 
     result = measure_idle(Target(server.url, server.api_key), 1, same_host=False, settle_s=0)
     assert result.mem_available_delta_mb_per_sandbox is None and result.kernel_mb_per_sandbox is None
     assert result.killed == 1 and any("not on this host" in n for n in result.notes)
+
+
+def test_tier_rows_measure_gvisor_beside_the_default_tier(server) -> None:  # type: ignore[no-untyped-def]
+    from corral.bench.report import BenchReport
+    from corral.bench.machine import describe_machine
+    from corral.bench.runner import SilentProgress, _tier_rows
+    from tests.tiers import runsc_missing
+
+    if runsc_missing():
+        pytest.skip(runsc_missing() or "")
+    target = Target(server.url, server.api_key, isolation="gvisor")
+    before = set(target.list_ids())
+    report = BenchReport(target="t", machine=describe_machine(), iterations=1, idle_requested=0)
+    # (no run_code row: the interpreter rows are the same code with a metadata key, and cost a
+    # code-interpreter sandbox more)
+    _tier_rows(BenchConfig(iterations=1, tiers=("gvisor",), interpreter=False), target, report, SilentProgress())
+    assert set(report.results) == {f"gvisor:{k}" for k in ("create", "create_to_first_command", "command",
+                                                           "pause_full", "resume_full")}
+    assert all(s.name.endswith(" [gvisor]") for s in report.results.values())
+    names = [c.name for c in report.checks() if c.met is not None]
+    assert "create -> first command [gvisor]" in names
+    assert "resume (full, memory checkpoint) -> first command [gvisor]" in names
+    assert set(target.list_ids()) == before

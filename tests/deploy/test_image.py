@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from corral.runtime.gvisor.runsc import find_runsc
+
 pytestmark = pytest.mark.root
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,12 +55,13 @@ def _run_in_image(bundle: Path, args: list[str]) -> subprocess.CompletedProcess[
     config["root"]["readonly"] = True
     config_path.write_text(json.dumps(config))
     state = bundle.parent / "runsc-state"
+    runsc = find_runsc()   # the pinned build `make deps` installs (or CORRAL_RUNSC / PATH's)
     cid = f"corral-image-{uuid.uuid4().hex[:8]}"
     try:
-        return subprocess.run(["runsc", "--root", str(state), "--network=none", "run", "--bundle", str(bundle), cid],
+        return subprocess.run([runsc, "--root", str(state), "--network=none", "run", "--bundle", str(bundle), cid],
                               capture_output=True, text=True, timeout=300)
     finally:
-        subprocess.run(["runsc", "--root", str(state), "delete", "--force", cid], capture_output=True, timeout=60)
+        subprocess.run([runsc, "--root", str(state), "delete", "--force", cid], capture_output=True, timeout=60)
 
 
 def test_image_config_runs_corral_serve(image: Path):

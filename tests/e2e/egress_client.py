@@ -73,7 +73,8 @@ def main() -> None:
     # corral's byte budget (an extension the SDK has no field for: created through the REST API).
     created = httpx.post(f"{URL}/v2/sandboxes", headers={"X-API-Key": os.environ["E2B_API_KEY"]}, json={
         "templateID": "base", "timeout": 300,
-        "network": {"allowOut": ["api.themoviedb.test"], "egressBudgetBytes": 50_000}}).json()
+        "network": {"allowOut": ["api.themoviedb.test"], "egressBudgetBytes": 50_000}},
+        timeout=120).json()   # (httpx's default 5 s is less than a gVisor create on a loaded machine)
     budgeted = Sandbox.connect(created["sandboxID"])
     bulk = "import socket; s = socket.create_connection(('api.themoviedb.test', 7001), timeout=4); s.sendall(b'x'); n = 0\nwhile True:\n    d = s.recv(65536)\n    if not d: break\n    n += len(d)\nprint(n)"
     budgeted.files.write("/tmp/bulk.py", bulk)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from e2b import CommandExitException, PtySize, Sandbox
-from tests.tiers import skip_on, tiered_sdk, tiered_server
+from tests.tiers import tiered_sdk, tiered_server
 
 pytestmark = pytest.mark.e2e
 
@@ -21,8 +21,6 @@ server = tiered_server
 
 @pytest.fixture(scope="module")
 def sbx(sdk) -> Iterator[Sandbox]:  # type: ignore[no-untyped-def]
-    skip_on(sdk.isolation, "gvisor", reason="with runsc 20221219 the shell never sees what is "
-            "typed right after the PTY starts (it reads end-of-file and logs out); not yet diagnosed")
     sandbox = Sandbox.create(timeout=300)
     yield sandbox
     sandbox.kill()

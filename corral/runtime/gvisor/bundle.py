@@ -113,6 +113,9 @@ def render(sandbox_id: str, lay: L.Layout, cgroups_path: str, limits: Limits, en
                             ("rbind", "rw", "nosuid", "nodev", "noexec")))
     # envd's real sockets must live in the Sentry's own memory: a socket bound on a gofer-backed
     # directory would be a host socket (--host-uds=create), which a checkpoint cannot save.
+    # The Sentry's own cgroupfs (its cgroups, never the host's) for the user cgroup (guest.py):
+    # runsc 20221219 mounts it for --cgroupfs, 20240729 only when the bundle asks for it.
+    mounts.append(oci.Mount(L.GUEST_CGROUP, "cgroup", "cgroup", ("nosuid", "nodev", "noexec")))
     mounts.append(oci.Mount(L.GUEST_INNER_DIR, "tmpfs", "tmpfs",
                             ("nosuid", "nodev", "noexec", "mode=700", "size=64k")))
     volume_binds, volume_plan = volume_mounts(lay, volumes)

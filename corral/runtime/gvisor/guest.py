@@ -81,6 +81,21 @@ def _set_title(title: bytes) -> None:
     ctypes.memmove(start + at, data + b"\0" * (size - len(data)), size)
 
 
+# Device nodes runsc puts in every sandbox's /dev that the namespace tier's /dev does not have.
+# /dev/fuse (runsc 20240729, always on) is the Sentry's own FUSE, not the host's, and mounting a
+# FUSE filesystem needs CAP_SYS_ADMIN, which the sandbox lacks; the node goes anyway, so a
+# sandbox sees the same /dev on both tiers and nothing is offered that cannot be used.
+EXTRA_DEVICES = ("/dev/fuse",)
+
+
+def _drop_device_nodes() -> None:
+    for path in EXTRA_DEVICES:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
 def _user_cgroup(pids_max: str, memory_bytes: str) -> None:
     """User processes get less than envd, as on the namespace tier, with what the Sentry offers:
     its own cgroupfs (runsc --cgroupfs; cpu and memory, v1 layout) and its rlimits. envd moves
@@ -121,6 +136,7 @@ def main(entry_point: str, user_pids: str = "", user_memory: str = "") -> int:
     # libraries mounted, so modules (the interpreter's Jupyter stack above all) load when first
     # used. Every import costs Sentry file calls; the start-up path imports half as much.
     serve = resolve(entry_point)
+    _drop_device_nodes()
     os.makedirs(layout.GUEST_INNER_DIR, mode=0o700, exist_ok=True)
     os.chmod(layout.GUEST_INNER_DIR, 0o700)
     try:

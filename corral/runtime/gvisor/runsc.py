@@ -18,8 +18,14 @@ from typing import Any
 
 from corral.runtime.base import TierError
 
-# Platforms that run here: KVM needs VT-x/SVM (the dev VM's /dev/kvm is PVM and hangs).
-PREFERRED_PLATFORMS = ("systrap", "ptrace")
+# Platforms that run here: KVM needs VT-x/SVM (the dev VM's /dev/kvm is PVM and hangs). ptrace
+# first: on this 2-core machine under load it starts, checkpoints and restores faster than
+# systrap, whose stubs spin-wait for the Sentry (docs/BENCHMARKS.md, two runs, both orders);
+# CORRAL_RUNSC_PLATFORM=systrap chooses systrap.
+PREFERRED_PLATFORMS = ("ptrace", "systrap")
+# Where `make` installs the pinned runsc (scripts/install-runsc.sh): used before any runsc on PATH.
+CORRAL_RUNSC_PATH = "/usr/local/lib/corral/runsc"
+CONTROL_SOCKET_DIRS = ("/var/run", "/run", "/tmp")
 CLEAN_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
              "LANG": "C.UTF-8"}
 
@@ -48,6 +54,12 @@ class RunscInfo:
         return self.release >= "20230601"
 
     @property
+    def checkpoint_flags(self) -> tuple[str, ...]:
+        """How images are written: uncompressed (runsc 20221219 always compresses with flate,
+        which is most of a checkpoint's and a restore's time; images stay on local disk)."""
+        return ("--compression=none",) if self.release >= "20230601" else ()
+
+    @property
     def full_stat_flags(self) -> bool:
         """Whether stat/statx accept AT_NO_AUTOMOUNT (coreutils ls -l, stat, cp -a use it);
         runsc 20221219 answers EINVAL."""
@@ -55,14 +67,25 @@ class RunscInfo:
 
 
 def find_runsc(explicit: str | None = None) -> str:
-    path = explicit or os.environ.get("CORRAL_RUNSC") or shutil.which("runsc", path=CLEAN_ENV["PATH"])
+    """``explicit``, else ``CORRAL_RUNSC``, else the pinned build corral installs, else PATH's."""
+    path = (explicit or os.environ.get("CORRAL_RUNSC")
+            or (CORRAL_RUNSC_PATH if os.access(CORRAL_RUNSC_PATH, os.X_OK) else None)
+            or shutil.which("runsc", path=CLEAN_ENV["PATH"]))
     if not path or not os.access(path, os.X_OK):
-        raise TierError("gVisor's runsc is not installed (apt-get install runsc)")
+        raise TierError("gVisor's runsc is not installed (make deps, or scripts/install-runsc.sh)")
     return path
 
 
+def runsc_installed() -> bool:
+    try:
+        find_runsc()
+    except TierError:
+        return False
+    return True
+
+
 def probe(path: str) -> RunscInfo:
-    """Version and the best platform this runsc offers (systrap where present, else ptrace)."""
+    """Version and the platform to use (CORRAL_RUNSC_PLATFORM, else PREFERRED_PLATFORMS' first)."""
     try:
         out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10,
                              env=CLEAN_ENV).stdout
@@ -71,7 +94,10 @@ def probe(path: str) -> RunscInfo:
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise TierError(f"cannot run {path}: {exc}") from exc
     version = out.split("\n", 1)[0].removeprefix("runsc version ").strip()
-    platform = next((p for p in PREFERRED_PLATFORMS if p in platforms), "ptrace")
+    wanted = os.environ.get("CORRAL_RUNSC_PLATFORM")   # measuring one against another
+    if wanted and wanted not in platforms:
+        raise TierError(f"CORRAL_RUNSC_PLATFORM={wanted} is not offered by {path} ({', '.join(platforms)})")
+    platform = wanted or next((p for p in PREFERRED_PLATFORMS if p in platforms), "ptrace")
     return RunscInfo(path, version, platform)
 
 
@@ -146,6 +172,13 @@ class Runsc:
                 ids.add(name.split("_sandbox:", 1)[0])
         return sorted(ids)
 
+    def control_sockets(self, container_id: str) -> list[Path]:
+        return control_sockets(self.root, container_id)
+
+    def record(self, container_id: str) -> list[Path]:
+        """Everything runsc keeps for a container: its state files and its control socket."""
+        return record(self.root, container_id)
+
     def state_files(self, container_id: str) -> list[Path]:
         try:
             return [self.root / n for n in os.listdir(self.root)
@@ -166,3 +199,20 @@ def _first_line(raw: bytes) -> str:
         return "no output"
     first = lines[0]
     return (first[:300] + " ... " + first[-300:]) if len(first) > 600 else first
+
+
+def control_sockets(root: Path, container_id: str) -> list[Path]:
+    """A container's control socket(s): runsc binds ``runsc-<id>.sock`` in the first of ``root``,
+    /var/run, /run, /tmp where it can (a long root is too long for a socket name), and only
+    ``runsc delete`` removes it. A left one makes the next restore of the same id pick the next
+    directory, and fail once every one is taken."""
+    name = f"runsc-{container_id}.sock"
+    return [p for p in (root / name, *(Path(d) / name for d in CONTROL_SOCKET_DIRS)) if p.is_socket()]
+
+
+def record(root: Path, container_id: str) -> list[Path]:
+    try:
+        states = [root / n for n in os.listdir(root) if n.startswith(f"{container_id}_sandbox:")]
+    except FileNotFoundError:
+        states = []
+    return states + control_sockets(root, container_id)

@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -63,6 +64,7 @@ class GVisorTier(Tier, Checkpointing):
         self._pidfds: dict[str, int] = {}
         self._dirfds: dict[str, int] = {}
         self._lock = asyncio.Lock()
+        self._janitor: subprocess.Popen[bytes] | None = None
 
     # --- machinery -----------------------------------------------------------------------
 
@@ -79,8 +81,24 @@ class GVisorTier(Tier, Checkpointing):
             if os.geteuid() != 0:
                 raise TierError("the gVisor tier needs root (runsc sets up namespaces and cgroups)")
             await asyncio.to_thread(lambda: self.runsc)
+            if self._janitor is None:
+                self._janitor = await asyncio.to_thread(self._start_janitor)
+
+    def _start_janitor(self) -> subprocess.Popen[bytes]:
+        """The process that cleans up after sandboxes that end once this server is gone
+        (:mod:`corral.runtime.gvisor.janitor`); it waits on a pipe only we hold."""
+        spec = json.dumps({"group": self.cgroup_group, "root": str(self._runsc_root)})
+        return subprocess.Popen(
+            [sys.executable, "-I", "-m", "corral.runtime.gvisor.janitor", spec],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=_launcher_env(), cwd="/", close_fds=True)
 
     async def close(self) -> None:
+        """Forget the sandboxes (they keep running); the janitor takes over their clean-up."""
+        if self._janitor is not None:
+            assert self._janitor.stdin is not None
+            self._janitor.stdin.close()
+            self._janitor = None   # (it is in its own session; it exits when they have ended)
         loop = asyncio.get_running_loop()
         for fd in self._pidfds.values():
             try:
@@ -284,9 +302,10 @@ class GVisorTier(Tier, Checkpointing):
     def _forget(self, sandbox_id: str) -> None:
         """End a sandbox's processes and drop runsc's record of it, without ``runsc delete``
         (which polls for a second and more): every runsc process of a sandbox (Sentry, gofer,
-        ptrace stubs) lives in its cgroups, and runsc's record is two files in ``--root``."""
+        ptrace stubs) lives in its cgroups, and runsc's record is two files in ``--root`` and
+        its control socket."""
         self.cgroups.destroy(sandbox_id)
-        for f in self.runsc.state_files(sandbox_id):
+        for f in self.runsc.record(sandbox_id):
             f.unlink(missing_ok=True)
 
     def _destroy_sync(self, sandbox_id: str, workdir: Path) -> None:
@@ -400,6 +419,7 @@ class GVisorTier(Tier, Checkpointing):
         native_leave = leave_running and not with_disk
         try:
             await self.runsc.call("checkpoint", f"--image-path={image_dir}",
+                                  *self.runsc.info.checkpoint_flags,
                                   *(["--leave-running"] if native_leave else []),
                                   sandbox_id, timeout=120)
         except RunscError as exc:
@@ -449,9 +469,12 @@ class GVisorTier(Tier, Checkpointing):
         if spec is not None:  # a new sandbox from someone else's image (fork)
             if not (image_dir / "disk.img").is_file():
                 raise TierError("this checkpoint has no disk layer; it cannot start a new sandbox")
-            if self.cgroups.exists(sandbox_id) or lay.workdir.exists():
+            # (the workdir may exist already: the lifecycle keeps the new sandbox's boot
+            # configuration there; a bundle or a layer means the id is taken)
+            if self.cgroups.exists(sandbox_id) or lay.bundle.exists() or lay.disk.exists():
                 raise TierError(f"sandbox {sandbox_id} already exists")
-            lay.workdir.mkdir(mode=0o700, parents=True)
+            lay.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(lay.workdir, 0o700)
             for d in (lay.bundle, lay.run):
                 d.mkdir(mode=0o700)
             await asyncio.to_thread(disk.sparse_copy, image_dir / "disk.img", lay.disk)
@@ -466,13 +489,28 @@ class GVisorTier(Tier, Checkpointing):
         self._signal_resume(workdir)
         try:
             await self._launch(sandbox_id, lay, rootfs, "restore", None, image_dir)
-            return await self._ready(sandbox_id, lay)
+            handle = await self._ready(sandbox_id, lay)
+            if spec is not None:
+                await self._set_hostname(sandbox_id, spec.sandbox_id)
+            return handle
         except BaseException:
             if spec is not None:
                 await self.destroy(sandbox_id, workdir)
             else:  # keep the image: a failed resume must not lose the sandbox
                 await asyncio.to_thread(self._forget, sandbox_id)
             raise
+
+
+    async def _set_hostname(self, sandbox_id: str, hostname: str) -> None:
+        """Give a restored copy its own hostname (the restored kernel has its source's; the
+        sandbox itself may not change it: no CAP_SYS_ADMIN inside). One process started from the
+        host (``runsc exec``) with that capability alone, running the server's read-only Python
+        (never a template binary, which the source could have replaced in its layer)."""
+        python = bundles.python_mounts()[2]
+        await self.runsc.call(
+            "exec", "--cap=CAP_SYS_ADMIN", f"--env=LD_LIBRARY_PATH={L.GUEST_PYTHON}/lib", sandbox_id,
+            python, "-I", "-S", "-c", "import socket, sys; socket.sethostname(sys.argv[1])", hostname,
+            timeout=30)
 
 
 def _point_bundle_at(lay: L.Layout, netns_path: str) -> None:

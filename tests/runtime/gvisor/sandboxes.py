@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +17,7 @@ from corral.wire.client import EnvdClient, login_shell
 from corral.wire.handoff import EnvdConfig
 from corral.runtime.base import Limits, SandboxHandle, SandboxSpec
 from corral.runtime.gvisor import GVisorTier
+from corral.runtime.gvisor.runsc import runsc_installed
 from corral.runtime.namespace import disk
 from tests.runtime.namespace.sandboxes import find_rootfs
 
@@ -33,8 +33,8 @@ class Finished:
 def require_gvisor() -> Path:
     if os.geteuid() != 0:
         pytest.skip("gVisor tier tests need root")
-    if shutil.which("runsc") is None and not os.environ.get("CORRAL_RUNSC"):
-        pytest.skip("runsc is not installed (apt-get install runsc)")
+    if not runsc_installed():
+        pytest.skip("runsc is not installed (scripts/install-runsc.sh)")
     root = find_rootfs()
     if root is None:
         pytest.skip("no template rootfs with python3 (build /var/lib/corral/templates/base)")
@@ -97,6 +97,8 @@ def leaks(tier: GVisorTier, spec: SandboxSpec) -> list[str]:
     out = []
     if tier.runsc.state_files(spec.sandbox_id):
         out.append(f"runsc state {tier.runsc.state_files(spec.sandbox_id)}")
+    if tier.runsc.control_sockets(spec.sandbox_id):
+        out.append(f"runsc control socket {tier.runsc.control_sockets(spec.sandbox_id)}")
     if tier.cgroups.exists(spec.sandbox_id):
         out.append(f"cgroups {tier.cgroups.dirs(spec.sandbox_id)}")
     if Path(spec.workdir).exists():

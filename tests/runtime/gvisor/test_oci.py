@@ -86,3 +86,27 @@ def test_runsc_release_features() -> None:
     assert old.release == "20221219" and not old.checkpoints_tcp and not old.full_stat_flags
     assert new.checkpoints_tcp and new.full_stat_flags
     assert RunscInfo("r", "release-20250101.0", "systrap").release == "0"
+    assert old.checkpoint_flags == () and new.checkpoint_flags == ("--compression=none",)
+
+
+def test_the_tier_finds_the_pinned_runsc_before_path_and_after_corral_runsc(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    import pytest
+
+    from corral.runtime.gvisor import runsc
+
+    if not os.access(runsc.CORRAL_RUNSC_PATH, os.X_OK):
+        pytest.skip("the pinned runsc is not installed (scripts/install-runsc.sh)")
+    monkeypatch.delenv("CORRAL_RUNSC", raising=False)
+    assert runsc.find_runsc() == runsc.CORRAL_RUNSC_PATH
+    # What scripts/install-runsc.sh pins (its version check and this one must agree).
+    assert runsc.probe(runsc.CORRAL_RUNSC_PATH).version == "0.0~20240729.0"
+    own = tmp_path / "my-runsc"
+    own.write_text("#!/bin/sh\n")
+    own.chmod(0o755)
+    monkeypatch.setenv("CORRAL_RUNSC", str(own))
+    assert runsc.find_runsc() == str(own)
+    monkeypatch.setenv("CORRAL_RUNSC_PLATFORM", "no-such-platform")
+    with pytest.raises(runsc.TierError, match="CORRAL_RUNSC_PLATFORM"):
+        runsc.probe(runsc.CORRAL_RUNSC_PATH)

@@ -72,6 +72,18 @@ async def test_writes_land_in_the_layer_not_the_template(boxes: BoxFactory) -> N
     assert (boxes.rootfs / "usr/bin/perl").exists() or not (boxes.rootfs / "usr/bin").exists()
 
 
+async def test_coreutils_stat_ls_and_cp_work(boxes: BoxFactory) -> None:
+    """runsc 20221219 refused the statx flag coreutils passes (stat, ls -l, cp -a failed)."""
+    box = await boxes.create()
+    r = await box.sh("set -e; mkdir -p /tmp/a && echo hi > /tmp/a/f && chmod 640 /tmp/a/f && "
+                     "chown user /tmp/a/f && ln -s f /tmp/a/link && cp -a /tmp/a /tmp/b && "
+                     "stat -c '%n %s %a %U' /tmp/b/f && readlink /tmp/b/link && ls -l /tmp/b/f /etc/passwd")
+    assert r.exit_code == 0, r.output
+    assert "/tmp/b/f 3 640 user" in r.output and "\nf\n" in r.output, r.output
+    words = " ".join(r.output.split())
+    assert "-rw-r----- 1 user root 3" in words and "/etc/passwd" in words, r.output
+
+
 async def test_destroy_leaves_nothing(boxes: BoxFactory) -> None:
     box = await boxes.create()
     assert box.id in await boxes.tier.leftovers()
@@ -158,8 +170,9 @@ async def test_fork_from_a_running_sandbox(boxes: BoxFactory) -> None:
     boxes.made.append(fork)
     # Both continue from 2, independently; the fork has the source's files too.
     assert (await box.sh(ASK, user="user")).output.strip() == "3"
-    r = await fork.sh(f"{ASK}; {ASK}; cat /home/user/note", user="user")
-    assert r.output.split() == ["3", "4", "kept"], r.output
+    r = await fork.sh(f"{ASK}; {ASK}; cat /home/user/note; hostname", user="user")
+    assert r.output.split() == ["3", "4", "kept", spec.sandbox_id], r.output   # its own hostname
+    assert (await box.sh("hostname")).output.strip() == box.id
     assert (await box.sh(ASK, user="user")).output.strip() == "4"
     await boxes.destroy(fork)
     assert leaks(boxes.tier, spec) == []
