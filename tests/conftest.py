@@ -66,7 +66,7 @@ def start_server(data_dir: Path, port: int | None = None, extra_env: dict[str, s
         stdout=log_path.open("ab"), stderr=subprocess.STDOUT, env=env, cwd=REPO,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120   # generous for a loaded CI machine; not a product limit
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"corral serve exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
@@ -143,7 +143,7 @@ def start_tls_server(tmp: Path) -> TlsServer:
                              "--data-dir", str(data)], stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
                             env=env, cwd=REPO)
     srv = TlsServer(port, data, proc, log_path)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120   # generous for a loaded CI machine; not a product limit
     while True:
         try:
             if httpx.get(f"https://127.0.0.1:{port}/health", verify=srv.verify(), timeout=2).status_code == 200:
