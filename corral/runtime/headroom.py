@@ -13,6 +13,8 @@ among the host's least-used CPUs so sandboxes spread over the machine instead of
 
 from __future__ import annotations
 
+import glob
+
 import os
 from collections import Counter
 from collections.abc import Iterable
@@ -90,7 +92,9 @@ def cpusets_in_use(root: Path = CGROUP_ROOT) -> list[list[int]]:
     """The cpusets of every corral sandbox on the host, either tier, any server (v1 and v2)."""
     out: list[list[int]] = []
     for pattern in ("cpuset/corral*/*/cpuset.cpus", "corral*/*/cpuset.cpus"):
-        for f in root.glob(pattern):
+        # glob.glob, not Path.glob: other servers remove their groups while we scan, and
+        # Path.glob (3.11) raises FileNotFoundError for a directory that vanished mid-walk.
+        for f in map(Path, glob.glob(str(root / pattern))):
             try:
                 cpus = parse_cpu_list(f.read_text())
             except (OSError, ValueError):
