@@ -17,6 +17,7 @@ the tier's close, or by the spawner's janitor when the server died without one.
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import os
 import shutil
@@ -91,9 +92,17 @@ class Lxcfs:
         except OSError:
             return False
 
-    def ensure(self, timeout: float = 10.0) -> str | None:
+    def ensure(self, timeout: float = 30.0) -> str | None:
         """Adopt or start lxcfs; the mount's path, or None when lxcfs is not installed (sandboxes
-        then see the host's numbers, and a warning says so)."""
+        then see the host's numbers, and a warning says so). Servers that share a state dir
+        take turns (a file lock): without it one server's start stopped another's lxcfs as
+        "stale" while it was still coming up, and both fell back to the host's /proc."""
+        self.mountpoint.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.mountpoint.parent / f".{self.mountpoint.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._ensure_locked(timeout)
+
+    def _ensure_locked(self, timeout: float) -> str | None:
         if self.serving():
             return str(self.mountpoint)
         if self.binary is None:
