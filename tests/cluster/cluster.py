@@ -6,6 +6,8 @@ namespaces."""
 
 from __future__ import annotations
 
+import glob
+
 import os
 import secrets
 import signal
@@ -146,8 +148,12 @@ class CorralCluster:
     def kill_sandboxes_of(self, sandbox_ids: list[str]) -> None:
         """What a dying machine does to its sandboxes: every process in their cgroups gets SIGKILL."""
         for sid in sandbox_ids:
-            for procs in Path("/sys/fs/cgroup").glob(f"*/corral-*/{sid}/cgroup.procs"):
-                for pid in procs.read_text().split():
+            for procs in map(Path, glob.glob(f"/sys/fs/cgroup/*/corral-*/{sid}/cgroup.procs")):
+                try:
+                    pids = procs.read_text().split()
+                except OSError:
+                    continue   # the janitor removed this cgroup between the glob and the read
+                for pid in pids:
                     try:
                         os.kill(int(pid), signal.SIGKILL)
                     except ProcessLookupError:
@@ -176,7 +182,7 @@ class CorralCluster:
     def _wait_cgroups_gone(sandbox_ids: list[str], timeout: float = 60) -> list[str]:
         deadline = time.monotonic() + timeout
         while True:
-            left = [str(d) for sid in sandbox_ids for d in Path("/sys/fs/cgroup").glob(f"*/corral-*/{sid}")]
+            left = [str(d) for sid in sandbox_ids for d in glob.glob(f"/sys/fs/cgroup/*/corral-*/{sid}")]
             if not left or time.monotonic() > deadline:
                 return left
             time.sleep(0.5)
