@@ -249,7 +249,14 @@ def test_cluster(cluster: cl.CorralCluster) -> None:
     c.kill_sandboxes_of(dead_ids)
     c.wait_nodes({dead: "lost"}, timeout=cl.GRACE_S * 4)
     for api in (api_a, api_b):
-        r = httpx.get(f"{api.url}/sandboxes/{dead_ids[0]}", headers={"X-API-Key": E2E_KEY}, timeout=10)
+        # A replica learns of the loss when its registry cache next refreshes; until then the
+        # dead node is a clear 502 "did not answer" (never a hang). Both must end at 503 "lost".
+        for _ in range(40):
+            r = httpx.get(f"{api.url}/sandboxes/{dead_ids[0]}", headers={"X-API-Key": E2E_KEY}, timeout=10)
+            if r.status_code != 502:
+                break
+            assert "did not answer" in r.json()["message"], r.text
+            time.sleep(0.5)
         assert r.status_code == 503 and "lost" in r.json()["message"], r.text
         r = httpx.post(api.url + "/process.Process/List", content=b"{}", timeout=10,
                        headers={"E2b-Sandbox-Id": dead_ids[0], "Content-Type": "application/json"})
