@@ -22,6 +22,12 @@ def leftovers(directory: Path) -> list[str]:
     return [p.name for p in directory.iterdir() if ".corral-upload-" in p.name]
 
 
+
+async def _over_the_limit_unsized():
+    """An upload body streamed without a length that ends past the size limit."""
+    for _ in range(LIMIT // 65536 + 2):
+        yield b"y" * 65536
+
 async def test_download_bytes_and_errors(daemon: Daemon, home: Path) -> None:
     f = home / "dl.bin"
     f.write_bytes(bytes(range(256)) * 1000)
@@ -123,10 +129,7 @@ async def test_upload_limit_is_413_and_the_old_file_survives(daemon: Daemon, hom
                          headers={"content-type": "application/octet-stream"})
         assert r.status_code == 413
         # streamed without a length
-        async def body():
-            for _ in range(LIMIT // 65536 + 2):
-                yield b"y" * 65536
-        r = await c.post("/files", params={"path": str(t)}, content=body(),
+        r = await c.post("/files", params={"path": str(t)}, content=_over_the_limit_unsized(),
                          headers={"content-type": "application/octet-stream"})
         assert r.status_code == 413
         # a gzip bomb: tiny on the wire, over the limit when inflated
@@ -270,10 +273,7 @@ async def test_a_failed_upload_of_a_new_file_leaves_nothing(daemon: Daemon, home
     t = home / "never.bin"
     t.unlink(missing_ok=True)
     async with daemon.client() as c:
-        async def body():
-            for _ in range(LIMIT // 65536 + 2):
-                yield b"y" * 65536
-        r = await c.post("/files", params={"path": str(t)}, content=body(),
+        r = await c.post("/files", params={"path": str(t)}, content=_over_the_limit_unsized(),
                          headers={"content-type": "application/octet-stream"})
         assert r.status_code == 413
     assert not t.exists() and leftovers(home) == []
