@@ -7,7 +7,9 @@ as the CPUs, the start of the reader's pid namespace as uptime. Each sandbox's i
 files over its own /proc (in its private mount namespace, `launch`), so ``free``, ``nproc`` and
 ``os.cpu_count()`` report the sandbox.
 
-Lifetime: lxcfs runs in its own session with its mount under the tier's state directory, and
+Lifetime: lxcfs runs in its own session with its mount under the tier's state directory, one
+per cgroup group (``lxcfs-<group>``: servers that share a state directory but not a group are
+separate servers, and one's last sandbox must not stop the lxcfs another's sandboxes read), and
 outlives the server, because a running sandbox's bind mounts point into it (a dead lxcfs would
 make their /proc/meminfo fail with ENOTCONN). A restarted server adopts the live one; a mount
 whose lxcfs is gone is detached and replaced. It is stopped when the last sandbox is gone: by
@@ -52,18 +54,18 @@ def _umount(path: Path) -> None:
 
 
 class Lxcfs:
-    """Supervises the lxcfs mounted at ``<state_dir>/lxcfs``."""
+    """Supervises the lxcfs mounted at ``<state_dir>/<name>``."""
 
-    def __init__(self, state_dir: Path, binary: str | None = None) -> None:
-        self.mountpoint = state_dir / "lxcfs"
-        self.pidfile = state_dir / "lxcfs.pid"
-        self.logfile = state_dir / "lxcfs.log"
+    def __init__(self, state_dir: Path, binary: str | None = None, name: str = "lxcfs") -> None:
+        self.mountpoint = state_dir / name
+        self.pidfile = state_dir / f"{name}.pid"
+        self.logfile = state_dir / f"{name}.log"
         self.binary = binary or shutil.which("lxcfs", path="/usr/bin:/usr/sbin:/bin:/sbin")
 
     @classmethod
     def at(cls, mountpoint: Path) -> "Lxcfs":
         """The supervisor of the lxcfs mounted at ``mountpoint`` (the janitor knows only that)."""
-        return cls(mountpoint.parent)
+        return cls(mountpoint.parent, name=mountpoint.name)
 
     def _pid(self) -> int | None:
         """The live lxcfs of the pidfile (a zombie is reaped, if it is ours, and not live)."""

@@ -75,7 +75,7 @@ class NamespaceTier(Tier):
         self.payload = payload or Payload(*ENVD_PAYLOAD)
         self._cgroups = cgroups
         self._spawner = SpawnerClient(cgroup_group, self._on_exit, self.payload)
-        self._lxcfs = Lxcfs(state_dir)
+        self._lxcfs = Lxcfs(state_dir, name=f"lxcfs-{cgroup_group}")   # one per server: see lxcfs.py
         self._pid_to_id: dict[int, str] = {}
         self._init_pid: dict[str, int] = {}
         self._exited: dict[str, int | None] = {}   # sandbox id -> wait status (None: unknown)

@@ -70,3 +70,24 @@ def test_janitor_stops_lxcfs_only_when_no_sandbox_is_left(lxcfs: Lxcfs) -> None:
     assert lxcfs.serving()
     stop_lxcfs_if_unused(_Group([]), root)  # type: ignore[arg-type]
     assert not lxcfs.serving() and not _mounted(Path(root))
+
+
+def test_servers_sharing_a_state_dir_have_their_own_lxcfs(tmp_path: Path) -> None:
+    """Two servers (cgroup groups) under one state dir: the janitor of one, seeing its own last
+    sandbox gone, stops its lxcfs and leaves the other's serving (CI ran many servers so, and a
+    sandbox of one saw the host's 24 GB after another's janitor stopped the shared lxcfs)."""
+    from corral.runtime.namespace.tier import NamespaceTier
+
+    if os.geteuid() != 0:
+        pytest.skip("lxcfs mounts a FUSE filesystem: needs root")
+    a = NamespaceTier(tmp_path, cgroup_group="corral-a")._lxcfs
+    b = NamespaceTier(tmp_path, cgroup_group="corral-b")._lxcfs
+    try:
+        root_a, root_b = a.ensure(), b.ensure()
+        assert root_a and root_b and root_a != root_b
+        stop_lxcfs_if_unused(_Group([]), root_a)  # type: ignore[arg-type]
+        assert not a.serving() and b.serving()
+        assert Path(root_b, "proc", "meminfo").read_text().startswith("MemTotal:")
+    finally:
+        a.stop()
+        b.stop()
