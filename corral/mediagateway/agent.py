@@ -88,6 +88,23 @@ class RepairingAgent(Agent, Protocol):
     async def repair_code(self, task: AgentTask, code: str, error: str) -> str: ...
 
 
+class _CancelCheck:
+    """Raises CancelledError once the running task has been cancelled, even when the await that
+    received the cancel swallowed it. The e2b SDK's command handle turns a cancel delivered to its
+    event task into a stored error, or into a normal end when the stream had just finished; the
+    caller's `await` then returns or raises an SDK error instead of CancelledError, and the agent
+    went on to run its program to the end (seen in CI under load). ``Task.cancelling()`` still
+    counts the request, so each step boundary asks it."""
+
+    def __init__(self) -> None:
+        self.task = asyncio.current_task()
+        self.before = self.task.cancelling() if self.task is not None else 0
+
+    def check(self, cause: BaseException | None = None) -> None:
+        if self.task is not None and self.task.cancelling() > self.before:
+            raise asyncio.CancelledError() from cause
+
+
 @dataclass
 class SandboxedAgent:
     """An agent whose code runs in a fresh sandbox of `template` under `security_config`."""
@@ -105,6 +122,7 @@ class SandboxedAgent:
         result = AgentResult(success=False, template=self.template)
         inputs = task.inputs_bytes()  # bad inputs fail before anything is created
         sandbox_id: str | None = None
+        cancel = _CancelCheck()
         try:
             # Step 1: the agent writes the program.
             code = await self.agent.generate_code(task)
@@ -112,18 +130,23 @@ class SandboxedAgent:
             # Step 2: a sandbox for this task only.
             sandbox = await self.manager.create_sandbox(self.template, self.security_config)
             sandbox_id = result.sandbox_id = sandbox.id
+            cancel.check()
             await self.manager.run_command(sandbox_id, "mkdir -p /data /output && chmod 1777 /data /output", user="root")
+            cancel.check()
             # Step 3: inputs.
             if inputs is not None:
                 await self.manager.upload_file(sandbox_id, INPUTS_PATH, inputs)
             for path, content in task.files.items():
                 await self.manager.upload_file(sandbox_id, path, content)
+            cancel.check()
             # Step 4: run, and retry once with the error when the agent can repair its code.
             execution = await self._execute(sandbox_id, code, result)
+            cancel.check()
             if execution.exit_code != 0 and getattr(self.agent, "can_repair", False) and len(result.attempts) < MAX_ATTEMPTS:
                 code = await self.agent.repair_code(task, code, execution.error or execution.stderr)  # type: ignore[attr-defined]
                 result.code = code
                 execution = await self._execute(sandbox_id, code, result)
+                cancel.check()
             result.logs = execution.stdout + (("\n" + execution.stderr) if execution.stderr else "")
             result.error = execution.error
             # Step 5: outputs, only after a successful run.
@@ -134,6 +157,7 @@ class SandboxedAgent:
                 result.output = self.validate_output(raw)
                 result.success = True
         except MediaGatewayError as exc:
+            cancel.check(exc)   # an error the SDK made of our cancellation is the cancellation
             result.error = f"{type(exc).__name__}: {exc}"
         finally:
             # Step 6: terminate, on every path (shielded: a cancelled task still kills its sandbox).

@@ -231,3 +231,28 @@ async def test_cancellation_terminates_the_sandbox(mgr):
         await task
     assert mgr.live_ids() == []
     assert await running_ids(mgr.settings) <= before
+
+
+async def test_cancellation_swallowed_by_the_sdk_still_cancels(mgr, monkeypatch):
+    """The e2b SDK's command handle can swallow a cancel (it stores it, or the stream had just
+    ended): the agent must still stop at the next step and kill its sandbox, not run on."""
+    before = await running_ids(mgr.settings)
+    real = mgr.run_command
+    entered = asyncio.Event()
+
+    async def swallowing(sandbox_id, command, **kw):
+        entered.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            pass   # what the SDK does with a cancel delivered to its event task
+        return await real(sandbox_id, command, **kw)
+
+    monkeypatch.setattr(mgr, "run_command", swallowing)
+    task = asyncio.create_task(agent(mgr, GOOD).execute_safely(TASK))
+    await asyncio.wait_for(entered.wait(), 120)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert mgr.live_ids() == []
+    assert await running_ids(mgr.settings) <= before
