@@ -114,14 +114,15 @@ def test_usage_seconds_match_the_sandboxes_this_test_ran(sdk_env):
         paused_hi = (r1 - p0) if agent == "discovery" else 0.0
         lower = sum(k0 - c1 for _, _, c1, k0, _ in mine) - paused_hi
         upper = sum(k1 - c0 for _, c0, _, _, k1 in mine) - paused_lo
-        # What the test had: from create's answer to the kill call, less the pause.
-        held = lower + (paused_hi - paused_lo) / 2
+        # The true seconds lie between `lower` (create answered .. kill called) and `upper` (create
+        # sent .. kill answered): the server's figure must fall inside, widened by the 1% the
+        # issue allows. (A check against the midpoint failed in CI at load 30+, where creates and
+        # resumes took seconds and the midpoint is no better a guess than either end.)
         got = groups[agent]["running_seconds"]
-        assert lower <= got <= upper, (agent, lower, got, upper)
-        assert abs(got - held) <= 0.01 * held, (agent, got, held)
+        assert 0.99 * lower <= got <= 1.01 * upper, (agent, lower, got, upper)
         if agent == "discovery":
-            assert paused_lo <= groups[agent]["paused_seconds"] <= paused_hi
-            assert abs(groups[agent]["paused_seconds"] - (paused_lo + paused_hi) / 2) <= 0.01 * PAUSED_S + 0.05
+            paused = groups[agent]["paused_seconds"]
+            assert 0.99 * paused_lo <= paused <= 1.01 * paused_hi, (paused_lo, paused, paused_hi)
     # Cost is the reservation priced at E2B's rates.
     rec = {r[0]: r for r in _db(srv, "select sandbox_id, cpu_count, memory_mb, running_seconds from sandbox_usage")}
     expected = sum(r[3] * (r[1] * 0.000014 + r[2] / 1024 * 0.0000045) for sid, r in rec.items() if sid in spans)
