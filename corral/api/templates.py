@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from corral.builder.remote.kept import is_kept_name
 from corral.templates import TemplateInfo, TemplateStore
 from corral.wire import ENVD_VERSION
 
@@ -48,7 +49,8 @@ def template_doc(t: TemplateInfo) -> dict[str, Any]:
 
 async def list_templates(request: Request) -> Response:
     store: TemplateStore = request.app.state.templates
-    return JSONResponse([template_doc(t) for t in store.list()])
+    # The builds kept for their tags (`<name>.build-<id>`) are parts of their template, not templates.
+    return JSONResponse([template_doc(t) for t in store.list() if not is_kept_name(t.name)])
 
 
 routes = [Route("/templates", list_templates, methods=["GET"])]

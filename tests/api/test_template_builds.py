@@ -308,8 +308,35 @@ async def test_a_build_publishes_a_template_with_its_files_env_and_tags(client, 
     r = await client.post("/sandboxes", json={"templateID": "app:old"})
     assert r.status_code == 409 and "no longer keeps" in r.json()["message"]
 
+    # A tag names a build: once a second build replaces `app`, the first build's tags still start
+    # the first build (its kept copy), the new tag the new one; the copies stay out of listings.
+    from corral.builder.remote.kept import kept_name
+
+    def resolve(ref: str) -> str:
+        return resolve_template_ref(SimpleNamespace(app=app), ref)  # type: ignore[arg-type]
+
+    doc2 = await _request(client, "app:v2")
+    body2 = {"fromImage": "debian:bookworm", "steps": [{"type": "ENV", "args": ["GREETING", "second build"]}]}
+    assert (await client.post(f"/v2/templates/app/builds/{doc2['buildID']}", json=body2)).status_code == 202
+    status, entries = await _wait(client, "app", doc2["buildID"])
+    assert status["status"] == "ready", entries
+    first = resolve("app:prod")
+    assert first == kept_name("app", doc["buildID"]) and resolve("app:v2") == "app" and resolve("app") == "app"
+    assert load_image_config(store.get(first).path).env["GREETING"] == "hello world"
+    assert load_image_config(store.get("app").path).env["GREETING"] == "second build"
+    assert (store.get(first).rootfs / "opt/app/conf/app.ini").read_text() == "[app]\n"
+    listed = [t["templateID"] for t in (await client.get("/templates")).json()]
+    assert "app" in listed and first not in listed
+    r = await client.post("/v3/templates", json={"name": first})
+    assert r.status_code == 400 and "keeps" in r.json()["message"]
+    # Moving the first build's last tag away unpublishes its copy.
+    r = await client.post("/templates/tags", json={"target": "app:v2", "tags": ["prod"]})
+    assert r.status_code == 201 and r.json()["buildID"] == doc2["buildID"]
+    assert not store.exists(first) and resolve("app:prod") == "app"
+
     assert (await client.delete("/templates/app")).status_code == 204
     assert not store.exists("app") and (await client.get("/templates/app")).status_code == 404
+    assert not [t.name for t in store.list() if t.name.startswith("app.")]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="corral's builder needs root")

@@ -1,7 +1,8 @@
 """The official Python SDK's `Template()` builder against a corral server: `Template.build` with
 a run_cmd, a copy and an env makes a template, and a sandbox started from it shows all three.
-Also the SDK's view of failures (a failing step raises BuildException naming it; an image corral
-cannot produce is refused before anything runs), exists/tags, and the layer cache on a rebuild."""
+A tag names a build: an older build's tag still starts that build. Also the SDK's view of
+failures (a failing step raises BuildException naming it; an image corral cannot produce is
+refused before anything runs), exists/tags, and the layer cache on a rebuild."""
 
 from __future__ import annotations
 
@@ -80,6 +81,22 @@ def test_template_build_then_a_sandbox_shows_run_copy_and_env(builder_server: Se
         assert sbx.commands.run("cat /home/user/app/data.txt").stdout == "data v2\n"
     finally:
         sbx.kill()
+
+    # A tag names a build, as on E2B: `sdk-built:v1` still starts the first build after the second
+    # replaced it, and follows the tag when it moves; a removed tag is a clear error.
+    sbx = Sandbox.create("sdk-built:v1", timeout=60)
+    try:
+        assert sbx.commands.run("cat /home/user/app/data.txt").stdout == "data v1\n"
+    finally:
+        sbx.kill()
+    moved = Template.assign_tags("sdk-built:v2", "prod")
+    assert moved.build_id != info.build_id and moved.tags == ["prod"]
+    assert {t.tag: t.build_id for t in Template.get_tags("sdk-built")} == {
+        "v1": info.build_id, "v2": moved.build_id, "prod": moved.build_id}
+    Template.remove_tags("sdk-built", "v1")
+    with pytest.raises(Exception) as gone:
+        Sandbox.create("sdk-built:v1", timeout=60)
+    assert "no tag 'v1'" in str(gone.value)
 
 
 def test_a_failing_step_raises_build_exception(builder_server: Server, context: Path) -> None:

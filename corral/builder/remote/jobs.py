@@ -11,6 +11,7 @@ clean-up removes its build sandboxes and unfinished layer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from corral.builder.remote.dockerfile import BASE_STEP, FINALIZE_STEP, Translation
+from corral.builder.remote.kept import keep_build, prune
 from corral.builder.remote.records import Records, now_iso
 from corral.builder import (DockerfileBuilder, DockerfileError, StepEvent, StepFailed,
                                          TemplateConfig)
@@ -145,10 +147,19 @@ class BuildRunner:
         except (DockerfileError, TemplateError, ValueError, OSError) as exc:
             self._finish(job, "error", str(exc), current["step"])
             return
+        try:
+            # Its tags must still start this build once a newer one replaces the template.
+            await asyncio.to_thread(keep_build, self.store, job.template_id, job.build_id)
+        except (TemplateError, OSError) as exc:
+            self._finish(job, "error", f"the build succeeded but could not be kept under its tags: {exc}",
+                         FINALIZE_STEP)
+            return
         seconds = time.monotonic() - started
         job.add(f"Template {job.template_id} is ready: {result.steps_run} step(s) built, "
                 f"{result.steps_cached} from the cache, {seconds:.1f}s", step=FINALIZE_STEP)
         self._finish(job, "ready", None, None)
+        with contextlib.suppress(TemplateError, OSError):
+            await asyncio.to_thread(prune, self.store, self.records.get(job.template_id))
 
     def close(self, timeout: float = 60.0) -> None:
         """Cancel queued and running builds and wait for their clean-up."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from corral.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from corral.builder.remote.dockerfile import translate
 from corral.builder.remote.jobs import BuildJob, BuildRunner, make_config
+from corral.builder.remote.kept import is_kept_name, prune, remove_all
 from corral.builder.remote.records import DEFAULT_TAG, Records, TemplateRecord
 from corral.builder.remote.spec import BuildSpec, parse_build
 from corral.builder.remote.uploads import UploadStore, require_present
@@ -89,6 +90,9 @@ class TemplateBuilds:
     def request(self, body: dict) -> tuple[TemplateRecord, str, list[str]]:
         """`POST /v3/templates`: register a build of `name[:tag]`; the files and steps come next."""
         name, tag = split_name(body.get("name") or body.get("alias"))
+        if is_kept_name(name):
+            raise InvalidRequest(f"template name {name!r} has the form corral gives the builds it keeps for "
+                                 "their tags ('<name>.build-<12 hex>'); choose another name")
         extra = body.get("tags") or []
         if not isinstance(extra, list):
             raise InvalidRequest("tags must be a list of strings")
@@ -109,6 +113,7 @@ class TemplateBuilds:
             raise Conflict(f"template {template_id!r} has a build in progress")
         if self.store.exists(template_id):
             self.store.remove(template_id)
+        remove_all(self.store, rec)
         self.uploads.remove_template(template_id)
         self.records.delete(template_id)
 
@@ -192,6 +197,7 @@ class TemplateBuilds:
         else:
             build_id = source["build_id"]
         self.records.assign_tags(name, build_id, wanted)
+        prune(self.store, self.records.get(name))      # a tag that moved may leave a build untagged
         return build_id, wanted
 
     def remove_tags(self, name: object, tags: object) -> None:
@@ -202,6 +208,7 @@ class TemplateBuilds:
         missing = self.records.remove_tags(template, [check_tag(t) for t in tags])
         if missing:
             raise NotFound(f"template {template!r} has no tag {missing[0]!r}")
+        prune(self.store, self.records.get(template))
 
     def close(self) -> None:
         self.runner.close()
