@@ -3,7 +3,7 @@
 // which starts the server and runs `node --test` here.
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { Sandbox, CommandExitError } from 'e2b'
+import { Sandbox, CommandExitError, AuthenticationError } from 'e2b'
 import { Sandbox as CodeSandbox } from '@e2b/code-interpreter'
 
 const made = []
@@ -11,7 +11,7 @@ after(async () => {
   for (const sbx of made) await sbx.kill().catch(() => {})
 })
 
-test('create, commands with streaming, files, PTY and kill', async () => {
+test('create, commands with streaming, files, PTY, info/timeout/metrics, pause/connect and kill', async () => {
   const sbx = await Sandbox.create('base', { timeoutMs: 120_000, metadata: { from: 'node' } })
   made.push(sbx)
   assert.match(sbx.sandboxId, /^[a-z0-9]+$/)
@@ -50,6 +50,24 @@ test('create, commands with streaming, files, PTY and kill', async () => {
 
   const listed = await Sandbox.list({ query: { metadata: { from: 'node' } } }).nextItems()
   assert.ok(listed.some((s) => s.sandboxId === sbx.sandboxId))
+
+  // get_info / set_timeout / metrics, then pause and resume by connecting (the file survives).
+  await sbx.setTimeout(90_000)
+  const got = await sbx.getInfo()
+  assert.equal(got.sandboxId, sbx.sandboxId)
+  assert.equal(got.templateId, 'base')
+  assert.deepEqual(got.metadata, { from: 'node' })
+  const left = got.endAt.getTime() - Date.now()
+  assert.ok(left > 30_000 && left <= 91_000, `${left} ms left after setTimeout(90 s)`)
+  const metrics = await sbx.getMetrics()
+  assert.ok(metrics.length >= 1 && metrics[0].cpuCount >= 1 && metrics[0].memTotal > 0, JSON.stringify(metrics))
+  assert.equal(await sbx.pause(), true)
+  assert.equal((await Sandbox.getInfo(sbx.sandboxId)).state, 'paused')
+  const resumed = await Sandbox.connect(sbx.sandboxId)
+  assert.equal(await resumed.files.read('/home/user/notes/hello.txt'), 'hello from node')
+
+  await assert.rejects(Sandbox.list({ apiKey: 'e2b_' + '0'.repeat(40) }).nextItems(),
+    (err) => err instanceof AuthenticationError)
 
   assert.equal(await sbx.kill(), true)
   assert.equal(await Sandbox.kill(sbx.sandboxId), false)
