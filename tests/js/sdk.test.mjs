@@ -108,5 +108,22 @@ test('run_code in python and javascript through @e2b/code-interpreter', async ()
   assert.equal(chart.results[0].chart.x_unit, 's')
   const image = await sbx.runCode("from PIL import Image\nImage.new('RGB', (4, 4)).save('/tmp/js.png')")
   assert.ok(image.results[0].png, 'a saved PIL image is a PNG result')
+
+  // The rest of the Sandbox API through @e2b/code-interpreter's class: list, info and timeout,
+  // files, a background command and kill(pid), a PTY, and a wrong API key.
+  await sbx.setTimeout(100_000)
+  assert.equal((await sbx.getInfo()).sandboxId, sbx.sandboxId)
+  assert.ok((await CodeSandbox.list().nextItems()).some((s) => s.sandboxId === sbx.sandboxId))
+  await sbx.files.write('/home/user/ci.txt', 'from the code interpreter')
+  assert.equal(await sbx.files.read('/home/user/ci.txt'), 'from the code interpreter')
+  assert.ok((await sbx.files.list('/home/user')).some((e) => e.name === 'ci.txt'))
+  const bg = await sbx.commands.run('sleep 30', { background: true })
+  assert.equal(await sbx.commands.kill(bg.pid), true)
+  let typed = ''
+  const pty = await sbx.pty.create({ cols: 80, rows: 24, onData: (d) => { typed += new TextDecoder().decode(d) } })
+  await sbx.pty.sendInput(pty.pid, new TextEncoder().encode('echo ci-$((6*7))\nexit\n'))
+  await pty.wait().catch(() => {})
+  assert.match(typed, /ci-42/)
+  await assert.rejects(CodeSandbox.create({ apiKey: 'e2b_' + '0'.repeat(40) }), (e) => e instanceof AuthenticationError)
   await sbx.kill()
 })
