@@ -34,6 +34,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 # Runs in a child process with only E2B_API_KEY, E2B_DOMAIN and SSL_CERT_FILE set, as a user would.
 CLIENT = r'''
 import base64, json, sys, time
+from e2b import PtySize
 from e2b_desktop import Sandbox
 
 out = {}
@@ -99,6 +100,29 @@ with sync_playwright() as p:
 """)
     desk.commands.run("python3 /tmp/scrape.py", timeout=120)
     out["metadata"] = json.loads(desk.files.read("/output/metadata.json"))
+
+    # The rest of the Sandbox API through e2b_desktop's class (domain-only configuration).
+    desk.set_timeout(500)
+    out["info_id"] = desk.get_info().sandbox_id
+    out["listed"] = desk.sandbox_id in [s.sandbox_id for s in Sandbox.list().next_items()]
+    desk.files.write("/home/user/desk.txt", "from the desktop SDK")
+    out["file"] = desk.files.read("/home/user/desk.txt")
+    out["file_listed"] = "desk.txt" in [e.name for e in desk.files.list("/home/user")]
+    bg = desk.commands.run("sleep 30", background=True)
+    out["bg_killed"] = desk.commands.kill(bg.pid)
+    typed = []
+    pty = desk.pty.create(PtySize(rows=24, cols=80), timeout=60)
+    desk.pty.send_stdin(pty.pid, b"echo desk-$((6*7))\nexit\n")
+    try:
+        pty.wait(on_pty=typed.append)
+    except Exception:        # the shell's exit code after `exit` is not this check's concern
+        pass
+    out["pty"] = b"".join(typed).decode(errors="replace")
+    try:
+        Sandbox.list(api_key="e2b_" + "0" * 40).next_items()
+        out["bad_key"] = "accepted"
+    except Exception as exc:
+        out["bad_key"] = type(exc).__name__
 finally:
     print(json.dumps(out))
 '''
@@ -153,6 +177,13 @@ def test_typing_into_an_editor_shows_on_screen(session: dict) -> None:
     assert "*" not in session["title_before"] and "*" in session["title_after"], (session["title_before"], session["title_after"])
     before, after = _image(session["before"]), _image(session["after"])
     assert _mean_abs_diff(before, after) > 0.01, "the typed text did not change the screen"
+
+
+def test_the_rest_of_the_sandbox_api_through_the_desktop_class(session: dict) -> None:
+    assert session["info_id"] == session["id"] and session["listed"]
+    assert session["file"] == "from the desktop SDK" and session["file_listed"]
+    assert session["bg_killed"] is True and "desk-42" in session["pty"]
+    assert session["bad_key"] == "AuthenticationException"
 
 
 def test_spec_scraping_workflow_runs_in_the_desktop_template(session: dict) -> None:
