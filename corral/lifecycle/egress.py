@@ -9,6 +9,7 @@ first needs it, or at start-up when a previous run left attachments to re-adopt 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,11 @@ class Egress:
         self.ceiling = EgressPolicy(internet=settings.egress)
         self._net: NetworkManager | None = None
         self._started = False
+        # Two creates asking for egress at once must not both start the manager: the second
+        # start's recovery saw the first's attachment half-built (state file written, device
+        # not yet aliased or addressed) and removed it, and the first then failed with
+        # `ip: Cannot find device crh...` (a 500 on create, seen with warm pools and egress).
+        self._starting = asyncio.Lock()
 
     @property
     def state_dir(self) -> Path:
@@ -49,9 +55,12 @@ class Egress:
 
     async def _ensure_started(self) -> NetworkManager:
         net = self._manager()
-        if not self._started:
-            await net.start()
-            self._started = True
+        if self._started:
+            return net
+        async with self._starting:
+            if not self._started:
+                await net.start()
+                self._started = True
         return net
 
     # --- policy --------------------------------------------------------------------------------
