@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from corral.lifecycle.errors import TierFailed
-from corral.network import EgressPolicy
+from corral.network import CarriedUse, EgressPolicy
 from corral.wire.handoff import EnvdConfig
 
 BOOT_FILE = "boot-config.json"
@@ -91,17 +91,22 @@ def clear_pause(workdir: Path) -> None:
 EGRESS_FILE = "pause-egress.json"
 
 
-def save_egress(workdir: Path, policy: EgressPolicy) -> None:
-    """The egress rules a filesystem-mode pause took down with the sandbox's network namespace;
-    the resume attaches a new network with exactly these (`load_egress`)."""
-    _write_private(Path(workdir) / EGRESS_FILE, json.dumps(policy.to_json()).encode())
+def save_egress(workdir: Path, policy: EgressPolicy, carried: CarriedUse | None = None) -> None:
+    """The egress rules a filesystem-mode pause took down with the sandbox's network namespace,
+    and what that network had used (budget, byte counters); the resume attaches a new network
+    with exactly these rules, its budget and counters going on from there (`load_egress`)."""
+    doc = {"policy": policy.to_json(), "carried": (carried or CarriedUse()).to_json()}
+    _write_private(Path(workdir) / EGRESS_FILE, json.dumps(doc).encode())
 
 
-def load_egress(workdir: Path) -> EgressPolicy | None:
+def load_egress(workdir: Path) -> tuple[EgressPolicy, CarriedUse] | None:
     path = Path(workdir) / EGRESS_FILE
     if not path.exists():
         return None
-    return EgressPolicy.from_json(json.loads(path.read_text()))
+    doc = json.loads(path.read_text())
+    if "policy" not in doc:   # written before the use was kept: the policy alone
+        return EgressPolicy.from_json(doc), CarriedUse()
+    return EgressPolicy.from_json(doc["policy"]), CarriedUse.from_json(doc.get("carried") or {})
 
 
 def clear_egress(workdir: Path) -> None:
