@@ -69,10 +69,10 @@ class Control:
             resumed = False
             fields: dict[str, object] = {"state": SandboxState.RUNNING.value}
             if rec.state == SandboxState.PAUSED.value:
-                state = await self.pauser.resume(rec)
+                with timing.phase("tier"):
+                    state = await self.pauser.resume(rec)
                 resumed = True
                 timing.note("resume", f"{state.mode} ({state.how})")
-                self.parts.metering.resumed(sandbox_id)
                 # The caller's timeout, else what was left when it paused: never a silent default.
                 fields["end_at"] = now() + timedelta(seconds=self._timeout(timeout if timeout is not None
                                                                            else state.timeout_s))
@@ -80,9 +80,12 @@ class Control:
                 timing.note("connect", "running")
             if not resumed and timeout is not None:
                 fields["end_at"] = max(rec.end_at, now() + timedelta(seconds=self._timeout(timeout)))
+            if resumed:
+                self.parts.metering.resumed(sandbox_id)
             rec = self.parts.store.update(sandbox_id, **fields)
             assert rec is not None
             if "end_at" in fields:
-                await deadlines.push(self.parts, rec)
+                with timing.phase("deadline"):
+                    await deadlines.push(self.parts, rec)
         self.parts.wake.set()
         return rec, resumed
