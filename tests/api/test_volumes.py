@@ -107,10 +107,13 @@ async def test_a_restart_removes_mount_rows_a_crashed_server_left(client, app, t
     dead = (await client.post("/sandboxes", json={"templateID": "base", "timeout": 300,
                                                   "volumeMounts": [{"name": vol["name"], "path": "/v"}]})).json()["sandboxID"]
     service.store.update(dead, state="killed")   # closed the way a crash leaves it: rows kept
-    assert len(mounts.mounts_of(dead)) == 1
-    tier.adoptable.add(live)   # the restarted server finds it running
+    lost = (await client.post("/sandboxes", json={"templateID": "base", "timeout": 300,
+                                                  "volumeMounts": [{"name": vol["name"], "path": "/w"}]})).json()["sandboxID"]
+    assert len(mounts.mounts_of(dead)) == 1 and len(mounts.mounts_of(lost)) == 1
+    tier.adoptable.add(live)   # the restarted server finds it running, and `lost` gone (its deadline passed)
     await recovery.recover(service.parts, service.teardown)
-    assert mounts.mounts_of(dead) == []
+    assert mounts.mounts_of(dead) == [] and mounts.mounts_of(lost) == []
+    assert service.store.get(lost).state == "killed"
     assert mounts.mounts_of(live) == [(vol["volumeID"], "/home/user/data")]
     assert mounts.drop_dead_mounts() == 0   # the ghost's row went too
     assert (await client.delete(f"/sandboxes/{live}")).status_code == 204
