@@ -22,19 +22,34 @@ BOOT_FILE = "boot-config.json"
 PAUSE_FILE = "pause.json"
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def _write_private(path: Path, data: bytes, durable: bool = True) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, data)
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
 
 
-def save_config(workdir: Path, config: EnvdConfig) -> None:
-    _write_private(Path(workdir) / BOOT_FILE, config.to_bytes())
+def save_config(workdir: Path, config: EnvdConfig, durable: bool = True) -> None:
+    """`durable=False` on a create's path: a running sandbox does not outlive a host crash
+    anyway, and the pauses that do (filesystem, memory checkpoint) make it durable first
+    (`sync_config`), so a create does not wait for an fsync."""
+    _write_private(Path(workdir) / BOOT_FILE, config.to_bytes(), durable)
+
+
+def sync_config(workdir: Path) -> None:
+    """Flush the boot configuration (and its directory entry) to disk: before a pause that must
+    survive a host reboot relies on it."""
+    for path, flags in ((Path(workdir) / BOOT_FILE, os.O_RDONLY), (Path(workdir), os.O_RDONLY | os.O_DIRECTORY)):
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def load_config(workdir: Path) -> EnvdConfig:

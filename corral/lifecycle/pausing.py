@@ -65,6 +65,7 @@ class Pauser:
             if check_mode(mode) == FULL:
                 ckpt = memory_checkpoints(tier, rec.sandbox_id)
                 if ckpt is not None:
+                    boot.sync_config(workdir)   # the restore after a host reboot boots with it
                     await ckpt.checkpoint(rec.sandbox_id, workdir)
                     state = boot.PauseState(FULL, "checkpoint", left)
                     parts.handles.pop(rec.sandbox_id, None)
@@ -77,6 +78,7 @@ class Pauser:
                 if not caps.filesystem:
                     raise ModeUnsupported(f"the {tier.name} tier cannot pause to its filesystem; use mode=full")
                 boot.load_config(workdir)   # refuse before stopping anything if it could not boot again
+                boot.sync_config(workdir)   # and the resume after a host reboot boots with it
                 # The network namespace ends with the sandbox's processes: keep its rules (as
                 # they are now, runtime updates included) so that the resume re-attaches them.
                 egress = parts.egress.policy_of(rec.sandbox_id)
