@@ -32,6 +32,7 @@ from corral.runtime.base import (
 from corral.runtime.checkpoint import CheckpointInfo, Checkpointing
 from corral.runtime.gvisor import bundle as bundles
 from corral.runtime.gvisor import layout as L
+from corral.runtime.gvisor import rundir
 from corral.runtime.gvisor.cgroups import SandboxCgroups
 from corral.runtime.gvisor.runsc import CLEAN_ENV, Runsc, RunscError, find_runsc, probe
 from corral.runtime.namespace import disk
@@ -199,6 +200,7 @@ class GVisorTier(Tier, Checkpointing):
                       handoff: bytes | None, image_dir: Path | None = None, *,
                       before_boot: BeforeBoot | None = None) -> None:
         await asyncio.to_thread(self.cgroups.prepare_cpuset)
+        await asyncio.to_thread(rundir.mount, lay.run, sandbox_id)
         pid_file = lay.workdir / PID_FILE
         pid_file.unlink(missing_ok=True)
         args = [verb, "--detach", f"--bundle={lay.bundle}", f"--pid-file={pid_file}"]
@@ -325,6 +327,7 @@ class GVisorTier(Tier, Checkpointing):
                 raise TierError(f"loop device of {sandbox_id} did not detach")
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
+        rundir.unmount(sandbox_id)
         shutil.rmtree(workdir, ignore_errors=True)
         if workdir.exists():
             raise TierError(f"could not remove {workdir}")
@@ -492,8 +495,8 @@ class GVisorTier(Tier, Checkpointing):
             rootfs = json.loads(lay.config.read_text())["annotations"]["dev.corral.rootfs"]
         await asyncio.to_thread(self._wait_detached, lay)
         await asyncio.to_thread(self._forget, sandbox_id)
-        for name in L.HOST_SOCKETS:
-            lay.socket(name).unlink(missing_ok=True)
+        await asyncio.to_thread(rundir.mount, lay.run, sandbox_id)   # gone after a host reboot
+        await asyncio.to_thread(rundir.clear, lay.run)   # whatever the sandbox left there too
         self._signal_resume(workdir)
         try:
             await self._launch(sandbox_id, lay, rootfs, "restore", None, image_dir)

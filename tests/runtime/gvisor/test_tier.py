@@ -70,6 +70,14 @@ async def test_writes_land_in_the_layer_not_the_template(boxes: BoxFactory) -> N
     assert "No space left on device" in r.output          # the layer is its own 64 MB filesystem
     assert "changed" not in (boxes.rootfs / "etc/motd").read_text(errors="replace")
     assert (boxes.rootfs / "usr/bin/perl").exists() or not (boxes.rootfs / "usr/bin").exists()
+    # /run/corral is the one host directory the sandbox writes (its host sockets): root inside
+    # cannot fill the host's disk through it, past the quota: it is a 64 KiB tmpfs of its own
+    r = await box.sh("dd if=/dev/zero of=/run/corral/fill bs=64k count=64 2>&1; "
+                     "for i in $(seq 40); do : > /run/corral/f$i || break; done 2>&1", user="root")
+    assert r.output.count("No space left on device") == 2, r.output
+    run = box.spec.workdir / "run"
+    assert sum(f.stat().st_size for f in run.iterdir() if f.is_file()) <= 64 * 1024
+    assert (await box.sh("echo still-served")).output.strip() == "still-served"
 
 
 async def test_coreutils_stat_ls_and_cp_work(boxes: BoxFactory) -> None:
