@@ -12,6 +12,14 @@ from corral.runtime.gvisor import layout as L
 from corral.runtime.gvisor.runsc import CLEAN_ENV
 
 PID_FILE = "sandbox.pid"   # runsc's --pid-file: the sandbox process's host pid
+SPARE_ARG = "--wait"       # a launcher started ahead of time reads its spec from stdin (frame_spec)
+
+
+def frame_spec(spec: dict[str, object]) -> bytes:
+    """A spec for a waiting launcher: 8-byte big-endian length, then the JSON. The payload's
+    hand-off bytes follow on the same pipe, for the sandbox's init to read."""
+    raw = json.dumps(spec).encode()
+    return len(raw).to_bytes(8, "big") + raw
 
 
 def launcher_argv() -> list[str]:

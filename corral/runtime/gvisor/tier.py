@@ -37,7 +37,8 @@ from corral.runtime.gvisor import layout as L
 from corral.runtime.gvisor import rundir
 from corral.runtime.gvisor.checkpoints import GVisorCheckpoints
 from corral.runtime.gvisor.procs import (
-    PID_FILE, launcher_argv, launcher_env, pid_exists, point_bundle_at, read_line, read_pid, tail,
+    PID_FILE, SPARE_ARG, frame_spec, launcher_argv, launcher_env, pid_exists, point_bundle_at, read_line,
+    read_pid, tail,
 )
 from corral.runtime.gvisor.cgroups import SandboxCgroups
 from corral.runtime.gvisor.runsc import CLEAN_ENV, Runsc, find_runsc, probe
@@ -72,6 +73,12 @@ class GVisorTier(GVisorCheckpoints, Tier, Checkpointing):
         self._dirfds: dict[str, int] = {}
         self._lock = asyncio.Lock()
         self._janitor: subprocess.Popen[bytes] | None = None
+        # A launcher started ahead of time (interpreter up, imports done), waiting on its stdin
+        # for the next sandbox's spec: its start-up is off a create's and a resume's path.
+        self._spare: asyncio.subprocess.Process | None = None
+        self._spare_loop: asyncio.AbstractEventLoop | None = None
+        self._spawning: asyncio.Task[None] | None = None
+        self._closed = False
 
     # --- machinery -----------------------------------------------------------------------
 
@@ -90,6 +97,8 @@ class GVisorTier(GVisorCheckpoints, Tier, Checkpointing):
             await asyncio.to_thread(lambda: self.runsc)
             if self._janitor is None:
                 self._janitor = await asyncio.to_thread(self._start_janitor)
+            self._closed = False
+            self._spawn_spare_soon()
 
     def _start_janitor(self) -> subprocess.Popen[bytes]:
         """The process that cleans up after sandboxes that end once this server is gone
@@ -100,8 +109,38 @@ class GVisorTier(GVisorCheckpoints, Tier, Checkpointing):
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             env=launcher_env(), cwd="/", close_fds=True)
 
+    def _spawn_spare_soon(self) -> None:
+        if self._closed or self._spare is not None or (self._spawning and not self._spawning.done()):
+            return
+        self._spawning = asyncio.get_running_loop().create_task(self._spawn_spare(), name="corral-gvisor-spare")
+
+    async def _spawn_spare(self) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            *launcher_argv(), SPARE_ARG, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL, env=launcher_env(), cwd="/")
+        if self._closed:
+            await _dismiss(proc)
+            return
+        self._spare, self._spare_loop = proc, asyncio.get_running_loop()
+
+    async def _take_spare(self) -> asyncio.subprocess.Process | None:
+        """The waiting launcher, if there is a live one of this event loop; a new one is started."""
+        proc, self._spare = self._spare, None
+        if proc is not None and (proc.returncode is not None or self._spare_loop is not asyncio.get_running_loop()):
+            if self._spare_loop is asyncio.get_running_loop():
+                await _dismiss(proc)
+            proc = None
+        self._spawn_spare_soon()
+        return proc
+
     async def close(self) -> None:
         """Forget the sandboxes (they keep running); the janitor takes over their clean-up."""
+        self._closed = True
+        if self._spawning is not None:
+            await asyncio.gather(self._spawning, return_exceptions=True)
+        spare, self._spare = self._spare, None
+        if spare is not None and self._spare_loop is asyncio.get_running_loop():
+            await _dismiss(spare)
         if self._janitor is not None:
             assert self._janitor.stdin is not None
             self._janitor.stdin.close()
@@ -225,16 +264,22 @@ class GVisorTier(GVisorCheckpoints, Tier, Checkpointing):
             os.set_inheritable(to_launcher_r, True)
             fds = [to_tier_w, to_launcher_r]
             spec["sync"] = [to_tier_w, to_launcher_r]
-        log = os.open(lay.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *launcher_argv(), json.dumps(spec),
-                stdin=asyncio.subprocess.PIPE, stdout=log, stderr=log, env=launcher_env(),
-                cwd="/", pass_fds=fds)
-        finally:
-            os.close(log)
-            for fd in fds:
-                os.close(fd)
+        proc = await self._take_spare() if before_boot is None else None
+        if proc is not None:   # (a networked start passes its hand-shake pipes at spawn)
+            assert proc.stdin is not None
+            spec["log"] = str(lay.log)
+            proc.stdin.write(frame_spec(spec))
+        else:
+            log = os.open(lay.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *launcher_argv(), json.dumps(spec),
+                    stdin=asyncio.subprocess.PIPE, stdout=log, stderr=log, env=launcher_env(),
+                    cwd="/", pass_fds=fds)
+            finally:
+                os.close(log)
+                for fd in fds:
+                    os.close(fd)
         if before_boot is not None:
             try:
                 line = await asyncio.to_thread(read_line, to_tier_r)
@@ -386,3 +431,14 @@ class GVisorTier(GVisorCheckpoints, Tier, Checkpointing):
                              cpu_count=cpu_count, memory_bytes=mem, memory_cache_bytes=cache,
                              memory_limit_bytes=limit, disk_used_bytes=used,
                              disk_total_bytes=total)
+
+
+async def _dismiss(proc: asyncio.subprocess.Process) -> None:
+    """End a waiting launcher: end-of-file on its stdin, before it has read a spec, exits it."""
+    if proc.stdin is not None:
+        proc.stdin.close()
+    try:
+        await asyncio.wait_for(proc.wait(), 10)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
