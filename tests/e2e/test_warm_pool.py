@@ -77,6 +77,10 @@ def test_a_create_that_raises_isolation_is_served_by_the_tiers_pool(pooled_serve
     for k, v in pooled_server.env().items():
         monkeypatch.setenv(k, v)
     _wait_pool_ready(pooled_server, 1, "gvisor")
+    # (the row says `pooled` a moment before the pool holds it ready: after its warm-up command)
+    from corral.bench.target import Target
+
+    assert Target(pooled_server.url, pooled_server.api_key).wait_pool("base@gvisor", 120), pooled_server.log()
     [pooled] = _pooled_ids(pooled_server, "gvisor")
     sbx = Sandbox.create(envs={"CLAIMED_VAR": "gv-pool"}, metadata={"corral.isolation": "gvisor"}, timeout=120)
     try:
