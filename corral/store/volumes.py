@@ -75,6 +75,16 @@ class VolumeRows:
         with self._session() as s, s.begin():
             s.execute(delete(VolumeMountRecord).where(VolumeMountRecord.sandbox_id == sandbox_id))
 
+    def drop_dead_mounts(self) -> int:
+        """Remove the rows of sandboxes that are not live any more (killed, or gone from the
+        store): what a server killed with `kill -9` between a sandbox's end and its kill's
+        `drop_mounts` left behind. Returns how many rows went."""
+        live = [st.value for st in SandboxState.live()]
+        with self._session() as s, s.begin():
+            alive = select(SandboxRecord.sandbox_id).where(SandboxRecord.state.in_(live))
+            return s.execute(delete(VolumeMountRecord)
+                             .where(VolumeMountRecord.sandbox_id.not_in(alive))).rowcount or 0
+
     def users(self, volume_id: str) -> list[str]:
         """Live sandboxes that mount the volume."""
         live = [st.value for st in SandboxState.live()]
