@@ -63,8 +63,12 @@ def test_claimed_sandbox_has_the_clients_token_envs_and_metadata(pooled_server, 
         assert listed == [sbx.sandbox_id]
     finally:
         sbx.kill()
-    # The pool refills behind the claim.
+    # The pool refills behind the claim (the row says `pooled` a moment before the pool holds it
+    # ready, so the header check waits for the pool's own gauge).
     _wait_pool_ready(pooled_server, 2, "namespace")
+    from corral.bench.target import Target
+
+    assert Target(pooled_server.url, pooled_server.api_key).wait_pool("base", 120), pooled_server.log()
     # A create the pool serves says so, with the server's own time, in its Server-Timing header.
     key = {"X-API-Key": pooled_server.env()["E2B_API_KEY"]}
     res = httpx.post(pooled_server.url + "/sandboxes", json={"templateID": "base", "timeout": 60}, headers=key,
