@@ -142,6 +142,8 @@ class Settings:
     node_ca: Path | None = None
     # Placement samples this many healthy nodes per create and takes the least loaded (best-of-K).
     placement_k: int = 2
+    # How long an API replica trusts a key it checked against the database (revocation takes this long).
+    key_cache_s: float = 5.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
@@ -177,6 +179,7 @@ class Settings:
             node_tls_key=_env_path("CORRAL_NODE_TLS_KEY"),
             node_ca=_env_path("CORRAL_NODE_CA"),
             placement_k=_env_int("CORRAL_PLACEMENT_K", 2),
+            key_cache_s=_env_float("CORRAL_KEY_CACHE", 5.0),
         )
         if s.interpreter_token not in ("required", "optional"):
             raise ValueError(f"CORRAL_INTERPRETER_TOKEN must be required or optional, got {s.interpreter_token!r}")

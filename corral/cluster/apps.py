@@ -1,7 +1,7 @@
 """The two cluster roles as ASGI applications.
 
 - `api_app`: an API replica, the `ClusterRouter` over the shared database (no sandbox, no tier,
-  no root needed).
+  no root needed), with API keys cached for CORRAL_KEY_CACHE seconds (`keys.py`).
 - `node_app`: the ordinary server (`corral.api.create_app`: the same routes, lifecycle and tiers
   an all-in-one server runs) acting only on this node's own rows, behind `NodeGate`, with the
   heartbeat agent in its lifespan; API keys are not checked there, the node credential is.
@@ -16,6 +16,7 @@ from corral.api.auth import KeyRing
 from corral.cluster.agent import heartbeat_hook
 from corral.cluster.credential import NodeGate
 from corral.cluster.directory import NodeDirectory
+from corral.cluster.keys import CachedKeys
 from corral.cluster.links import NodeLinks
 from corral.cluster.router import ClusterRouter
 from corral.config import Settings
@@ -25,7 +26,7 @@ from corral.store import Store
 def api_app(settings: Settings) -> ClusterRouter:
     assert settings.role == "api" and settings.node_secret
     store = Store(settings.database)
-    return ClusterRouter(settings, KeyRing(store, settings.env_api_keys),
+    return ClusterRouter(settings, CachedKeys(KeyRing(store, settings.env_api_keys), settings.key_cache_s),
                          NodeDirectory(store, settings.node_grace_s),
                          NodeLinks(settings.node_secret, settings.node_ca))
 

@@ -60,6 +60,8 @@ class CorralCluster:
         return {**base, "CORRAL_DATABASE_URL": self.db_url, "CORRAL_NODE_SECRET": self.secret,
                 "CORRAL_NODE_GRACE": str(GRACE_S), "CORRAL_NODE_HEARTBEAT": "1", "CORRAL_EGRESS": "off",
                 "CORRAL_METRICS_INTERVAL": "0", "CORRAL_POOL": "base=1", "CORRAL_API_KEY": E2E_KEY,
+                # The directory every node shares for volumes (docs/DEPLOY.md: a shared file system).
+                "CORRAL_VOLUMES_DIR": str(self.root / "volumes"),
                 "PYTHONUNBUFFERED": "1", **extra}
 
     # --- processes ----------------------------------------------------------------------------
@@ -122,6 +124,11 @@ class CorralCluster:
             except subprocess.TimeoutExpired:
                 proc.popen.kill()
                 proc.popen.wait()
+
+    def node_create(self, node_id: str, body: dict) -> httpx.Response:
+        """A create sent straight to one node with the node credential, as a replica would send it."""
+        return httpx.post(self.nodes[node_id].url + "/v2/sandboxes", json=body, timeout=120,
+                          headers={"X-Corral-Node-Credential": self.secret})
 
     def psql(self, sql: str) -> str:
         return self.pg.psql(sql, db=self.db)
