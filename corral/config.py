@@ -122,6 +122,8 @@ class Settings:
     # Volumes (E2B's /volumes): where their images live (None: <data dir>/volumes; a shared file
     # system when several machines mount them), a new volume's size and the largest one allowed.
     volumes_root: Path | None = None
+    # Where snapshots live (default <data dir>/snapshots); in a cluster, a directory every node shares.
+    snapshots_root: Path | None = None
     volume_size_mb: int = 1024
     volume_max_size_mb: int = 64 * 1024
     # --- a cluster (roles api and node; docs/CONFIGURATION.md, "Cluster") ----------------------
@@ -167,6 +169,7 @@ class Settings:
             database_url=os.environ.get("CORRAL_DATABASE_URL") or None,
             interpreter_token=os.environ.get("CORRAL_INTERPRETER_TOKEN", "required"),
             volumes_root=Path(os.environ["CORRAL_VOLUMES_DIR"]) if os.environ.get("CORRAL_VOLUMES_DIR") else None,
+            snapshots_root=Path(os.environ["CORRAL_SNAPSHOTS_DIR"]) if os.environ.get("CORRAL_SNAPSHOTS_DIR") else None,
             volume_size_mb=_env_int("CORRAL_VOLUME_SIZE_MB", 1024),
             volume_max_size_mb=_env_int("CORRAL_VOLUME_MAX_SIZE_MB", 64 * 1024),
             role=os.environ.get("CORRAL_ROLE") or "all",
@@ -220,6 +223,10 @@ class Settings:
     @property
     def volumes_dir(self) -> Path:
         return Path(self.volumes_root).resolve() if self.volumes_root else self.data_dir / "volumes"
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return Path(self.snapshots_root).resolve() if self.snapshots_root else self.data_dir / "snapshots"
 
     @property
     def db_path(self) -> Path:

@@ -267,6 +267,8 @@ class ClusterRouter:
                 moved = True
                 again = await self.volumes.node_for(volumes)
                 if again is not None and again.node_id != node.node_id:
+                    log.warning("volumes %s are held by node %s now: the create follows them there", volumes,
+                                again.node_id)
                     continue
             out = [(k.lower(), v) for k, v in resp.headers.raw if not hop_by_hop(k.lower())]
             out.append((b"content-length", str(len(resp.content)).encode()))

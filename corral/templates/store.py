@@ -9,6 +9,9 @@ A template is published by building it completely in a `.build-*` directory next
 place and swapping it in with one rename, so readers see either the old template or the new one,
 never a half-built tree. A built rootfs is never modified in place; a rebuild or removal moves
 the old directory to the trash, where it stays while running sandboxes still mount it.
+
+With a depot (CORRAL_TEMPLATE_DEPOT, depot.py) every template published here is also pushed
+there, so the other machines of a cluster can fetch it; a fetched one is not pushed back.
 """
 
 from __future__ import annotations
@@ -20,15 +23,19 @@ import errno
 import fcntl
 import os
 import secrets
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from corral.errors import CorralError, NotFound
+from corral.templates.depot import TemplateDepot
 from corral.templates.info import INFO_FILE, ROOTFS_DIR, TemplateCorrupt, TemplateInfo
 from corral.templates.names import TemplateNameError, check_name
 from corral.templates.marker import read_marker, write_marker
 from corral.templates.trees import RetireStamp, TreeBusy, in_use, process_alive, remove_tree
+
+log = logging.getLogger("corral.templates")
 
 DEFAULT_ROOT = Path("/var/lib/corral/templates")
 ROOT_ENV = "CORRAL_TEMPLATE_DIR"
@@ -61,8 +68,9 @@ _locks_guard = threading.Lock()
 
 
 class TemplateStore:
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, depot: TemplateDepot | None = None) -> None:
         self._root = Path(os.path.abspath(root if root is not None else default_root()))
+        self.depot = depot if depot is not None else TemplateDepot.from_env()
 
     @property
     def root(self) -> Path:
@@ -206,6 +214,11 @@ class TemplateStore:
                 os.rename(stage.path, target)
             stage.committed = True
         self.purge_trash()
+        if self.depot is not None and not stage.fetched:
+            try:
+                self.depot.push(self, stage.name)
+            except (OSError, CorralError) as exc:   # published here all the same; other nodes keep the old one
+                log.error("template %s was published but not pushed to %r: %s", stage.name, self.depot, exc)
         return self._read(target)
 
     # -- removal -------------------------------------------------------------------------------
@@ -311,6 +324,7 @@ class Stage:
         self.name = name
         self.path = path
         self.committed = False
+        self.fetched = False     # unpacked from the depot (depot.py): not pushed back
 
     @property
     def rootfs(self) -> Path:

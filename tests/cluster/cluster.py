@@ -60,8 +60,8 @@ class CorralCluster:
         return {**base, "CORRAL_DATABASE_URL": self.db_url, "CORRAL_NODE_SECRET": self.secret,
                 "CORRAL_NODE_GRACE": str(GRACE_S), "CORRAL_NODE_HEARTBEAT": "1", "CORRAL_EGRESS": "off",
                 "CORRAL_METRICS_INTERVAL": "0", "CORRAL_POOL": "base=1", "CORRAL_API_KEY": E2E_KEY,
-                # The directory every node shares for volumes (docs/DEPLOY.md: a shared file system).
-                "CORRAL_VOLUMES_DIR": str(self.root / "volumes"),
+                # The directories every node shares (docs/DEPLOY.md: a shared file system).
+                "CORRAL_VOLUMES_DIR": str(self.root / "volumes"), "CORRAL_SNAPSHOTS_DIR": str(self.root / "snapshots"),
                 "PYTHONUNBUFFERED": "1", **extra}
 
     # --- processes ----------------------------------------------------------------------------

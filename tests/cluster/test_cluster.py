@@ -9,7 +9,8 @@ killed with its sandboxes loses only those, which answer a clear error, while cr
 elsewhere; a restarted node agent re-adopts what still runs; a node that comes back after its
 sandboxes died reconciles the store. Volumes: a volume's sandboxes run on the node that holds it
 (replicas racing for a free one included), another node refuses it even when asked directly, a
-volume freed moves to another node with its data, and one held by a lost node is a 409. Lists
+volume freed moves to another node with its data, and one held by a lost node is a 409; a
+snapshot taken on one node starts on another. Lists
 leave a lost node's sandboxes out (or mark them lost when asked), and a replica answers 503
 "lost" for them on the first request after the database says so.
 """
@@ -136,7 +137,7 @@ class _Phases:
         self.t = now
 
 
-def test_cluster(cluster: cl.CorralCluster) -> None:
+def test_cluster(cluster: cl.CorralCluster, monkeypatch: pytest.MonkeyPatch) -> None:
     c = cluster
     api_a, api_b = c.apis
     phase = _Phases()
@@ -233,6 +234,7 @@ def test_cluster(cluster: cl.CorralCluster) -> None:
     assert {owners[s.sandbox_id] for s in more} == {holder}, "a volume's sandboxes went to another node"
     assert more[-1].files.read("/mnt/v/note.txt") == "from the first"
     # The volume content API (each call mounts the image) is served by the holder, via either replica.
+    monkeypatch.setenv("E2B_VOLUME_API_URL", api_b.url)     # where the SDK sends volume content calls
     assert Volume.connect(vol.volume_id, api_key=E2E_KEY, api_url=api_b.url).read_file("/note.txt") == "from the first"
     # Another node refuses the volume even when asked directly (what a racing replica's create meets).
     other = next(n for n in sorted(c.nodes) if n != holder)
@@ -251,6 +253,15 @@ def test_cluster(cluster: cl.CorralCluster) -> None:
     assert r.status_code == 201, r.text
     moved = Sandbox.connect(r.json()["sandboxID"], **_opts(api_a))
     assert moved.files.read("/data/note.txt") == "from the first" and c.owners()[moved.sandbox_id] == other
+    # A filesystem snapshot taken on one node starts on another (the shared snapshots directory).
+    moved.files.write("/home/user/snap.txt", f"snapshot taken on {other}")
+    snap = Sandbox.connect(moved.sandbox_id, **_opts(api_b)).create_snapshot(mode="filesystem")
+    elsewhere = next(n for n in sorted(c.nodes) if n != other)
+    r = c.node_create(elsewhere, {"templateID": snap.snapshot_id, "timeout": TIMEOUT_S})
+    assert r.status_code == 201, r.text
+    child = Sandbox.connect(r.json()["sandboxID"], **_opts(api_a))
+    assert child.files.read("/home/user/snap.txt") == f"snapshot taken on {other}"
+    child.kill()
     # A volume held by the node phase 6 kills: refused with a 409 once that node is lost.
     stranded = Volume.create(f"cl-lost-{tag}", api_key=E2E_KEY, api_url=api_a.url)
     r = c.node_create("n1", _mounts(stranded.name))
