@@ -107,6 +107,9 @@ class Settings:
     dns_upstreams: tuple[str, ...] = ()
     # Warm pools: template name -> number of pre-started sandboxes kept ready.
     pool: dict[str, int] = field(default_factory=dict)
+    # A cluster's warm pools (role node): template -> sandboxes kept ready over all ready nodes,
+    # each node keeping its share (corral/cluster/pools.py); overrides `pool` for those templates.
+    cluster_pool: dict[str, int] = field(default_factory=dict)
     # Metering: the price file `corral usage` prices with (None: E2B's rates, shipped), and how
     # often each running sandbox's resources are sampled into the metric history (0: never).
     prices: Path | None = None
@@ -160,6 +163,7 @@ class Settings:
             env_api_keys=tuple(k.strip() for k in os.environ.get("CORRAL_API_KEY", "").split(",") if k.strip()),
             domain=os.environ.get("CORRAL_DOMAIN") or None,
             pool=parse_pool(os.environ.get("CORRAL_POOL", DEFAULT_POOL)),
+            cluster_pool=parse_pool(os.environ.get("CORRAL_CLUSTER_POOL", "")),
             egress=os.environ.get("CORRAL_EGRESS", "on").lower() not in ("off", "0", "false", "no"),
             network_pool=os.environ.get("CORRAL_NETWORK_POOL") or "10.201.0.0/16",
             network_forbidden=_csv(os.environ.get("CORRAL_NETWORK_FORBIDDEN", "")),
@@ -190,6 +194,10 @@ class Settings:
             if value is not None:
                 setattr(s, key, value)
         s.data_dir = Path(s.data_dir).resolve()
+        if s.cluster_pool:
+            # A node starts with none of those and keeps its share once it sees the registry; one
+            # server alone is a cluster of one, whose share is the whole pool.
+            s.pool = {**s.pool, **({t: 0 for t in s.cluster_pool} if s.role == "node" else s.cluster_pool)}
         s.check_cluster()
         return s
 

@@ -90,6 +90,18 @@ class WarmPool:
     def ready(self, template: str) -> int:
         return len(self._ready.get(template, []))
 
+    async def resize(self, template: str, size: int) -> None:
+        """Keep `size` ready for `template` from now on (a cluster node's share of the cluster's
+        pool, corral/cluster/pools.py): a larger share fills, a smaller one kills the extras."""
+        if self._closed or (size > 0 and not self.parts.templates.exists(template)):
+            return
+        self.sizes[template] = size
+        ready = self._ready.setdefault(template, [])
+        if len(ready) < size:
+            self._refill(template)
+        while len(ready) > size:
+            await self.teardown.kill(ready.pop(), reason="pool share shrank")
+
     def _refill(self, template: str, delay: float = 0.0) -> None:
         task = self._filling.get(template)
         if self._closed or (task is not None and not task.done()):
@@ -117,6 +129,9 @@ class WarmPool:
                 await asyncio.sleep(min(60.0, 2.0**failures))
                 continue
             failures = 0
+            if len(self._ready[template]) >= self.sizes[template]:   # the share shrank meanwhile (resize)
+                await self.teardown.kill(rec.sandbox_id, reason="pool share shrank")
+                break
             await self._warm(rec)
             self._ready[template].append(rec.sandbox_id)
             self.parts.metering.pool_refill(template, time.perf_counter() - t0)

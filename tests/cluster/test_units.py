@@ -286,3 +286,13 @@ def test_a_replica_trusts_a_checked_key_for_the_ttl_and_a_revoked_one_no_longer(
     now[0] += 0.2
     assert not keys.check("e2b_good") and not keys.check("e2b_good")
     store.engine.dispose()
+
+
+def test_a_clusters_warm_pool_is_split_over_the_ready_nodes() -> None:
+    from corral.cluster.pools import shares
+
+    assert shares({"base": 3}, ["n2", "n0", "n1"], "n1") == {"base": 1}
+    assert [shares({"base": 3}, ["n0", "n2"], n)["base"] for n in ("n0", "n2")] == [2, 1]
+    assert sum(shares({"base": 10}, list("abc"), n)["base"] for n in "abc") == 10
+    assert shares({"base": 3, "ci": 1}, ["n0"], "n1") == {"base": 0, "ci": 0}, "a node not ready keeps none"
+    assert shares({"ci": 1}, ["n0", "n1"], "n1") == {"ci": 0}
