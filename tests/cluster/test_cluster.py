@@ -4,7 +4,8 @@ namespace, acting as a host), PostgreSQL, and the unmodified `e2b` / `e2b-code-i
 One test, in phases that build on each other (the cluster costs seconds to start; CI pays once):
 300 creates spread over the nodes; commands (streamed), files, run_code and an exposed port
 through both replicas; a node refuses whoever lacks the node credential; an all-in-one server
-cannot take the cluster's database; an API replica killed mid-load loses no sandbox; a node
+cannot take the cluster's database; one Idempotency-Key sent to both replicas at once makes one
+sandbox (a client's retry after its replica died); an API replica killed mid-load loses no sandbox; a node
 killed with its sandboxes loses only those, which answer a clear error, while creates go on
 elsewhere; a restarted node agent re-adopts what still runs; a node that comes back after its
 sandboxes died reconciles the store. Volumes: a volume's sandboxes run on the node that holds it
@@ -28,6 +29,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -285,6 +287,19 @@ def test_cluster(cluster: cl.CorralCluster, monkeypatch: pytest.MonkeyPatch) -> 
     phase("guard")
 
     # --- 5. an API replica killed mid-load loses no sandbox --------------------------------------
+    # A create whose replica dies before it answers is retried by the client through another
+    # replica; under one Idempotency-Key both give one sandbox, even sent to both replicas at once.
+    key = uuid.uuid4().hex
+    before = set(c.owners())
+
+    def keyed(api: cl.Proc) -> httpx.Response:
+        return httpx.post(api.url + "/sandboxes", json={"templateID": "base", "timeout": TIMEOUT_S}, timeout=120,
+                          headers={"X-API-Key": E2E_KEY, "Idempotency-Key": key})
+    with ThreadPoolExecutor(2) as ex:
+        answers = list(ex.map(keyed, (api_a, api_b)))
+    assert [r.status_code for r in answers] == [201, 201], [r.text for r in answers]
+    assert len({r.json()["sandboxID"] for r in answers}) == 1
+    assert len(set(c.owners()) - before) == 1, "the losing create left a sandbox behind"
     made: list[str] = []
     def load(worker: int) -> None:
         for i in range(4):
