@@ -47,6 +47,8 @@ from tests.e2e.test_ports import WS_SERVER
 from tests.store.postgres import pg_bindir
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
+# The suite's longest file (tests/parallel.py starts it first): 230 s for 300 sandboxes here.
+EXPECTED_SECONDS = 240
 
 # The done-when figure; CORRAL_CLUSTER_SANDBOXES lowers it where CI time is short (the spread
 # bound, 40% per node, holds for any count).
