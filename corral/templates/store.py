@@ -16,6 +16,7 @@ there, so the other machines of a cluster can fetch it; a fetched one is not pus
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import ctypes.util
@@ -71,6 +72,7 @@ class TemplateStore:
     def __init__(self, root: Path | None = None, depot: TemplateDepot | None = None) -> None:
         self._root = Path(os.path.abspath(root if root is not None else default_root()))
         self.depot = depot if depot is not None else TemplateDepot.from_env()
+        self._push_lock = threading.Lock()
 
     @property
     def root(self) -> Path:
@@ -215,11 +217,26 @@ class TemplateStore:
             stage.committed = True
         self.purge_trash()
         if self.depot is not None and not stage.fetched:
-            try:
-                self.depot.push(self, stage.name)
-            except (OSError, CorralError) as exc:   # published here all the same; other nodes keep the old one
-                log.error("template %s was published but not pushed to %r: %s", stage.name, self.depot, exc)
+            self._push(stage.name)
         return self._read(target)
+
+    def _push(self, name: str) -> None:
+        """Push to the depot: at once from synchronous code (the CLI), and in a thread from a
+        server's event loop (a build through the API), whose heartbeats must not wait for an
+        archive of a large template. Pushes of one store take turns, so the last build wins."""
+        def push() -> None:
+            assert self.depot is not None
+            with self._push_lock:
+                try:
+                    self.depot.push(self, name)
+                except (OSError, CorralError) as exc:   # published here all the same; the depot keeps the old one
+                    log.error("template %s was published but not pushed to %r: %s", name, self.depot, exc)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            push()
+            return
+        threading.Thread(target=push, name=f"corral-push-{name}").start()
 
     # -- removal -------------------------------------------------------------------------------
 

@@ -104,3 +104,20 @@ def test_a_damaged_or_missing_archive_never_becomes_a_template(tmp_path: Path) -
     from corral.templates.names import TemplateNameError
     with pytest.raises(TemplateNameError):
         depot.ref("../etc")
+
+
+def test_a_publish_on_a_servers_event_loop_pushes_in_a_thread(tmp_path: Path) -> None:
+    import asyncio
+    import threading
+
+    depot = TemplateDepot(tmp_path / "depot")
+    a = TemplateStore(tmp_path / "a", depot=depot)
+
+    async def build() -> list[threading.Thread]:
+        make_template(a, "tiny", {"etc/hostname": "x\n"})       # as the builder does, on the loop
+        return [t for t in threading.enumerate() if t.name == "corral-push-tiny"]
+
+    pushing = asyncio.run(build())
+    for t in pushing:
+        t.join(timeout=120)
+    assert depot.ref("tiny") is not None and depot.cached_digest(a, "tiny") == depot.ref("tiny").digest
