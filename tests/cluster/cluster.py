@@ -62,6 +62,9 @@ class CorralCluster:
                 "CORRAL_METRICS_INTERVAL": "0", "CORRAL_POOL": "", "CORRAL_CLUSTER_POOL": "base=3", "CORRAL_API_KEY": E2E_KEY,
                 # The directories every node shares (docs/DEPLOY.md: a shared file system).
                 "CORRAL_VOLUMES_DIR": str(self.root / "volumes"), "CORRAL_SNAPSHOTS_DIR": str(self.root / "snapshots"),
+                # (Every create then passes the nodes' depot check: the nodes share one template
+                # dir here, so nothing is fetched; tests/cluster/test_fetch.py fetches.)
+                "CORRAL_TEMPLATE_DEPOT": str(self.root / "depot"),
                 "PYTHONUNBUFFERED": "1", **extra}
 
     # --- processes ----------------------------------------------------------------------------
