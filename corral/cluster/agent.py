@@ -94,8 +94,16 @@ class NodeAgent:
             except Exception:  # noqa: BLE001 - a database hiccup must not end the heartbeats
                 log.exception("heartbeat of node %s failed", self.node_id)
 
+    def _warn_unshared(self) -> None:
+        shared = {"CORRAL_VOLUMES_DIR": self.settings.volumes_root, "CORRAL_SNAPSHOTS_DIR": self.settings.snapshots_root,
+                  "CORRAL_TEMPLATE_DEPOT": os.environ.get("CORRAL_TEMPLATE_DEPOT")}
+        for name in (n for n, v in shared.items() if not v):
+            log.warning("node %s: %s is not set, so what it holds stays on this node's disk (docs/DEPLOY.md: "
+                        "point it at a directory every node shares)", self.node_id, name)
+
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
+        self._warn_unshared()
         await self.register()
         try:
             await self.rebalance()

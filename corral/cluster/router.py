@@ -223,6 +223,27 @@ class ClusterRouter:
         await send({"type": "http.response.start", "status": resp.status_code, "headers": out})
         await send({"type": "http.response.body", "body": body})
 
+    async def _place(self, template: str | None, volumes: list[str],
+                     tried: set[str]) -> tuple[NodeRecord | None, NodeRecord]:
+        """(the node holding the create's volumes or None, the node to send it to)."""
+        holder = await self.volumes.node_for(volumes)
+        live = await self.directory.live_counts()
+        k = self.settings.placement_k
+        if holder is not None:
+            try:
+                return holder, placement.choose([holder], template, live, self.inflight, 1)
+            except ClusterUnavailable:
+                raise Conflict(f"volume {volumes[0] if len(volumes) == 1 else volumes} is mounted on node "
+                               f"{holder.node_id}, which has no room for another sandbox; a volume's filesystem "
+                               "is mounted by one machine at a time, so its sandboxes cannot go elsewhere") from None
+        nodes = await self.directory.ready()
+        if volumes and (home := await self.volumes.home_for(volumes)) is not None and home.node_id not in tried:
+            try:   # free volumes: their home first, where their content calls go too
+                return None, placement.choose([home], template, live, self.inflight, 1)
+            except ClusterUnavailable:
+                pass   # no room there: any node (the node's claim still guards the volume)
+        return None, placement.choose(nodes, template, live, self.inflight, k, exclude=tried)
+
     async def _create(self, scope: Scope, receive: Receive, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
         body = await _read_body(receive)
         doc = parse(body)
@@ -231,17 +252,7 @@ class ClusterRouter:
         tried: set[str] = set()
         moved = False
         for _ in range(_CREATE_TRIES):
-            holder = await self.volumes.node_for(volumes)
-            nodes = [holder] if holder is not None else await self.directory.ready()
-            live = await self.directory.live_counts()
-            try:
-                node = placement.choose(nodes, template, live, self.inflight, self.settings.placement_k, exclude=tried)
-            except ClusterUnavailable:
-                if holder is None:
-                    raise
-                raise Conflict(f"volume {volumes[0] if len(volumes) == 1 else volumes} is mounted on node "
-                               f"{holder.node_id}, which has no room for another sandbox; a volume's filesystem "
-                               "is mounted by one machine at a time, so its sandboxes cannot go elsewhere") from None
+            holder, node = await self._place(template, volumes, tried)
             self.inflight[node.node_id] += 1
             try:
                 resp = await self.links.client(node.advertise_url).request(

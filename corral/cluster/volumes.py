@@ -7,14 +7,20 @@ that node, and the volume content API (the SDK's `Volume` file operations, each 
 image) is served there. When that node cannot take the create (lost, draining, full), the create
 is refused with a 409 that says so: mounting the image on a second machine could corrupt it. A
 volume no live sandbox mounts is free, and any node may take it (its data is on the shared
-directory). The node checks again when it writes its rows (`store.volumes.claim`), so two
-replicas placing creates of one free volume at the same moment cannot split it either.
+directory); every replica sends a free volume's creates and content calls to the same node, its
+home (rendezvous hashing of the volume id over the ready nodes), so a content call never mounts
+the image on one machine while a new sandbox mounts it on another. Only a home without room
+leaves a free volume's create to ordinary placement. The node checks again when it writes its
+rows (`store.volumes.claim`), so two replicas placing creates of one free volume at the same
+moment cannot split it either.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+from collections.abc import Sequence
 
 from corral.cluster.directory import NodeDirectory
 from corral.errors import Conflict
@@ -35,6 +41,14 @@ def parse(body: bytes) -> object:
         return json.loads(body or b"{}")
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
+
+
+def home(volume_id: str, nodes: Sequence[NodeRecord]) -> NodeRecord | None:
+    """The node every replica picks for a free volume (highest random weight: when a node comes
+    or goes, only the volumes whose home it was or becomes move)."""
+    if not nodes:
+        return None
+    return max(nodes, key=lambda n: hashlib.sha256(f"{volume_id}\0{n.node_id}".encode()).digest())
 
 
 class VolumeHolders:
@@ -58,11 +72,20 @@ class VolumeHolders:
         name = sorted(holders)[0]
         return await self._usable(nodes[0], name)
 
-    async def node_for_content(self, volume_id: str) -> NodeRecord | None:
-        """The node that serves a volume's content API; None: any node (the volume is free, or unknown)."""
-        exists, held = await asyncio.to_thread(self.directory.store.volumes.holder_of, volume_id)
-        if not exists or not held:
+    async def home_for(self, names: list[str]) -> NodeRecord | None:
+        """Where a create of free volumes goes first: the home of the first (None: no volumes)."""
+        ids = await asyncio.to_thread(self.directory.store.volumes.ids_of, TEAM, names)
+        if not ids:
             return None
+        return home(ids[sorted(ids)[0]], await self.directory.ready())
+
+    async def node_for_content(self, volume_id: str) -> NodeRecord | None:
+        """The node that serves a volume's content API: its holder, else its home (None: unknown)."""
+        exists, held = await asyncio.to_thread(self.directory.store.volumes.holder_of, volume_id)
+        if not exists:
+            return None
+        if not held:
+            return home(volume_id, await self.directory.ready())
         return await self._usable(sorted(n or "" for n in held)[0], volume_id)
 
     async def _usable(self, node_id: str, volume: str) -> NodeRecord:

@@ -136,6 +136,13 @@ class VolumeRows:
                 out.setdefault(name, set()).add(node_id)
         return out
 
+    def ids_of(self, team: str, names: Iterable[str]) -> dict[str, str]:
+        """name -> volume id, for the named volumes that exist."""
+        with self._session() as s:
+            rows = s.execute(select(VolumeRecord.name, VolumeRecord.volume_id)
+                             .where(VolumeRecord.team == team, VolumeRecord.name.in_(list(names))))
+            return {name: vid for name, vid in rows}
+
     def holder_of(self, volume_id: str) -> tuple[bool, set[str | None]]:
         """Whether the volume exists, and the nodes whose live sandboxes mount it."""
         with self._session() as s:

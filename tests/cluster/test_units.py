@@ -296,3 +296,17 @@ def test_a_clusters_warm_pool_is_split_over_the_ready_nodes() -> None:
     assert sum(shares({"base": 10}, list("abc"), n)["base"] for n in "abc") == 10
     assert shares({"base": 3, "ci": 1}, ["n0"], "n1") == {"base": 0, "ci": 0}, "a node not ready keeps none"
     assert shares({"ci": 1}, ["n0", "n1"], "n1") == {"ci": 0}
+
+
+def test_a_free_volume_has_one_home_every_replica_agrees_on() -> None:
+    from corral.cluster.volumes import home
+
+    nodes = [_node(f"n{i}") for i in range(4)]
+    homes = {f"vol-{i}": home(f"vol-{i}", nodes).node_id for i in range(200)}
+    assert home("vol-1", list(reversed(nodes))).node_id == homes["vol-1"], "the order nodes are listed in does not matter"
+    assert set(Counter(homes.values())) == {"n0", "n1", "n2", "n3"}
+    # A node leaving moves only the volumes whose home it was.
+    left = [n for n in nodes if n.node_id != "n2"]
+    moved = {v for v in homes if home(v, left).node_id != homes[v]}
+    assert moved == {v for v, n in homes.items() if n == "n2"}
+    assert home("vol-1", []) is None
