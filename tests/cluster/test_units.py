@@ -121,6 +121,13 @@ def test_role_settings_are_checked_at_start(monkeypatch: pytest.MonkeyPatch) -> 
     node = Settings.from_env(role="node", advertise_url="http://10.0.0.7:3000", node_id="n7")
     assert (node.node_id, node.advertise_url) == ("n7", "http://10.0.0.7:3000")
     assert Settings.from_env(node_id="n7").node_id is None    # all-in-one owns the rows no node owns
+    # The cluster's warm pool: a node starts with none (its share comes with the registry), one
+    # server alone keeps it all; CORRAL_POOL still counts for the other templates.
+    monkeypatch.setenv("CORRAL_CLUSTER_POOL", "base=3")
+    monkeypatch.setenv("CORRAL_POOL", "base=1,code-interpreter-v1=2")
+    node = Settings.from_env(role="node", advertise_url="http://10.0.0.7:3000", node_id="n7")
+    assert node.pool == {"base": 0, "code-interpreter-v1": 2} and node.cluster_pool == {"base": 3}
+    assert Settings.from_env().pool == {"base": 3, "code-interpreter-v1": 2}
 
 
 def _serve(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
