@@ -28,7 +28,6 @@ import logging
 import os
 import secrets
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -208,12 +207,3 @@ class TemplateDepot:
         self._remember(store, name, ref.digest)
         log.info("template %s fetched from the depot (sha256:%s)", name, ref.digest)
         return committed
-
-    def names(self) -> Iterator[str]:
-        try:
-            entries = sorted(os.listdir(self.refs))
-        except FileNotFoundError:
-            return
-        for entry in entries:
-            if entry.endswith(".json") and not entry.startswith("."):
-                yield entry[: -len(".json")]
