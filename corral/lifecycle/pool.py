@@ -129,10 +129,11 @@ class WarmPool:
                 await asyncio.sleep(min(60.0, 2.0**failures))
                 continue
             failures = 0
+            await self._warm(rec)
+            # (no await between this check and the append: a resize may shrink the share at any await)
             if len(self._ready[template]) >= self.sizes[template]:   # the share shrank meanwhile (resize)
                 await self.teardown.kill(rec.sandbox_id, reason="pool share shrank")
                 break
-            await self._warm(rec)
             self._ready[template].append(rec.sandbox_id)
             self.parts.metering.pool_refill(template, time.perf_counter() - t0)
             log.info("warm pool %s: %d/%d ready", template, len(self._ready[template]), self.sizes[template])
