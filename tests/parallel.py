@@ -33,7 +33,7 @@ DURATIONS: dict[str, float] = {
     "tests/e2e/test_egress.py": 100,              # a fake internet and a server per tier
     "tests/templates/spec/test_spec_templates.py": 80,
     "tests/security/test_runtime_isolation.py": 70,
-    "tests/bench/test_e2e.py": 65,
+    "tests/bench/test_e2e.py": 80,               # + the server-side pool and resume phases (lc3)
     "tests/security/test_sandbox_limits.py": 65,
     "tests/cli/test_main.py": 60,
     "tests/mediagateway/gateway/test_browser.py": 60,   # Chromium through Playwright

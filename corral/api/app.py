@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 
 from starlette.applications import Starlette
@@ -28,7 +29,7 @@ from corral.api.proxy import SandboxProxy
 from corral.api.routing import sandbox_target
 from corral.api.signed_files import find_signed_sandbox, is_signed_files_request
 from corral.api.metrics_history import MetricsHistory
-from corral.api.telemetry import RequestTimer, Telemetry
+from corral.api.telemetry import RequestTimer, Telemetry, with_server_timing
 from corral.config import Settings
 from corral.lifecycle import SandboxService, make_tier
 from corral.runtime.base import Tier
@@ -66,6 +67,7 @@ class Corral:
                 return
             await self.proxy.websocket(scope, receive, send, *target)
             return
+        started = time.perf_counter()
         if scope["type"] == "http":
             headers = dict(scope["headers"])
             target = sandbox_target(headers)
@@ -88,6 +90,8 @@ class Corral:
                 resp = error_response(401, "Invalid API key, please visit the corral docs: keys are created with `corral keys create`")
                 await resp(scope, receive, send)
                 return
+            await with_server_timing(self.rest, scope, receive, send, started)
+            return
         await self.rest(scope, receive, send)
 
 

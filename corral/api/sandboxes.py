@@ -25,6 +25,7 @@ from corral.api.schemas import (ConnectBody, NewSandbox, RefreshBody, TimeoutBod
                                 network_update, sandbox_doc)
 from corral.errors import Conflict, InvalidRequest
 from corral.lifecycle import SandboxNotFound, SandboxService
+from corral.lifecycle import timing as server_timing
 from corral.lifecycle.idempotency import body_hash, caller_scope, check_key
 from corral.store import SandboxRecord
 
@@ -76,6 +77,7 @@ async def create(request: Request) -> Response:
         rec, replayed = await service.idempotent.create(scope, check_key(key), body_hash(json.loads(await request.body())),
                                                         params)
         if replayed:
+            server_timing.note("create", "idempotent replay")
             return JSONResponse(sandbox_doc(rec, _domain(request)), status_code=201,
                                 headers={"Idempotent-Replayed": "true"})
     request.app.state.telemetry.created(time.perf_counter() - t0, rec.template_id)

@@ -21,6 +21,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from corral.lifecycle import timing as server_timing
+
 if TYPE_CHECKING:
     from corral.lifecycle import SandboxService
 
@@ -120,3 +122,24 @@ class RequestTimer:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             self.telemetry.requests.labels(method=scope["method"], route=route, status=str(status)).observe(
                 time.perf_counter() - t0)
+
+
+async def with_server_timing(app: ASGIApp, scope: Scope, receive: Receive, send: Send, started: float) -> None:
+    """Run a control-plane request, adding a `Server-Timing` header (RFC 8941 style
+    `create;desc="warm pool";dur=2.113`) to responses whose handler named what it did
+    (corral/lifecycle/timing.py): the server's own time from `started` (the request's arrival,
+    before the API key check) to the start of the response. Clients, `corral bench` among them,
+    read it to tell the server's cost from their own and the network's."""
+    timing, token = server_timing.begin()
+
+    async def send_timed(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            value = timing.header((time.perf_counter() - started) * 1000.0)
+            if value is not None:
+                message = {**message, "headers": [*message.get("headers", []), (b"server-timing", value.encode())]}
+        await send(message)
+
+    try:
+        await app(scope, receive, send_timed)
+    finally:
+        server_timing.end(token)

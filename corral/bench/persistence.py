@@ -29,12 +29,14 @@ def _noop() -> None:
 class PauseLatency:
     pause: Summary
     resume_to_command: Summary
+    resume_call: Summary       # Sandbox.connect() alone: the resume as the SDK's caller waits for it
 
 
 def measure_pause_resume(target: Target, mode: str, iterations: int, warmup: int = 1,
                          tick: Tick = _noop) -> PauseLatency:
     pause_s: list[float] = []
     resume_s: list[float] = []
+    call_s: list[float] = []
     sandbox = target.create()
     try:
         for i in range(warmup + iterations):
@@ -42,16 +44,19 @@ def measure_pause_resume(target: Target, mode: str, iterations: int, warmup: int
             sandbox.pause(mode=mode)   # type: ignore[arg-type]
             t1 = time.perf_counter()
             sandbox = Sandbox.connect(sandbox.sandbox_id, timeout=300, **target.opts())
+            t_connected = time.perf_counter()
             run_true(sandbox)
             t2 = time.perf_counter()
             if i >= warmup:
                 pause_s.append(t1 - t0)
                 resume_s.append(t2 - t1)
+                call_s.append(t_connected - t1)
                 tick()
     finally:
         sandbox.kill()
     return PauseLatency(summarize(f"pause(mode={mode})", pause_s),
-                        summarize(f"resume ({mode}) -> first commands.run('true')", resume_s))
+                        summarize(f"resume ({mode}) -> first commands.run('true')", resume_s),
+                        summarize(f"resume ({mode}): Sandbox.connect() call", call_s))
 
 
 def measure_snapshot(target: Target, iterations: int, tick: Tick = _noop) -> Summary:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from corral.errors import CorralError
 from corral.config import DEFAULT_POOL
-from corral.bench import density, floor, interpreter, latency, persistence
+from corral.bench import density, floor, interpreter, latency, persistence, server_side
 from corral.bench.machine import describe_machine
 from corral.bench.memory import listener_pid
 from corral.bench.report import FLOOR_HTTP_BARE, FLOOR_HTTP_HEALTH, FLOOR_KERNEL, FLOOR_SPAWN, BenchReport
@@ -119,10 +119,19 @@ def _run(config: BenchConfig, target: Target, server_pid: int | None, label: str
     report.results["first_command"] = life.first_command
     report.results["command"] = latency.measure_command(target, n, tick=progress.phase("commands.run('true')", n))
     report.results["kill"] = life.kill
+    pooled = server_side.measure_pool_create(target, n, tick=progress.phase("warm-pool create, server-side", n))
+    if pooled.server is not None and pooled.client is not None:
+        report.results["pool_create_server"] = pooled.server
+        report.results["pool_create_client"] = pooled.client
+    report.pool_hits, report.pool_misses = pooled.hits, pooled.misses
     for mode in ("full", "filesystem"):
         paused = persistence.measure_pause_resume(target, mode, n, tick=progress.phase(f"pause/resume ({mode})", n))
         report.results[f"pause_{mode}"] = paused.pause
+        report.results[f"resume_{mode}_call"] = paused.resume_call
         report.results[f"resume_{mode}"] = paused.resume_to_command
+        server = server_side.measure_resume(target, mode, n, tick=progress.phase(f"resume ({mode}), server-side", n))
+        report.results[f"resume_{mode}_server"] = server.server
+        report.results[f"resume_{mode}_rest"] = server.client
     few = max(1, min(n, 5))
     report.results["snapshot"] = persistence.measure_snapshot(target, few, tick=progress.phase("snapshot", few))
     report.results["fork_10"] = persistence.measure_fork(target, 10, few, tick=progress.phase("fork of 10", few))
@@ -163,7 +172,10 @@ def _tier_rows(config: BenchConfig, target: Target, report: BenchReport, progres
     put("command", latency.measure_command(target, n, tick=progress.phase(f"[{tier}] commands.run('true')", n)))
     paused = persistence.measure_pause_resume(target, "full", n, tick=progress.phase(f"[{tier}] pause/resume", n))
     put("pause_full", paused.pause)
+    put("resume_full_call", paused.resume_call)
     put("resume_full", paused.resume_to_command)
+    put("resume_full_server", server_side.measure_resume(
+        target, "full", n, tick=progress.phase(f"[{tier}] resume, server-side", n)).server)
     if config.interpreter:
         put("run_code", interpreter.measure_run_code(target, n, tick=progress.phase(f"[{tier}] run_code('1+1')", n)))
 

@@ -15,26 +15,41 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from corral.lifecycle.errors import TierFailed
-from corral.network import EgressPolicy
+from corral.network import CarriedUse, EgressPolicy
 from corral.wire.handoff import EnvdConfig
 
 BOOT_FILE = "boot-config.json"
 PAUSE_FILE = "pause.json"
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def _write_private(path: Path, data: bytes, durable: bool = True) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, data)
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
 
 
-def save_config(workdir: Path, config: EnvdConfig) -> None:
-    _write_private(Path(workdir) / BOOT_FILE, config.to_bytes())
+def save_config(workdir: Path, config: EnvdConfig, durable: bool = True) -> None:
+    """`durable=False` on a create's path: a running sandbox does not outlive a host crash
+    anyway, and the pauses that do (filesystem, memory checkpoint) make it durable first
+    (`sync_config`), so a create does not wait for an fsync."""
+    _write_private(Path(workdir) / BOOT_FILE, config.to_bytes(), durable)
+
+
+def sync_config(workdir: Path) -> None:
+    """Flush the boot configuration (and its directory entry) to disk: before a pause that must
+    survive a host reboot relies on it."""
+    for path, flags in ((Path(workdir) / BOOT_FILE, os.O_RDONLY), (Path(workdir), os.O_RDONLY | os.O_DIRECTORY)):
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def load_config(workdir: Path) -> EnvdConfig:
@@ -91,17 +106,22 @@ def clear_pause(workdir: Path) -> None:
 EGRESS_FILE = "pause-egress.json"
 
 
-def save_egress(workdir: Path, policy: EgressPolicy) -> None:
-    """The egress rules a filesystem-mode pause took down with the sandbox's network namespace;
-    the resume attaches a new network with exactly these (`load_egress`)."""
-    _write_private(Path(workdir) / EGRESS_FILE, json.dumps(policy.to_json()).encode())
+def save_egress(workdir: Path, policy: EgressPolicy, carried: CarriedUse | None = None) -> None:
+    """The egress rules a filesystem-mode pause took down with the sandbox's network namespace,
+    and what that network had used (budget, byte counters); the resume attaches a new network
+    with exactly these rules, its budget and counters going on from there (`load_egress`)."""
+    doc = {"policy": policy.to_json(), "carried": (carried or CarriedUse()).to_json()}
+    _write_private(Path(workdir) / EGRESS_FILE, json.dumps(doc).encode())
 
 
-def load_egress(workdir: Path) -> EgressPolicy | None:
+def load_egress(workdir: Path) -> tuple[EgressPolicy, CarriedUse] | None:
     path = Path(workdir) / EGRESS_FILE
     if not path.exists():
         return None
-    return EgressPolicy.from_json(json.loads(path.read_text()))
+    doc = json.loads(path.read_text())
+    if "policy" not in doc:   # written before the use was kept: the policy alone
+        return EgressPolicy.from_json(doc), CarriedUse()
+    return EgressPolicy.from_json(doc["policy"]), CarriedUse.from_json(doc.get("carried") or {})
 
 
 def clear_egress(workdir: Path) -> None:

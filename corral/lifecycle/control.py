@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from corral.lifecycle import deadlines
+from corral.lifecycle import deadlines, timing
 from corral.lifecycle.limits import resolve_timeout
 from corral.lifecycle.parts import Parts, now
 from corral.lifecycle.pausing import FULL, Pauser
@@ -69,17 +69,23 @@ class Control:
             resumed = False
             fields: dict[str, object] = {"state": SandboxState.RUNNING.value}
             if rec.state == SandboxState.PAUSED.value:
-                state = await self.pauser.resume(rec)
+                with timing.phase("tier"):
+                    state = await self.pauser.resume(rec)
                 resumed = True
-                self.parts.metering.resumed(sandbox_id)
+                timing.note("resume", f"{state.mode} ({state.how})")
                 # The caller's timeout, else what was left when it paused: never a silent default.
                 fields["end_at"] = now() + timedelta(seconds=self._timeout(timeout if timeout is not None
                                                                            else state.timeout_s))
-            elif timeout is not None:
+            else:
+                timing.note("connect", "running")
+            if not resumed and timeout is not None:
                 fields["end_at"] = max(rec.end_at, now() + timedelta(seconds=self._timeout(timeout)))
+            if resumed:
+                self.parts.metering.resumed(sandbox_id)
             rec = self.parts.store.update(sandbox_id, **fields)
             assert rec is not None
             if "end_at" in fields:
-                await deadlines.push(self.parts, rec)
+                with timing.phase("deadline"):
+                    await deadlines.push(self.parts, rec)
         self.parts.wake.set()
         return rec, resumed

@@ -9,6 +9,7 @@ first needs it, or at start-up when a previous run left attachments to re-adopt 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from corral.config import Settings
 from corral.errors import InvalidRequest
 from corral.lifecycle.requests import NetworkRequest
-from corral.network import NO_EGRESS, EgressPolicy, NetworkManager, NetworkPolicyError, from_spec, narrow
+from corral.network import NO_EGRESS, CarriedUse, EgressPolicy, NetworkManager, NetworkPolicyError, from_spec, narrow
 from corral.network import system_resolvers
 from corral.runtime.base import SandboxHandle
 from corral.uds import SandboxClients
@@ -32,6 +33,11 @@ class Egress:
         self.ceiling = EgressPolicy(internet=settings.egress)
         self._net: NetworkManager | None = None
         self._started = False
+        # Two creates asking for egress at once must not both start the manager: the second
+        # start's recovery saw the first's attachment half-built (state file written, device
+        # not yet aliased or addressed) and removed it, and the first then failed with
+        # `ip: Cannot find device crh...` (a 500 on create, seen with warm pools and egress).
+        self._starting = asyncio.Lock()
 
     @property
     def state_dir(self) -> Path:
@@ -49,9 +55,12 @@ class Egress:
 
     async def _ensure_started(self) -> NetworkManager:
         net = self._manager()
-        if not self._started:
-            await net.start()
-            self._started = True
+        if self._started:
+            return net
+        async with self._starting:
+            if not self._started:
+                await net.start()
+                self._started = True
         return net
 
     # --- policy --------------------------------------------------------------------------------
@@ -85,11 +94,12 @@ class Egress:
     # --- lifecycle -----------------------------------------------------------------------------
 
     async def attach(self, sandbox_id: str, policy: EgressPolicy, handle: SandboxHandle,
-                     access_token: str | None) -> None:
+                     access_token: str | None, carried: CarriedUse | None = None) -> None:
+        """`carried`: what the sandbox's network used before a filesystem-mode pause took it down."""
         if not policy.grants_egress:
             return
         net = await self._ensure_started()
-        att = await net.ensure(sandbox_id, policy, init_pid=handle.init_pid)
+        att = await net.ensure(sandbox_id, policy, init_pid=handle.init_pid, carried=carried)
         if att is not None:
             await self._write_resolv_conf(sandbox_id, handle.envd_socket, access_token, str(att.nameserver))
 
@@ -99,14 +109,23 @@ class Egress:
             return None
         return self._net.policy(sandbox_id)
 
+    async def usage(self, sandbox_id: str) -> CarriedUse | None:
+        """Budget use and byte counters of an attached sandbox (None without a network), read
+        before a filesystem-mode pause removes its network, so the resume carries them on."""
+        if not self.is_attached(sandbox_id):
+            return None
+        assert self._net is not None
+        return await self._net.usage(sandbox_id)
+
     def is_attached(self, sandbox_id: str) -> bool:
         return self._net is not None and sandbox_id in self._net.attached()
 
-    async def attach_at_boot(self, sandbox_id: str, policy: EgressPolicy, netns_path: str) -> None:
+    async def attach_at_boot(self, sandbox_id: str, policy: EgressPolicy, netns_path: str,
+                             carried: CarriedUse | None = None) -> None:
         """Attach into a namespace the sandbox will join when it boots (the gVisor tier); the
         later `attach` finds it attached and writes resolv.conf through envd."""
         net = await self._ensure_started()
-        await net.ensure(sandbox_id, policy, netns_path=netns_path)
+        await net.ensure(sandbox_id, policy, netns_path=netns_path, carried=carried)
 
     async def update(self, sandbox_id: str, requested: EgressPolicy, handle: SandboxHandle,
                      access_token: str | None) -> EgressPolicy:

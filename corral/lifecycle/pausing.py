@@ -65,6 +65,7 @@ class Pauser:
             if check_mode(mode) == FULL:
                 ckpt = memory_checkpoints(tier, rec.sandbox_id)
                 if ckpt is not None:
+                    boot.sync_config(workdir)   # the restore after a host reboot boots with it
                     await ckpt.checkpoint(rec.sandbox_id, workdir)
                     state = boot.PauseState(FULL, "checkpoint", left)
                     parts.handles.pop(rec.sandbox_id, None)
@@ -77,11 +78,13 @@ class Pauser:
                 if not caps.filesystem:
                     raise ModeUnsupported(f"the {tier.name} tier cannot pause to its filesystem; use mode=full")
                 boot.load_config(workdir)   # refuse before stopping anything if it could not boot again
+                boot.sync_config(workdir)   # and the resume after a host reboot boots with it
                 # The network namespace ends with the sandbox's processes: keep its rules (as
                 # they are now, runtime updates included) so that the resume re-attaches them.
                 egress = parts.egress.policy_of(rec.sandbox_id)
                 if egress is not None and egress.grants_egress:
-                    boot.save_egress(workdir, egress)
+                    # and what it used: the budget must not start again at zero after the resume
+                    boot.save_egress(workdir, egress, await parts.egress.usage(rec.sandbox_id))
                 parts.handles.pop(rec.sandbox_id, None)
                 await tier.stop(rec.sandbox_id, workdir)
                 if egress is not None:
@@ -128,10 +131,11 @@ class Pauser:
         )
         handle = await parts.tier.create(spec)
         parts.handles[rec.sandbox_id] = handle
-        egress = boot.load_egress(workdir)
-        if egress is not None:   # the same rules it paused with, on a new network
+        kept = boot.load_egress(workdir)
+        if kept is not None:   # the same rules it paused with, on a new network that goes on counting
+            egress, carried = kept
             try:
-                await parts.egress.attach(rec.sandbox_id, egress, handle, config.access_token)
+                await parts.egress.attach(rec.sandbox_id, egress, handle, config.access_token, carried)
             except BaseException:
                 parts.handles.pop(rec.sandbox_id, None)
                 await parts.tier.stop(rec.sandbox_id, workdir)

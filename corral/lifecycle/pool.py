@@ -16,15 +16,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from corral.ids import new_access_token
+from corral.lifecycle import timing
 from corral.lifecycle.deadlines import POOL_RENEW_S, pool_lease_end, self_end
 from corral.lifecycle.images import image_config
 from corral.lifecycle.parts import Parts, now
 from corral.lifecycle.starter import Starter, StartPlan
 from corral.lifecycle.teardown import Teardown
 from corral.lifecycle.tiers import attaches_at_boot
+from corral.runtime.base import SandboxHandle
 from corral.store import SandboxRecord, SandboxState
 from corral.wire.client import EnvdError, login_shell
 
@@ -184,25 +186,35 @@ class WarmPool:
             token = new_access_token()
             started = now()
             end_at = started + timedelta(seconds=plan.timeout)
-            try:
-                # Through the sandbox's shared client: the connection stays open for the first command.
-                async with self._lease_lock:
-                    await parts.envd(sid, handle, rec.envd_access_token).hand_over(
-                        token, plan.env, end_at=self_end(end_at, "pause" if plan.request.auto_pause else "kill"))
-            except EnvdError:
-                log.exception("claiming pooled sandbox %s failed", sid)
+            if not await self._hand_over(sid, handle, rec.envd_access_token, token, plan, end_at):
                 await self.teardown.kill(sid, reason="pooled sandbox unhealthy")
                 continue
             req = plan.request
-            claimed = parts.store.update(
-                sid, state=SandboxState.STARTING.value, envd_access_token=token,
-                traffic_access_token=new_access_token(), started_at=started,
-                end_at=end_at, metadata_=dict(req.metadata), alias=req.template,
-                on_timeout="pause" if req.auto_pause else "kill",
-            )
-            parts.metering.pool_hit(template, time.perf_counter() - t0)
+            with timing.phase("store"):
+                claimed = parts.store.update(
+                    sid, state=SandboxState.STARTING.value, envd_access_token=token,
+                    traffic_access_token=new_access_token(), started_at=started,
+                    end_at=end_at, metadata_=dict(req.metadata), alias=req.template,
+                    on_timeout="pause" if req.auto_pause else "kill",
+                )
+            # (its durable event is written with the create's usage row, in metering.started)
+            parts.metering.pool_hit(template, time.perf_counter() - t0, sandbox_id=sid)
             return claimed
         return self._missed(template)
+
+    async def _hand_over(self, sid: str, handle: SandboxHandle, pool_token: str | None, token: str,
+                         plan: StartPlan, end_at: datetime) -> bool:
+        """Give the sandbox its client's token, env vars and own deadline; False if envd failed."""
+        try:
+            # Through the sandbox's shared client: the connection stays open for the first command.
+            async with self._lease_lock:
+                with timing.phase("handover"):
+                    await self.parts.envd(sid, handle, pool_token).hand_over(
+                        token, plan.env, end_at=self_end(end_at, "pause" if plan.request.auto_pause else "kill"))
+        except EnvdError:
+            log.exception("claiming pooled sandbox %s failed", sid)
+            return False
+        return True
 
     def _missed(self, template: str) -> None:
         """A create for a pooled template that the pool could not serve is counted as a miss."""

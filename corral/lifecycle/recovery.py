@@ -49,6 +49,9 @@ async def recover(parts: Parts, teardown: Teardown) -> set[str]:
         if sid not in live_ids:
             await teardown.destroy_quietly(sid, parts.settings.sandboxes_dir / sid)
     await parts.egress.recover(live_ids)
+    # Mount rows of sandboxes that ended while no server ran (or whose kill a crash cut short).
+    if dropped := parts.store.volumes.drop_dead_mounts():
+        log.info("removed %d volume mount row(s) of sandboxes that are gone", dropped)
     if parts.settings.sandboxes_dir.exists():
         for d in parts.settings.sandboxes_dir.iterdir():
             if d.name not in live_ids:

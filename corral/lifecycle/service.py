@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from corral.config import Settings
-from corral.lifecycle import control, forking, pausing, recovery, reaper, snapshots, starter, teardown
+from corral.lifecycle import control, forking, pausing, recovery, reaper, snapshots, starter, teardown, timing
 from corral.lifecycle.egress import Egress
 from corral.lifecycle.idempotency import IdempotentCreates
 from corral.lifecycle.parts import Parts
@@ -110,11 +110,15 @@ class SandboxService:
 
     async def create(self, request: CreateRequest) -> SandboxRecord:
         plan = self.snapshots.plan(self.starter, request) or self.starter.plan(request)
-        rec = (await self.pool.claim(plan)
-               if self.pool is not None and plan.layer is None and plan.memory is None and not plan.volumes
-               else None)
-        running = await self.starter.start(plan) if rec is None else await self.starter.finish(rec, plan)
+        with timing.phase("claim"):
+            rec = (await self.pool.claim(plan)
+                   if self.pool is not None and plan.layer is None and plan.memory is None and not plan.volumes
+                   else None)
+        with timing.phase("start" if rec is None else "finish"):
+            running = await self.starter.start(plan) if rec is None else await self.starter.finish(rec, plan)
         self.parts.metering.started(running, from_pool=rec is not None)
+        timing.note("create", "warm pool" if rec is not None
+                    else "from snapshot" if plan.layer is not None or plan.memory is not None else "started")
         return running
 
     async def kill(self, sandbox_id: str, reason: str = "killed") -> bool:

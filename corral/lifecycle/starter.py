@@ -163,7 +163,7 @@ class Starter:
         try:
             workdir.mkdir(parents=True, exist_ok=False, mode=0o700)
             if not pooled:
-                boot.save_config(workdir, handoff)   # what a filesystem-mode resume boots with
+                boot.save_config(workdir, handoff, durable=False)   # what a filesystem-mode resume boots with
             route(parts.tier, sandbox_id, isolation)
             if memory is not None:
                 ckpt = memory_checkpoints(parts.tier, sandbox_id)
@@ -245,7 +245,7 @@ class Starter:
         workdir = Path(rec.workdir)
         if not (workdir / boot.BOOT_FILE).exists():   # a pooled sandbox, handed over just now
             boot.save_config(workdir, self.handoff(plan.template, plan.image, rec.sandbox_id,
-                                                   rec.envd_access_token or "", plan.env))
+                                                   rec.envd_access_token or "", plan.env), durable=False)
         if plan.egress.grants_egress:
             handle = parts.handles[rec.sandbox_id]
             try:

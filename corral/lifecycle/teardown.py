@@ -46,6 +46,7 @@ class Teardown:
         self.parts.handles.pop(sandbox_id, None)
         await self.destroy_quietly(sandbox_id, workdir)
         self.parts.store.update(sandbox_id, state=SandboxState.KILLED.value, killed_at=now(), kill_reason=reason)
+        self.parts.store.volumes.drop_mounts(sandbox_id)
 
     async def kill(self, sandbox_id: str, reason: str = "killed") -> bool:
         """End a live sandbox (any state); False if there was none."""
@@ -60,6 +61,8 @@ class Teardown:
             parts.metering.ended(sandbox_id, reason, at=asked)
             await parts.metering.egress(sandbox_id, parts.egress.audit)  # the last egress reading
             await self.destroy_quietly(sandbox_id, Path(rec.workdir))
+            # After the tier let go of its volumes: the rows are what says a volume is in use.
+            parts.store.volumes.drop_mounts(sandbox_id)
         parts.locks.pop(sandbox_id, None)
         for hook in self.on_kill:
             result = hook(sandbox_id)

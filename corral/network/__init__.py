@@ -18,8 +18,9 @@ from .addressing import PoolExhausted
 from .audit import AuditReport
 from .egress_policy import NO_EGRESS, DomainRule, EgressPolicy, NetworkPolicyError, from_e2b, from_spec, narrow
 from .manager import Attachment, NetworkManager, NotAttached
+from .nftables import CarriedUse
 from .resolver import system_resolvers
 
-__all__ = ["Attachment", "AuditReport", "DomainRule", "EgressPolicy", "NO_EGRESS", "NetworkManager",
+__all__ = ["Attachment", "AuditReport", "CarriedUse", "DomainRule", "EgressPolicy", "NO_EGRESS", "NetworkManager",
            "NetworkPolicyError", "NotAttached", "PoolExhausted", "from_e2b", "from_spec", "narrow",
            "system_resolvers"]

@@ -14,7 +14,7 @@ from typing import Any
 
 from . import commands
 from .addressing import HOST_PREFIX, Slot, host_ifname, sandbox_from_table, table_name
-from .nftables import (GLOBAL_TABLE, SandboxTable, parse_table_json, render_global, render_pin, render_table,
+from .nftables import (GLOBAL_TABLE, CarriedUse, SandboxTable, parse_table_json, render_global, render_pin, render_table,
                        render_update)
 from .state import AttachedSandbox
 
@@ -42,8 +42,8 @@ class Firewall:
                             comment=f"corral sandbox {sandbox.sandbox_id} instance {self.instance}",
                             proxy_port=self.proxy_port)
 
-    async def create(self, sandbox: AttachedSandbox) -> None:
-        await commands.nft_apply(render_table(self.table(sandbox)), netns=self.netns)
+    async def create(self, sandbox: AttachedSandbox, carried: CarriedUse | None = None) -> None:
+        await commands.nft_apply(render_table(self.table(sandbox), carried), netns=self.netns)
 
     async def replace_rules(self, sandbox: AttachedSandbox, *, had_budget: bool, budget_used: int,
                             drop_pins: Iterable[IPv4Address]) -> None:

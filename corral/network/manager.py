@@ -36,6 +36,7 @@ from .audit_logs import AuditLogs
 from .egress_policy import FLOOR_RANGES, EgressPolicy
 from .firewall import Firewall
 from .netns import read_sysctl, write_sysctl
+from .nftables import CarriedUse
 from .pins import DnsPins
 from .egress_proxy import EgressProxy
 from .resolver import Resolver
@@ -165,8 +166,9 @@ class NetworkManager:
         return self._locks.setdefault(sandbox_id, asyncio.Lock())
 
     async def attach(self, sandbox_id: str, policy: EgressPolicy, *, netns_path: str | None = None,
-                     init_pid: int | None = None) -> Attachment:
-        """Give the sandbox (whose netns is `netns_path` or `/proc/<init_pid>/ns/net`) its policed uplink."""
+                     init_pid: int | None = None, carried: CarriedUse | None = None) -> Attachment:
+        """Give the sandbox (whose netns is `netns_path` or `/proc/<init_pid>/ns/net`) its policed
+        uplink; `carried` is what its previous uplink used (`usage`), for a re-made network."""
         check_sandbox_id(sandbox_id)
         _check_policy(policy)
         if netns_path is None:
@@ -182,7 +184,7 @@ class NetworkManager:
             rec = AttachedSandbox(sandbox_id, slot.index, netns_path, policy)
             self.state.save(rec)
             try:
-                await self._build(rec, slot)
+                await self._build(rec, slot, carried)
             except BaseException:
                 await self._remove(sandbox_id, slot.index)
                 raise
@@ -192,17 +194,17 @@ class NetworkManager:
             self.logs.forget(sandbox_id)
             return self._attachment(rec)
 
-    async def _build(self, rec: AttachedSandbox, slot: Slot) -> None:
+    async def _build(self, rec: AttachedSandbox, slot: Slot, carried: CarriedUse | None = None) -> None:
         """Device pair, then its rules, then addresses: no packet crosses before the rules are live."""
         sid = rec.sandbox_id
         await veth.create_pair(self.netns, rec.netns, sid, self.instance)
-        await self.firewall.create(rec)
+        await self.firewall.create(rec, carried)
         await veth.bring_up(self.netns, rec.netns, sid, slot)
         await self.resolver.listen(sid, slot.gateway, slot.address)
         await self.proxy.listen(sid, slot.gateway, slot.address)
 
     async def ensure(self, sandbox_id: str, policy: EgressPolicy, *, netns_path: str | None = None,
-                     init_pid: int | None = None) -> Attachment | None:
+                     init_pid: int | None = None, carried: CarriedUse | None = None) -> Attachment | None:
         """One call for create and PUT /network: attach when the policy first grants egress,
         update when attached. A sandbox that never had egress stays without a device."""
         if sandbox_id in self._attached:
@@ -210,7 +212,13 @@ class NetworkManager:
             return self._attachment(self._attached[sandbox_id])
         if not policy.grants_egress:
             return None
-        return await self.attach(sandbox_id, policy, netns_path=netns_path, init_pid=init_pid)
+        return await self.attach(sandbox_id, policy, netns_path=netns_path, init_pid=init_pid, carried=carried)
+
+    async def usage(self, sandbox_id: str) -> CarriedUse:
+        """Budget use and byte counters of an attached sandbox, to carry into a network made
+        again for it (`attach(carried=...)`)."""
+        self._require(sandbox_id)
+        return CarriedUse.from_table(await self.firewall.read(sandbox_id))
 
     async def update(self, sandbox_id: str, policy: EgressPolicy) -> None:
         """Swap the rules atomically; counters, budget use and still-allowed pins survive."""

@@ -30,6 +30,39 @@ _OUTPUT_HOOK = "type filter hook output priority filter; policy accept;"
 
 
 @dataclass(frozen=True)
+class CarriedUse:
+    """What a sandbox's earlier network used, for a table made again after a filesystem-mode
+    resume (the old one ended with the sandbox's network namespace): its budget keeps counting
+    from where it was, and its byte counters go on growing, instead of both starting at zero."""
+
+    budget_used: int = 0
+    bytes_out: int = 0
+    packets_out: int = 0
+    bytes_in: int = 0
+    packets_in: int = 0
+
+    @classmethod
+    def from_table(cls, parsed: dict[str, Any]) -> "CarriedUse":
+        """From `parse_table_json` of the live table."""
+        c = parsed.get("counters", {})
+        quota = parsed.get("quota") or {}
+        return cls(int(quota.get("used", 0)), c.get("bytes_out", {}).get("bytes", 0),
+                   c.get("bytes_out", {}).get("packets", 0), c.get("bytes_in", {}).get("bytes", 0),
+                   c.get("bytes_in", {}).get("packets", 0))
+
+    def to_json(self) -> dict[str, int]:
+        return {"budget_used": self.budget_used, "bytes_out": self.bytes_out, "packets_out": self.packets_out,
+                "bytes_in": self.bytes_in, "packets_in": self.packets_in}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "CarriedUse":
+        values = {k: data.get(k, 0) for k in ("budget_used", "bytes_out", "packets_out", "bytes_in", "packets_in")}
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values.values()):
+            raise ValueError(f"carried network use: expected counts >= 0, got {data!r}")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
 class SandboxTable:
     sandbox_id: str
     table: str
@@ -138,13 +171,16 @@ def _quota(t: SandboxTable, used: int) -> list[str]:
     return [f"  quota budget {{ over {t.policy.byte_budget} bytes used {used} bytes }}"]
 
 
-def render_table(t: SandboxTable) -> str:
-    """The whole table; replaces any table of the same name in the same transaction."""
+def render_table(t: SandboxTable, carried: CarriedUse | None = None) -> str:
+    """The whole table; replaces any table of the same name in the same transaction. `carried`:
+    the use of the sandbox's previous table, which its counters and budget start from."""
+    c = carried or CarriedUse()
     head = [f"table inet {t.table} {{}}", f"delete table inet {t.table}"]
     body = [f"table inet {t.table} {{", f'  comment "{t.comment or "corral sandbox " + t.sandbox_id}"']
-    body += ['  counter bytes_out {}', '  counter bytes_in {}', '  counter denied {}',
-             '  counter over_budget {}']
-    body += _quota(t, 0) + _sets(t) + _chains(t) + ["}"]
+    body += [f'  counter bytes_out {{ packets {int(c.packets_out)} bytes {int(c.bytes_out)} }}',
+             f'  counter bytes_in {{ packets {int(c.packets_in)} bytes {int(c.bytes_in)} }}',
+             '  counter denied {}', '  counter over_budget {}']
+    body += _quota(t, int(c.budget_used)) + _sets(t) + _chains(t) + ["}"]
     return "\n".join(head + body) + "\n"
 
 

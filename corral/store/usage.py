@@ -37,8 +37,11 @@ class UsageStore:
 
     # --- per-sandbox usage -----------------------------------------------------------------
 
-    def start(self, s: UsageStart, at: datetime) -> None:
+    def start(self, s: UsageStart, at: datetime, extra: Iterable[SandboxEvent | PoolEvent] = ()) -> None:
+        """`extra`: rows written in the same transaction (its log line, its pool hit): one commit
+        on a create's path instead of one each."""
         with self._session() as db, db.begin():
+            db.add_all(list(extra))
             if db.get(UsageRecord, s.sandbox_id) is not None:
                 return
             db.add(UsageRecord(
@@ -48,13 +51,16 @@ class UsageStore:
                 egress_bytes_out=0, egress_bytes_in=0,
             ))
 
-    def transition(self, sandbox_id: str, state: str, at: datetime) -> bool:
+    def transition(self, sandbox_id: str, state: str, at: datetime, event: SandboxEvent | None = None) -> bool:
         """Close the current state's interval at `at` and enter `state` (running, paused or
-        ended). False when the sandbox has no usage row or has ended already."""
+        ended). False when the sandbox has no usage row or has ended already. `event`: a log
+        line written in the same transaction when the transition happens."""
         with self._session() as db, db.begin():
             row = db.get(UsageRecord, sandbox_id)
             if row is None or row.state == ENDED:
                 return False
+            if event is not None:
+                db.add(event)
             elapsed = max(0.0, (at - _aware(row.state_since)).total_seconds())
             if row.state == "running":
                 row.running_seconds += elapsed
@@ -118,8 +124,7 @@ class UsageStore:
 
     def log(self, sandbox_id: str, message: str, at: datetime, level: str = "info", **fields: str) -> None:
         with self._session() as db, db.begin():
-            db.add(SandboxEvent(sandbox_id=sandbox_id, at=at, level=level, message=message,
-                                fields={k: str(v) for k, v in fields.items()}))
+            db.add(event(sandbox_id, message, at, level, **fields))
 
     def logs(self, sandbox_id: str, *, start: datetime | None = None, limit: int = 1000,
              backward: bool = False, level: str | None = None, search: str | None = None) -> list[SandboxEvent]:
@@ -166,3 +171,9 @@ def _fix(row: UsageRecord) -> UsageRecord:
     if row.ended_at is not None:
         row.ended_at = _aware(row.ended_at)
     return row
+
+
+def event(sandbox_id: str, message: str, at: datetime, level: str = "info", **fields: str) -> SandboxEvent:
+    """One line of a sandbox's log (`GET /sandboxes/{id}/logs`), to add in a transaction."""
+    return SandboxEvent(sandbox_id=sandbox_id, at=at, level=level, message=message,
+                        fields={k: str(v) for k, v in fields.items()})

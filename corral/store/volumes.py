@@ -154,6 +154,16 @@ class VolumeRows:
                 .where(VolumeMountRecord.volume_id == volume_id, SandboxRecord.state.in_(_live())).distinct())
             return True, set(rows)
 
+    def drop_dead_mounts(self) -> int:
+        """Remove the rows of sandboxes that are not live any more (killed, or gone from the
+        store): what a server killed with `kill -9` between a sandbox's end and its kill's
+        `drop_mounts` left behind. Returns how many rows went."""
+        live = [st.value for st in SandboxState.live()]
+        with self._session() as s, s.begin():
+            alive = select(SandboxRecord.sandbox_id).where(SandboxRecord.state.in_(live))
+            return s.execute(delete(VolumeMountRecord)
+                             .where(VolumeMountRecord.sandbox_id.not_in(alive))).rowcount or 0
+
     def users(self, volume_id: str) -> list[str]:
         """Live sandboxes that mount the volume."""
         live = [st.value for st in SandboxState.live()]

@@ -13,7 +13,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from corral.store import Store, UsageStart, UsageStore
+from corral.store import PoolEvent, Store, UsageStart, UsageStore
+from corral.store.usage import event as usage_event
 from corral.usage.prices import Prices
 from corral.usage.report import build_report
 
@@ -49,6 +50,7 @@ class UsageRecorder:
     def __init__(self, store: Store) -> None:
         self.db = UsageStore(store)
         self.pools = PoolCounters()
+        self._pending_hits: dict[str, PoolEvent] = {}
 
     def _safely(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -66,18 +68,21 @@ class UsageRecorder:
                            template_id=rec.template_id, tier=rec.tier, metadata=dict(rec.metadata_ or {}),
                            cpu_count=rec.cpu_count, memory_mb=rec.memory_mb, from_pool=from_pool)
         how = "claimed from the warm pool" if from_pool else "started"
-        self.log(rec.sandbox_id, f"sandbox {how}: template {start.template}, tier {rec.tier}, "
-                 f"{rec.cpu_count} vCPU, {rec.memory_mb} MB", template=start.template, tier=rec.tier)
-        # Last, so the metered start is as close as it can be to the create's answer.
-        self._safely("a start", self.db.start, start, _now())
+        at = _now()   # last, so the metered start is as close as it can be to the create's answer
+        line = usage_event(rec.sandbox_id, f"sandbox {how}: template {start.template}, tier {rec.tier}, "
+                           f"{rec.cpu_count} vCPU, {rec.memory_mb} MB", at, template=start.template, tier=rec.tier)
+        # One commit for the row, its log line and its pool hit: this is on the create's path.
+        hit = self._pending_hits.pop(rec.sandbox_id, None)
+        self._safely("a start", self.db.start, start, at, [line, *([hit] if hit is not None else [])])
 
     def paused(self, sandbox_id: str) -> None:
         if self._safely("a pause", self.db.transition, sandbox_id, "paused", _now()):
             self.log(sandbox_id, "sandbox paused")
 
     def resumed(self, sandbox_id: str) -> None:
-        if self._safely("a resume", self.db.transition, sandbox_id, "running", _now()):
-            self.log(sandbox_id, "sandbox resumed")
+        at = _now()   # (one commit for the transition and its log line: on the resume's path)
+        self._safely("a resume", self.db.transition, sandbox_id, "running", at,
+                     usage_event(sandbox_id, "sandbox resumed", at))
 
     async def egress(self, sandbox_id: str, audit: Callable[[str], Awaitable[dict[str, Any]]]) -> None:
         """Store the sandbox's egress byte counters, read through `audit` (the network's audit
@@ -93,6 +98,9 @@ class UsageRecorder:
 
     def ended(self, sandbox_id: str, reason: str, at: datetime | None = None) -> None:
         """The sandbox's metering stops at `at`: when the kill was asked for (or now)."""
+        hit = self._pending_hits.pop(sandbox_id, None)   # claimed, then failed before `started`
+        if hit is not None:
+            self._safely("a pool hit", self.db.pool_event, hit.template, "hit", hit.at, hit.seconds)
         if self._safely("an end", self.db.transition, sandbox_id, "ended", at or _now()):
             self.log(sandbox_id, f"sandbox killed: {reason}", level="warn" if reason != "killed" else "info",
                      reason=reason)
@@ -108,10 +116,15 @@ class UsageRecorder:
 
     # --- pools -------------------------------------------------------------------------------
 
-    def pool_hit(self, template: str, seconds: float) -> None:
+    def pool_hit(self, template: str, seconds: float, sandbox_id: str | None = None) -> None:
+        """With `sandbox_id`, the durable event waits for that sandbox's `started` (or its end)
+        and shares its commit."""
         self.pools.hits[template] += 1
         self.pools.claim_seconds[template] += seconds
-        self._safely("a pool hit", self.db.pool_event, template, "hit", _now(), seconds)
+        if sandbox_id is None:
+            self._safely("a pool hit", self.db.pool_event, template, "hit", _now(), seconds)
+        else:
+            self._pending_hits[sandbox_id] = PoolEvent(template=template, kind="hit", at=_now(), seconds=seconds)
 
     def pool_miss(self, template: str) -> None:
         self.pools.misses[template] += 1

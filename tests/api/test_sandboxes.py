@@ -293,3 +293,35 @@ async def test_list_is_newest_first_by_default_and_started_after_is_inclusive(cl
     started = (await client.get(f"/sandboxes/{second['sandboxID']}")).json()["startedAt"]
     assert ids(await client.get("/v2/sandboxes", params={**q, "startedAfter": started})) == [second["sandboxID"]]
     assert (await client.get("/v2/sandboxes", params={**q, "order": "sideways"})).status_code == 400
+
+
+async def test_server_timing_names_the_path_a_create_or_connect_took(client):
+    """`Server-Timing` on create, connect and resume: which path the server took and its own time."""
+    def timing(res):  # type: ignore[no-untyped-def]
+        first, *phases = res.headers["server-timing"].split(", ")
+        name, desc, dur = first.split(";")
+        total = float(dur.removeprefix("dur="))
+        # then the steps inside it (claim, start, tier, deadline...), each within the whole
+        for entry in phases:
+            step, step_dur = entry.split(";")
+            assert step.isidentifier() and 0 <= float(step_dur.removeprefix("dur=")) <= total
+        return name, desc
+
+    res = await client.post("/sandboxes", json={"templateID": "base", "timeout": 300})
+    assert res.status_code == 201 and timing(res) == ("create", 'desc="started"')
+    sid = res.json()["sandboxID"]
+    res = await client.post(f"/sandboxes/{sid}/connect", json={"timeout": 300})
+    assert res.status_code == 200 and timing(res) == ("connect", 'desc="running"')
+    for memory, how in ((True, "full (freezer)"), (False, "filesystem (layer)")):
+        assert (await client.post(f"/sandboxes/{sid}/pause", json={"memory": memory})).status_code == 204
+        res = await client.post(f"/sandboxes/{sid}/connect", json={"timeout": 300})
+        assert res.status_code == 201 and timing(res) == ("resume", f'desc="{how}"')
+    replay = {"templateID": "base", "timeout": 300}
+    first = await client.post("/sandboxes", json=replay, headers={"Idempotency-Key": "st-" + sid})
+    again = await client.post("/sandboxes", json=replay, headers={"Idempotency-Key": "st-" + sid})
+    assert timing(again) == ("create", 'desc="idempotent replay"')
+    # routes that name nothing carry no header; neither do errors before a handler noted anything
+    assert "server-timing" not in (await client.get(f"/sandboxes/{sid}")).headers
+    assert "server-timing" not in (await client.post("/sandboxes/nope/connect", json={})).headers
+    for s in (sid, first.json()["sandboxID"]):
+        assert (await client.delete(f"/sandboxes/{s}")).status_code == 204

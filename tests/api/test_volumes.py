@@ -7,6 +7,7 @@ import uuid
 
 import httpx
 
+from corral.lifecycle import recovery
 from tests.api.conftest import API_KEY
 
 
@@ -61,7 +62,7 @@ async def test_volume_routes_need_the_api_key(app):
         assert (await ok.get("/volumes")).status_code == 200
 
 
-async def test_mounts_reach_the_tier_and_a_mounted_volume_cannot_be_deleted(client, tier):
+async def test_mounts_reach_the_tier_and_a_mounted_volume_cannot_be_deleted(client, tier, app):
     vol = await _volume(client)
     res = await client.post("/sandboxes", json={"templateID": "base", "timeout": 300,
                                                 "volumeMounts": [{"name": vol["name"], "path": "/home/user/data"}]})
@@ -87,7 +88,35 @@ async def test_mounts_reach_the_tier_and_a_mounted_volume_cannot_be_deleted(clie
     assert (await client.delete(f"/sandboxes/{sid}")).status_code == 204
     assert fork_id in (await client.delete(f"/volumes/{vol['volumeID']}")).json()["message"]
     assert (await client.delete(f"/sandboxes/{fork_id}")).status_code == 204
+    # a killed sandbox's mount rows go with it
+    mounts = app.state.service.store.volumes
+    assert mounts.mounts_of(sid) == [] and mounts.mounts_of(fork_id) == []
     assert (await client.delete(f"/volumes/{vol['volumeID']}")).status_code == 204
+
+
+async def test_a_restart_removes_mount_rows_a_crashed_server_left(client, app, tier):
+    """Rows of sandboxes that ended without a kill (a server killed with -9, a sandbox that ended
+    at its own deadline with no server): the next start's recovery removes them, a live one's stay."""
+    vol = await _volume(client)
+    res = await client.post("/sandboxes", json={"templateID": "base", "timeout": 300,
+                                                "volumeMounts": [{"name": vol["name"], "path": "/home/user/data"}]})
+    live = res.json()["sandboxID"]
+    service = app.state.service
+    mounts = service.store.volumes
+    mounts.add_mounts("ghost" + uuid.uuid4().hex[:8], [(vol["volumeID"], "/data")])   # no row at all
+    dead = (await client.post("/sandboxes", json={"templateID": "base", "timeout": 300,
+                                                  "volumeMounts": [{"name": vol["name"], "path": "/v"}]})).json()["sandboxID"]
+    service.store.update(dead, state="killed")   # closed the way a crash leaves it: rows kept
+    lost = (await client.post("/sandboxes", json={"templateID": "base", "timeout": 300,
+                                                  "volumeMounts": [{"name": vol["name"], "path": "/w"}]})).json()["sandboxID"]
+    assert len(mounts.mounts_of(dead)) == 1 and len(mounts.mounts_of(lost)) == 1
+    tier.adoptable.add(live)   # the restarted server finds it running, and `lost` gone (its deadline passed)
+    await recovery.recover(service.parts, service.teardown)
+    assert mounts.mounts_of(dead) == [] and mounts.mounts_of(lost) == []
+    assert service.store.get(lost).state == "killed"
+    assert mounts.mounts_of(live) == [(vol["volumeID"], "/home/user/data")]
+    assert mounts.drop_dead_mounts() == 0   # the ghost's row went too
+    assert (await client.delete(f"/sandboxes/{live}")).status_code == 204
 
 
 async def test_mount_paths_over_the_system_or_outside_are_refused_before_a_sandbox_starts(client, tier):

@@ -33,9 +33,20 @@ def test_bench_against_a_running_server_measures_everything_and_leaves_nothing(s
     assert set(report.floors) == {"spawn", "http_bare", "http_health", "kernel_direct"}
     assert set(report.results) == {"create", "create_to_first_command", "first_command", "command", "kill",
                                    "pause_full", "resume_full", "pause_filesystem", "resume_filesystem",
-                                   "snapshot", "fork_10", "run_code", "first_run_code"}
+                                   "resume_full_call", "resume_filesystem_call", "resume_full_server",
+                                   "resume_filesystem_server", "resume_full_rest", "resume_filesystem_rest",
+                                   "snapshot", "fork_10", "run_code", "first_run_code", "pool_create_server",
+                                   "pool_create_client"}
+    assert report.pool_hits >= 1   # the session server keeps a warm pool of base
+    assert "freezer" in report.results["resume_full_server"].name
+    assert "layer" in report.results["resume_filesystem_server"].name
+    # the server's own time is within the client's round trip of the same calls
+    for mode in ("full", "filesystem"):
+        assert report.results[f"resume_{mode}_server"].max_ms <= report.results[f"resume_{mode}_rest"].max_ms
     assert report.results["first_run_code"].n == 3  # at least 3 samples, whatever N
-    assert all(s.n == 2 for k, s in [*report.floors.items(), *report.results.items()] if k != "first_run_code")
+    assert all(s.n == 2 for k, s in [*report.floors.items(), *report.results.items()]
+               if k != "first_run_code" and not k.startswith("pool_"))
+    assert report.results["pool_create_server"].n == report.pool_hits and report.pool_hits + report.pool_misses == 2
     # run_code is compared with the direct kernel round trip, not the process + HTTP floor
     assert report.ratio(report.results["run_code"]) == pytest.approx(
         report.results["run_code"].p50_ms / report.floors["kernel_direct"].p50_ms)
@@ -55,8 +66,11 @@ def test_bench_against_a_running_server_measures_everything_and_leaves_nothing(s
         assert ticks.count(description) == total, description
     assert set(target.list_ids()) == before
     data = json.loads(report.to_json())
-    # every target has a measurement: latency (2), interpreter (3), pause/resume and fork (3), idle (2)
-    assert [c["met"] is not None for c in data["checks"]] == [True] * 10
+    # every target has a measurement: latency (2), interpreter (3), pool create and resume
+    # server-side (3), fork (1), resume client-side (2), idle (2)
+    assert [c["met"] is not None for c in data["checks"]] == [True] * 13
+    pool = next(c for c in data["checks"] if c["name"] == "create from a warm pool")
+    assert pool["figure"].startswith("create from the warm pool, server-side")
     assert "| idle density | value |" in render_markdown(report, "corral bench")
 
 
@@ -73,6 +87,10 @@ def test_cli_bench_with_its_own_server_prints_json_and_cleans_up() -> None:
     assert data["target"].startswith("own server")
     assert data["results"]["command"]["n"] == 2
     assert data["idle"]["killed"] == 1 and data["idle"]["leftover_cgroups"] == []
+    # its own server keeps a warm pool of base: the pool-hit create is measured server-side
+    assert data["results"]["pool_create_server"]["n"] >= 1
+    pool = next(c for c in data["checks"] if c["name"] == "create from a warm pool")
+    assert pool["met"] is not None and "Server-Timing" in pool["figure"]
     assert set(glob.glob(pattern)) == dirs_before  # temp data dir removed with the server
 
 
@@ -99,7 +117,8 @@ def test_tier_rows_measure_gvisor_beside_the_default_tier(server) -> None:  # ty
     # code-interpreter sandbox more)
     _tier_rows(BenchConfig(iterations=1, tiers=("gvisor",), interpreter=False), target, report, SilentProgress())
     assert set(report.results) == {f"gvisor:{k}" for k in ("create", "create_to_first_command", "command",
-                                                           "pause_full", "resume_full")}
+                                                           "pause_full", "resume_full", "resume_full_call",
+                                                           "resume_full_server")}
     assert all(s.name.endswith(" [gvisor]") for s in report.results.values())
     names = [c.name for c in report.checks() if c.met is not None]
     assert "create -> first command [gvisor]" in names

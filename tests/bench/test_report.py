@@ -31,10 +31,29 @@ def test_floor_is_spawn_plus_bare_http_and_ratios_use_it() -> None:
 
 def test_checks_pass_at_the_limit_and_fail_above_it() -> None:
     met = {c.name: c.met for c in _report(50.0, 10.0, 10.0).checks()}
+    # the server-side targets are always listed, "not measured" until a run measures them
     assert met == {"create -> first command": True, "commands.run('true')": True,
+                   "create from a warm pool": None, "resume (filesystem)": None, "resume (full, freezer)": None,
                    "idle sandbox host memory (accounted)": True, "idle sandbox host memory (MemAvailable)": True}
     missed = {c.name: c.met for c in _report(50.1, 10.1, 10.1).checks()}
-    assert set(missed.values()) == {False}
+    assert set(missed.values()) == {False, None}
+
+
+def test_resume_and_pool_targets_are_judged_on_the_server_side_figure_and_say_so() -> None:
+    r = _report(50.0, 10.0, 10.0)
+    r.results["pool_create_server"] = summarize("create from the warm pool, server-side (Server-Timing)", [0.004] * 2)
+    r.results["resume_full_server"] = summarize("resume (full), server-side (Server-Timing: full (freezer))", [0.003] * 2)
+    r.results["resume_full"] = summarize("resume (full) -> first commands.run('true')", [0.040] * 2)
+    r.results["resume_filesystem_server"] = summarize("resume (filesystem), server-side", [0.151] * 2)
+    checks = {c.name: c for c in r.checks()}
+    assert checks["create from a warm pool"].met is True and "Server-Timing" in checks["create from a warm pool"].figure
+    assert checks["resume (full, freezer)"].met is True and checks["resume (full, freezer)"].measured == pytest.approx(3.0)
+    assert checks["resume (filesystem)"].met is False
+    # the client-side figure stays in the table, named as a reference, with its own verdict
+    reference = checks["resume (full, freezer) -> first command, client (reference)"]
+    assert reference.met is False and reference.figure.startswith("resume (full) -> first")
+    md = render_markdown(r, "corral bench")
+    assert "| create from a warm pool | p50 <= 5 ms | 4.00 ms | met | create from the warm pool, server-side" in md
 
 
 def test_idle_memory_is_missed_when_sandboxes_died_before_measurement() -> None:
@@ -62,7 +81,7 @@ def test_json_round_trips_with_every_section() -> None:
     assert set(data) >= {"target", "machine", "floor_ms", "floors", "results", "idle", "checks"}
     assert data["results"]["command"]["ratio_to_floor"] == pytest.approx(8.0)
     assert data["machine"]["nproc"] >= 1
-    assert [c["met"] for c in data["checks"]] == [False, False, True, True]
+    assert [c["met"] for c in data["checks"]] == [False, False, None, None, None, True, True]
     assert data["idle"]["accounted_mb_per_sandbox"] == pytest.approx(8.0)
 
 

@@ -80,8 +80,19 @@ def main() -> None:
     budgeted.files.write("/tmp/bulk.py", bulk)
     out["budget_first"] = budgeted.commands.run("timeout 10 python3 /tmp/bulk.py 2>/dev/null || echo fail", timeout=30).stdout.strip()
     out["budget_after"] = probe(budgeted, "api_http")
-    out["budget_audit"] = httpx.get(f"{URL}/sandboxes/{budgeted.sandbox_id}/network/audit",
-                                    headers={"X-API-Key": os.environ["E2B_API_KEY"]}).json().get("budget")
+    audit_url = f"{URL}/sandboxes/{budgeted.sandbox_id}/network/audit"
+    before = httpx.get(audit_url, headers={"X-API-Key": os.environ["E2B_API_KEY"]}).json()
+    out["budget_audit"] = before.get("budget")
+    if out["tier"] == "namespace":
+        # A spent budget stays spent across a filesystem-mode pause (a new network is made at the
+        # resume: its quota and byte counters go on from the old one's, kept beside the layer).
+        httpx.post(f"{URL}/sandboxes/{budgeted.sandbox_id}/pause", json={"memory": False},
+                   headers={"X-API-Key": os.environ["E2B_API_KEY"]}, timeout=120).raise_for_status()
+        budgeted = Sandbox.connect(budgeted.sandbox_id, timeout=300)
+        out["budget_resumed"] = probe(budgeted, "api_http")
+        after = httpx.get(audit_url, headers={"X-API-Key": os.environ["E2B_API_KEY"]}).json()
+        out["budget_resumed_audit"] = {"budget": after.get("budget"),
+                                       "bytes_in_before": before["bytes_in"], "bytes_in_after": after["bytes_in"]}
     budgeted.kill()
     neighbour = Sandbox.create(timeout=300, allow_internet_access=True)
     out["internet"] = {k: probe(neighbour, k) for k in ("raw_ip", "metadata", "host", "api_http")}

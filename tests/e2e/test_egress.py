@@ -108,6 +108,11 @@ def test_sdk_network_rules_are_enforced_end_to_end(results) -> None:  # type: ig
     assert r["budget_first"] == "fail" or int(r["budget_first"]) < 200_000
     assert r["budget_after"] == "fail"
     assert r["budget_audit"]["exhausted"] is True and r["budget_audit"]["limit"] == 50_000
+    if r["tier"] == "namespace":   # ... and stays spent after a filesystem-mode pause and resume
+        resumed = r["budget_resumed_audit"]
+        assert r["budget_resumed"] == "fail", resumed
+        assert resumed["budget"]["exhausted"] is True and resumed["budget"]["used"] >= r["budget_audit"]["used"]
+        assert resumed["bytes_in_after"] >= resumed["bytes_in_before"] > 0
     inet = r["internet"]
     assert inet["raw_ip"] == "200" and inet["api_http"] == "200"      # internet on: public addresses
     assert inet["metadata"] == "fail" and inet["host"] == "fail"      # never the metadata service or host

@@ -57,3 +57,11 @@ def test_claimed_sandbox_has_the_clients_token_envs_and_metadata(pooled_server, 
         sbx.kill()
     # The pool refills behind the claim.
     _wait_pool_ready(pooled_server, 2)
+    # A create the pool serves says so, with the server's own time, in its Server-Timing header.
+    key = {"X-API-Key": pooled_server.env()["E2B_API_KEY"]}
+    res = httpx.post(pooled_server.url + "/sandboxes", json={"templateID": "base", "timeout": 60}, headers=key,
+                     timeout=60)
+    assert res.status_code == 201, res.text
+    assert res.headers["server-timing"].startswith('create;desc="warm pool";dur=')
+    assert httpx.delete(f"{pooled_server.url}/sandboxes/{res.json()['sandboxID']}", headers=key,
+                        timeout=60).status_code == 204

@@ -10,7 +10,7 @@ import pytest
 
 from corral.lifecycle import CreateRequest, SandboxService
 from corral.lifecycle.errors import ModeUnsupported
-from corral.network import DomainRule, EgressPolicy
+from corral.network import CarriedUse, DomainRule, EgressPolicy
 from corral.store import Store
 
 
@@ -88,9 +88,14 @@ async def test_a_filesystem_pause_keeps_the_egress_rules_and_the_resume_attaches
     egress = service.parts.egress
     calls: list[tuple[str, object]] = []
 
-    async def attach(sid, policy, handle, token):  # type: ignore[no-untyped-def]
-        calls.append(("attach", policy))
+    used = CarriedUse(budget_used=700, bytes_out=300, packets_out=4, bytes_in=400, packets_in=5)
+
+    async def attach(sid, policy, handle, token, carried=None):  # type: ignore[no-untyped-def]
+        calls.append(("attach", policy, carried))
         assert sid in tier.running and handle.sandbox_id == sid and token == rec.envd_access_token
+
+    async def usage(sid):  # type: ignore[no-untyped-def]
+        return used if sid == rec.sandbox_id else None
 
     async def detach(sid):  # type: ignore[no-untyped-def]
         calls.append(("detach", sid in tier.running))
@@ -98,11 +103,13 @@ async def test_a_filesystem_pause_keeps_the_egress_rules_and_the_resume_attaches
     monkeypatch.setattr(egress, "policy_of", lambda sid: rules if sid == rec.sandbox_id else None)
     monkeypatch.setattr(egress, "attach", attach)
     monkeypatch.setattr(egress, "detach", detach)
+    monkeypatch.setattr(egress, "usage", usage)
     await service.pause(rec.sandbox_id, "filesystem")
     assert calls == [("detach", False)]                      # after its processes (and netns) ended
     assert (Path(rec.workdir) / "pause-egress.json").stat().st_mode & 0o077 == 0
     await service.connect(rec.sandbox_id, 60)
-    assert calls[1:] == [("attach", rules)]
+    # the budget and counters go on from what the old network used (kept in the file, not in memory)
+    assert calls[1:] == [("attach", rules, used)]
     assert not (Path(rec.workdir) / "pause-egress.json").exists()
 
 

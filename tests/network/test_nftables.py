@@ -8,7 +8,8 @@ from ipaddress import IPv4Address, IPv4Network
 import pytest
 
 from corral.network.addressing import Slot
-from corral.network.nftables import SandboxTable, parse_table_json, render_global, render_table, render_update
+from corral.network.nftables import (CarriedUse, SandboxTable, parse_table_json, render_global, render_table,
+                                     render_update)
 from corral.network.egress_policy import FLOOR_RANGES, from_e2b
 
 from .conftest import CAN_NET
@@ -41,6 +42,14 @@ def test_budget_rules_only_with_a_budget() -> None:
     text = render_table(table(from_e2b(True, None, byte_budget=1234)))
     assert "quota budget { over 1234 bytes used 0 bytes }" in text
     assert 'quota name "budget" goto exhausted' in text and 'quota name "budget" drop' in text
+    # a table made again after a filesystem-mode resume goes on from the old one's use
+    carried = CarriedUse(budget_used=900, bytes_out=300, packets_out=3, bytes_in=600, packets_in=6)
+    again = render_table(table(from_e2b(True, None, byte_budget=1234)), carried)
+    assert "quota budget { over 1234 bytes used 900 bytes }" in again
+    assert "counter bytes_out { packets 3 bytes 300 }" in again and "counter bytes_in { packets 6 bytes 600 }" in again
+    assert CarriedUse.from_json(carried.to_json()) == carried
+    with pytest.raises(ValueError):
+        CarriedUse.from_json({"budget_used": -1})
 
 
 def test_dns_is_redirected_to_the_gateway() -> None:
@@ -84,7 +93,7 @@ def test_nft_accepts_the_rendered_rules() -> None:
     t = table(from_e2b(True, {"allowOut": ["10.5.0.0/16", "1.2.3.4", "a.test"], "denyOut": ["8.8.8.0/24"]},
                        byte_budget=5000))
     t2 = table(from_e2b(False, {"allowOut": ["b.test"]}, byte_budget=100))
-    script = (render_global(POOL, "crh") + render_table(t)
+    script = (render_global(POOL, "crh") + render_table(t, CarriedUse(budget_used=10, bytes_out=5, packets_out=1))
               + render_update(t2, had_budget=True, budget_used=10, drop_pins=[]))
     # check mode inside a private netns: validated by the kernel, applied nowhere
     subprocess.run(["unshare", "--net", "nft", "-c", "-f", "-"], input=script, text=True, check=True,
