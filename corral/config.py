@@ -47,13 +47,20 @@ def _csv(value: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in value.split(",") if p.strip())
 
 
+POOL_TIERS = ("namespace", "gvisor")
+
+
 def parse_pool(spec: str) -> dict[str, int]:
-    """`"code-interpreter-v1=2,base=1"` -> {"code-interpreter-v1": 2, "base": 1}."""
+    """`"code-interpreter-v1=2,base=1,base@gvisor=1"` -> {"code-interpreter-v1": 2, "base": 1,
+    "base@gvisor": 1}. `TEMPLATE@TIER` is a pool of that tier's sandboxes (for requests that
+    raise isolation above the template's); plain `TEMPLATE` pools run the template's own tier."""
     out: dict[str, int] = {}
     for part in filter(None, (p.strip() for p in spec.split(","))):
         name, sep, count = part.partition("=")
-        if not sep or not name.strip() or not count.strip().isdigit():
-            raise ValueError(f"invalid pool entry {part!r}: expected TEMPLATE=COUNT")
+        template, at, tier = name.strip().partition("@")
+        if not sep or not template or not count.strip().isdigit() or (at and tier not in POOL_TIERS):
+            raise ValueError(f"invalid pool entry {part!r}: expected TEMPLATE=COUNT or "
+                             f"TEMPLATE@TIER=COUNT (TIER one of {', '.join(POOL_TIERS)})")
         out[name.strip()] = int(count)
     return out
 

@@ -32,11 +32,12 @@ class LifecycleLatency:
 
 
 def measure_lifecycle(target: Target, iterations: int, warmup: int = 1, tick: Tick = _noop,
-                      pause_s: float = 0.0) -> LifecycleLatency:
+                      pause_s: float = 0.0, before: Callable[[], object] | None = None) -> LifecycleLatency:
     """Create, run `true`, kill; one sandbox at a time so the numbers are not queueing delays.
 
     `pause_s` waits between iterations (outside the timed part), the way agents create sandboxes
-    now and then rather than back to back; it gives a server's warm pool time to refill."""
+    now and then rather than back to back; it gives a server's warm pool time to refill.
+    `before` runs before each create, untimed (waiting until a warm pool is ready)."""
     create_s: list[float] = []
     first_s: list[float] = []
     only_first_s: list[float] = []
@@ -44,6 +45,8 @@ def measure_lifecycle(target: Target, iterations: int, warmup: int = 1, tick: Ti
     for i in range(warmup + iterations):
         if pause_s and i:
             time.sleep(pause_s)
+        if before is not None:
+            before()
         t0 = time.perf_counter()
         sandbox = target.create()
         try:

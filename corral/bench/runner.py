@@ -26,6 +26,7 @@ from corral.bench.target import Target
 
 Tick = Callable[[], None]
 TIER_NAMES = ("namespace", "gvisor")
+TIER_IDLE_MAX = 10    # idle sandboxes per extra tier (a gVisor start is a second)
 
 
 class BenchError(CorralError, RuntimeError):
@@ -77,10 +78,11 @@ def run_benchmark(config: BenchConfig, progress: Progress | None = None) -> Benc
     config.validate()
     progress = progress or SilentProgress()
     if config.url is None:
-        with LocalServer() as server:
+        pool = os.environ.get("CORRAL_POOL", own_pool(config))
+        with LocalServer(extra_env={"CORRAL_POOL": pool}) as server:
             target = Target(server.url, server.api_key, config.template)
             try:
-                pool = os.environ.get("CORRAL_POOL", DEFAULT_POOL) or "off"
+                pool = pool or "off"
                 label = f"own server (temp data dir, loopback, warm pool: {pool})"
                 if config.pause_s:
                     label += f", {config.pause_s * 1000:.0f} ms between creates"
@@ -104,6 +106,7 @@ def _run(config: BenchConfig, target: Target, server_pid: int | None, label: str
          same_host: bool) -> BenchReport:
     n = config.iterations
     report = BenchReport(target=label, machine=describe_machine(), iterations=n, idle_requested=config.idle)
+    report.server_pid, report.same_host = server_pid, same_host
 
     report.floors[FLOOR_SPAWN] = floor.measure_spawn(n, tick=progress.phase("floor: fork+exec /bin/true", n))
     with floor.BareHttpServer() as bare:
@@ -157,18 +160,43 @@ def _run(config: BenchConfig, target: Target, server_pid: int | None, label: str
     return report
 
 
+def own_pool(config: BenchConfig) -> str:
+    """Our own server's warm pools: the default ones plus, per extra tier, one sandbox of the
+    benchmark's template on that tier (`base@gvisor=1`), which is what a deployment that serves
+    gVisor creates runs with: a cold gVisor start is a second (measured too, as "cold")."""
+    extra = [f"{config.template}@{tier}=1" for tier in config.tiers]
+    return ",".join(p for p in (DEFAULT_POOL, *extra) if p)
+
+
+COLD_MEMORY_MB = 500   # a request no pooled sandbox (template limits, 512 MB) fits: a cold start
+
+
 def _tier_rows(config: BenchConfig, target: Target, report: BenchReport, progress: Progress) -> None:
     """The rows that tell tiers apart, for sandboxes that ask for ``target.isolation``, keyed
-    ``<tier>:<row>`` and named "... [<tier>]", beside the default tier's rows of the same run."""
+    ``<tier>:<row>`` and named "... [<tier>]", beside the default tier's rows of the same run.
+
+    create -> first command is measured twice: from the tier's warm pool (`<template>@<tier>`;
+    each create waits, untimed, until the pool has refilled, as an agent that creates sandboxes
+    less often than once per cold start sees it), and cold (a 500 MB sandbox, which no pooled
+    sandbox fits, so every create boots a new Sentry)."""
     tier, n = target.isolation, config.iterations
 
     def put(key: str, summary: Summary) -> None:
         report.results[f"{tier}:{key}"] = replace(summary, name=f"{summary.name} [{tier}]")
 
-    life = latency.measure_lifecycle(target, n, tick=progress.phase(f"[{tier}] create -> first command", n),
+    pool = f"{target.template}@{tier}"
+    if target.pool_target(pool) and target.wait_pool(pool, 120):
+        life = latency.measure_lifecycle(target, n, tick=progress.phase(f"[{tier}] create (pool) -> first command", n),
+                                         pause_s=config.pause_s, before=lambda: target.wait_pool(pool, 120))
+        put("create", replace(life.create, name=f"{life.create.name} from the warm pool"))
+        put("create_to_first_command", replace(life.create_to_first_command,
+                                               name=f"{life.create_to_first_command.name}, warm pool"))
+    cold = latency.measure_lifecycle(replace(target, memory_mb=COLD_MEMORY_MB), n,
+                                     tick=progress.phase(f"[{tier}] cold create -> first command", n),
                                      pause_s=config.pause_s)
-    put("create", life.create)
-    put("create_to_first_command", life.create_to_first_command)
+    put("create_cold", replace(cold.create, name=f"{cold.create.name}, cold"))
+    put("create_to_first_command_cold", replace(cold.create_to_first_command,
+                                                name=f"{cold.create_to_first_command.name}, cold"))
     put("command", latency.measure_command(target, n, tick=progress.phase(f"[{tier}] commands.run('true')", n)))
     paused = persistence.measure_pause_resume(target, "full", n, tick=progress.phase(f"[{tier}] pause/resume", n))
     put("pause_full", paused.pause)
@@ -178,6 +206,13 @@ def _tier_rows(config: BenchConfig, target: Target, report: BenchReport, progres
         target, "full", n, tick=progress.phase(f"[{tier}] resume, server-side", n)).server)
     if config.interpreter:
         put("run_code", interpreter.measure_run_code(target, n, tick=progress.phase(f"[{tier}] run_code('1+1')", n)))
+    if config.idle:
+        count = min(config.idle, TIER_IDLE_MAX)
+        report.tier_idle[tier] = density.measure_idle(
+            replace(target, memory_mb=COLD_MEMORY_MB), count, server_pid=report.server_pid,
+            same_host=report.same_host, concurrency=min(config.idle_concurrency, 2), settle_s=config.settle_s,
+            tick=progress.phase(f"[{tier}] start {count} idle sandboxes", count),
+            kill_tick=progress.phase(f"[{tier}] kill {count} idle sandboxes", count))
 
 
 def _sweep(target: Target) -> None:

@@ -21,9 +21,42 @@ class Target:
     template: str = "base"
     request_timeout_s: float = 60.0
     isolation: str | None = None   # ask for this tier per sandbox (the `corral.isolation` metadata key)
+    memory_mb: int | None = None   # ask for this much memory (`corral.memory_mb`): no pooled sandbox fits
 
     def metadata(self) -> dict[str, str]:
-        return {"corral.isolation": self.isolation} if self.isolation else {}
+        out = {"corral.isolation": self.isolation} if self.isolation else {}
+        if self.memory_mb is not None:
+            out["corral.memory_mb"] = str(self.memory_mb)
+        return out
+
+    def pool_ready(self, pool: str) -> int:
+        """How many sandboxes the server's warm pool ``pool`` holds ready now (`GET /metrics`)."""
+        return self._pool_gauge("corral_pool_ready", pool)
+
+    def pool_target(self, pool: str) -> int:
+        """How many sandboxes the server keeps in warm pool ``pool`` (0: no such pool)."""
+        return self._pool_gauge("corral_pool_target", pool)
+
+    def _pool_gauge(self, metric: str, pool: str) -> int:
+        import httpx
+
+        text = httpx.get(self.url + "/metrics", timeout=self.request_timeout_s).text
+        needle = f'{metric}{{template="{pool}"}} '
+        for line in text.splitlines():
+            if line.startswith(needle):
+                return int(float(line[len(needle):]))
+        return 0
+
+    def wait_pool(self, pool: str, timeout_s: float = 60.0) -> bool:
+        """Wait (untimed by the caller) until ``pool`` has a sandbox ready; False if it never does."""
+        import time
+
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            if self.pool_ready(pool) > 0:
+                return True
+            time.sleep(0.05)
+        return False
 
     def opts(self) -> dict[str, Any]:
         return {

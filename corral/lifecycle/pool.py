@@ -8,6 +8,9 @@ listed, not proxied) until it is claimed, and a claimed one stays invisible (`st
 the starter has attached its network. A restarted server discards pooled sandboxes rather than
 trusting them.
 
+A pool is named by its template (`base`: sandboxes of the template's own tier) or by template and
+tier (`base@gvisor`: for creates that raise isolation to gVisor, whose cold start is a second).
+
 The pool depends on the starter and the teardown, never on the service façade.
 """
 
@@ -18,6 +21,7 @@ import logging
 import time
 from datetime import datetime, timedelta
 
+from corral.errors import InvalidRequest
 from corral.ids import new_access_token
 from corral.lifecycle import timing
 from corral.lifecycle.deadlines import POOL_RENEW_S, pool_lease_end, self_end
@@ -25,7 +29,7 @@ from corral.lifecycle.images import image_config
 from corral.lifecycle.parts import Parts, now
 from corral.lifecycle.starter import Starter, StartPlan
 from corral.lifecycle.teardown import Teardown
-from corral.lifecycle.tiers import attaches_at_boot
+from corral.lifecycle.tiers import attaches_at_boot, choose_isolation
 from corral.runtime.base import SandboxHandle
 from corral.store import SandboxRecord, SandboxState
 from corral.wire.client import EnvdError, login_shell
@@ -51,10 +55,20 @@ class WarmPool:
 
     def start(self) -> None:
         for name in list(self.sizes):
-            if not self.parts.templates.exists(name):
+            template, tier = split_pool_name(name)
+            if not self.parts.templates.exists(template):
                 log.info("warm pool for %s is off: the template is not built", name)
                 del self.sizes[name]
                 continue
+            if tier is not None:
+                image = image_config(self.parts.templates.get(template))
+                try:
+                    choose_isolation(self.parts.settings, self.parts.tier,
+                                     image.isolation if image else None, tier)
+                except InvalidRequest as exc:
+                    log.warning("warm pool %s is off: %s", name, exc)
+                    del self.sizes[name]
+                    continue
             self._refill(name)
         self._renewing = asyncio.create_task(self._renew_leases(), name="corral-pool-leases")
 
@@ -92,15 +106,15 @@ class WarmPool:
     def ready(self, template: str) -> int:
         return len(self._ready.get(template, []))
 
-    async def resize(self, template: str, size: int) -> None:
-        """Keep `size` ready for `template` from now on (a cluster node's share of the cluster's
-        pool, corral/cluster/pools.py): a larger share fills, a smaller one kills the extras."""
-        if self._closed or (size > 0 and not self.parts.templates.exists(template)):
+    async def resize(self, pool: str, size: int) -> None:
+        """Keep `size` ready in `pool` from now on (a cluster node's share of the cluster's pool,
+        corral/cluster/pools.py): a larger share fills, a smaller one kills the extras."""
+        if self._closed or (size > 0 and not self.parts.templates.exists(split_pool_name(pool)[0])):
             return
-        self.sizes[template] = size
-        ready = self._ready.setdefault(template, [])
+        self.sizes[pool] = size
+        ready = self._ready.setdefault(pool, [])
         if len(ready) < size:
-            self._refill(template)
+            self._refill(pool)
         while len(ready) > size:
             await self.teardown.kill(ready.pop(), reason="pool share shrank")
 
@@ -110,11 +124,12 @@ class WarmPool:
             return
         self._filling[template] = asyncio.create_task(self._fill(template, delay), name=f"corral-pool-{template}")
 
-    async def _fill(self, template: str, delay: float = 0.0) -> None:
+    async def _fill(self, pool: str, delay: float = 0.0) -> None:
         # After a claim, let the client's first requests run before we compete for the CPU.
         await asyncio.sleep(delay)
         failures = 0
-        while not self._closed and len(self._ready[template]) < self.sizes[template]:
+        template, tier = split_pool_name(pool)
+        while not self._closed and len(self._ready[pool]) < self.sizes[pool]:
             t0 = time.perf_counter()
             try:
                 tmpl = self.parts.templates.get(template)
@@ -122,23 +137,24 @@ class WarmPool:
                 rec = await self.starter.launch(
                     tmpl, image, self.starter.limits(tmpl), env=image.env if image else {}, alias=template,
                     timeout=int(POOLED_LIFETIME.total_seconds()), metadata={}, pooled=True,
+                    isolation=tier,
                 )
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - a pool that cannot fill must not take the server down
                 failures += 1
-                log.exception("warm pool for %s could not start a sandbox (attempt %d)", template, failures)
+                log.exception("warm pool %s could not start a sandbox (attempt %d)", pool, failures)
                 await asyncio.sleep(min(60.0, 2.0**failures))
                 continue
             failures = 0
             await self._warm(rec)
             # (no await between this check and the append: a resize may shrink the share at any await)
-            if len(self._ready[template]) >= self.sizes[template]:   # the share shrank meanwhile (resize)
+            if len(self._ready[pool]) >= self.sizes[pool]:   # the share shrank meanwhile (resize)
                 await self.teardown.kill(rec.sandbox_id, reason="pool share shrank")
                 break
-            self._ready[template].append(rec.sandbox_id)
-            self.parts.metering.pool_refill(template, time.perf_counter() - t0)
-            log.info("warm pool %s: %d/%d ready", template, len(self._ready[template]), self.sizes[template])
+            self._ready[pool].append(rec.sandbox_id)
+            self.parts.metering.pool_refill(pool, time.perf_counter() - t0)
+            log.info("warm pool %s: %d/%d ready", pool, len(self._ready[pool]), self.sizes[pool])
 
     async def _warm(self, rec: SandboxRecord) -> None:
         """Run one login shell through envd before the sandbox is handed out: the first request
@@ -166,7 +182,7 @@ class WarmPool:
     async def claim(self, plan: StartPlan) -> SandboxRecord | None:
         """Hand a pooled sandbox over to a client's plan, or None when none fits. The record
         comes back in `starting`: the starter's `finish` attaches the network and makes it visible."""
-        template = plan.template.name
+        template = pool_name(plan.template.name, plan.isolation, self.sizes)
         ids = self._ready.get(template)
         parts = self.parts
         t0 = time.perf_counter()
@@ -221,3 +237,16 @@ class WarmPool:
         if template in self.sizes:
             self.parts.metering.pool_miss(template)
         return None
+
+
+def split_pool_name(name: str) -> tuple[str, str | None]:
+    """`base@gvisor` -> ("base", "gvisor"); `base` -> ("base", None): the template's own tier."""
+    template, _, tier = name.partition("@")
+    return template, tier or None
+
+
+def pool_name(template: str, isolation: str, sizes: dict[str, int]) -> str:
+    """The pool a create of ``template`` on ``isolation`` draws from: the tier's own pool when
+    there is one, else the template's (whose sandboxes `_fits` then checks for their tier)."""
+    tiered = f"{template}@{isolation}"
+    return tiered if tiered in sizes else template

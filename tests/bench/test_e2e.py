@@ -115,12 +115,19 @@ def test_tier_rows_measure_gvisor_beside_the_default_tier(server) -> None:  # ty
     report = BenchReport(target="t", machine=describe_machine(), iterations=1, idle_requested=0)
     # (no run_code row: the interpreter rows are the same code with a metadata key, and cost a
     # code-interpreter sandbox more)
-    _tier_rows(BenchConfig(iterations=1, tiers=("gvisor",), interpreter=False), target, report, SilentProgress())
-    assert set(report.results) == {f"gvisor:{k}" for k in ("create", "create_to_first_command", "command",
-                                                           "pause_full", "resume_full", "resume_full_call",
-                                                           "resume_full_server")}
+    _tier_rows(BenchConfig(iterations=1, tiers=("gvisor",), interpreter=False, idle=1, settle_s=0), target, report,
+               SilentProgress())
+    # (this server has no gVisor warm pool: the create rows are the cold ones)
+    assert set(report.results) == {f"gvisor:{k}" for k in ("create_cold", "create_to_first_command_cold",
+                                                           "command", "pause_full", "resume_full",
+                                                           "resume_full_call", "resume_full_server")}
     assert all(s.name.endswith(" [gvisor]") for s in report.results.values())
     names = [c.name for c in report.checks() if c.met is not None]
     assert "create -> first command [gvisor]" in names
     assert "resume (full, memory checkpoint) -> first command [gvisor]" in names
+    idle = report.tier_idle["gvisor"]     # one idle gVisor sandbox, measured and killed
+    assert idle.sandboxes == 1 and idle.killed == 1 and idle.leftover_cgroups == []
+    assert idle.cgroup_mb_per_sandbox is not None and idle.cgroup_mb_per_sandbox > 0
+    # (its verdict needs the server's pid, which this report of a fixture's server lacks)
+    assert "idle sandbox host memory (accounted) [gvisor]" in [c.name for c in report.checks()]
     assert set(target.list_ids()) == before

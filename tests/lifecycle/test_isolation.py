@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,39 @@ async def test_a_tier_the_server_lacks_is_refused(tmp_path, templates) -> None: 
         assert exc.value.status == 400
     finally:
         await svc.close()
+
+
+async def test_a_tier_pool_serves_creates_that_raise_isolation_and_only_those(tmp_path, templates, two_tiers) -> None:  # type: ignore[no-untyped-def]
+    """`base@gvisor=1` keeps a gVisor sandbox of `base` warm: a create that raises isolation to
+    gvisor draws from it (the in-memory tier has no envd, so the hand-over fails and the pooled
+    sandbox is killed as unhealthy: that it was tried shows the claim chose it); a plain create
+    never does. A pool on a tier the template may not run (below its minimum) is switched off."""
+    settings = Settings(data_dir=tmp_path / "data", tier="namespace")
+    settings.pool = {"base@gvisor": 1, "hardened@namespace": 1}
+    svc = SandboxService(settings, Store(settings.db_path), templates, two_tiers)
+    await svc.start()
+    try:
+        assert svc.pool is not None and set(svc.pool.sizes) == {"base@gvisor"}   # hardened@namespace is off
+        for _ in range(500):
+            if svc.pool.ready("base@gvisor") == 1:
+                break
+            await asyncio.sleep(0.01)
+        [pooled] = svc.store.live()
+        assert pooled.tier == "gvisor" and pooled.state == "pooled"
+        assert pooled.sandbox_id in two_tiers.tiers["gvisor"].running  # type: ignore[attr-defined]
+        plain = await svc.create(CreateRequest(template="base"))
+        assert plain.tier == "namespace" and svc.store.get(pooled.sandbox_id).state == "pooled"
+        raised = await svc.create(CreateRequest(template="base", isolation="gvisor"))
+        assert raised.tier == "gvisor" and raised.sandbox_id != pooled.sandbox_id
+        assert svc.store.get(pooled.sandbox_id).kill_reason == "pooled sandbox unhealthy"
+    finally:
+        await svc.close()
+
+
+def test_pool_names_with_a_tier() -> None:
+    from corral.config import parse_pool
+
+    assert parse_pool("base=1,base@gvisor=2") == {"base": 1, "base@gvisor": 2}
+    for bad in ("base@vm=1", "@gvisor=1", "base@=1"):
+        with pytest.raises(ValueError, match="TEMPLATE@TIER"):
+            parse_pool(bad)

@@ -10,6 +10,7 @@ import pytest
 
 from corral.network import NetworkManager, from_e2b
 
+from .conftest import new_manager
 from .fakenet import API_IP, FakeInternet
 from .test_real_sandbox import PROBE
 
@@ -43,4 +44,17 @@ async def test_gvisor_sandbox_behind_the_manager(manager: NetworkManager, intern
         assert out["other.test"] == "gaierror"
         assert out["api"] == "hi"
         assert out["raw"] != "hi" and out["other"] != "hi" and out["host"] != "hi"
-        await manager.detach(sid)
+        # A server restart: the manager stops (the sandbox's network stays in the kernel), a new
+        # one re-adopts it from its state directory, and the same rules hold, DNS pins included.
+        await manager.close()
+        again = new_manager(internet, tmp_path / "net")   # the fixture's state directory
+        await again.start()
+        try:
+            assert sid in again.attached()
+            r = await box.sh(f"python3 - <<'EOF'\n{probe}\nEOF", user="user")
+            out = json.loads(r.output.strip().splitlines()[-1])
+            assert out["api.themoviedb.test"] == [API_IP] and out["api"] == "hi", out
+            assert out["other.test"] == "gaierror" and out["other"] != "hi" and out["host"] != "hi", out
+        finally:
+            await again.detach(sid)
+            await again.close()

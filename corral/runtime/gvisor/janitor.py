@@ -2,8 +2,8 @@
 
 A sandbox ends itself at its deadline (envd, its init, exits; the Sentry and the gofer follow;
 its mounts live only in the launcher's private mount namespace and its loop device clears
-itself), but runsc's record of it (state files in ``--root``, the control socket), and its
-cgroup directories stay until someone removes them; nothing inside the sandbox can. While the
+itself), but runsc's record of it (state files in ``--root``, the control socket), its
+cgroup directories and its run directory's tmpfs stay until someone removes them; nothing inside the sandbox can. While the
 server runs, its teardown does. The tier starts this janitor once (``python -I -m
 corral.runtime.gvisor.janitor '<json>'``, its own session, outside every sandbox cgroup) with a
 pipe as its standard input that only the server holds: while the server lives the janitor
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from corral.runtime.gvisor.cgroups import SandboxCgroups
-from corral.runtime.gvisor import runsc
+from corral.runtime.gvisor import rundir, runsc
 
 POLL_S = 0.25
 
@@ -40,6 +40,7 @@ def clean_up(cgroups: SandboxCgroups, root: Path, sandbox_id: str) -> None:
         cgroups.destroy(sandbox_id)
     except Exception:  # noqa: BLE001 - a janitor keeps going; a restarted server reconciles
         pass
+    rundir.unmount(sandbox_id)   # its run directory's tmpfs (corral.runtime.gvisor.rundir)
 
 
 def run(cgroups: SandboxCgroups, root: Path) -> None:

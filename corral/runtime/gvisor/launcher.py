@@ -1,6 +1,7 @@
 """Assemble a sandbox's root filesystem in a private mount namespace, then exec runsc.
 
-Run by the tier as ``python -I -m corral.runtime.gvisor.launcher '<json>'``. The process
+Run by the tier as ``python -I -S ... '<json>'`` (corral.runtime.gvisor.procs.launcher_argv), or
+ahead of time with ``--wait``, reading that JSON from stdin when a sandbox needs it. The process
 unshares its mount namespace, attaches the sandbox's ext4 image (its disk quota) to an
 auto-clearing loop device, mounts it, and mounts an overlay of the read-only template under a
 writable upper directory on that image. For a sandbox with egress it also unshares a network
@@ -156,8 +157,40 @@ def _hide_root_netns_marker(netns_path: str) -> None:
         os.close(target)
 
 
+def _read_exact(fd: int, n: int) -> bytes:
+    out = b""
+    while len(out) < n:
+        chunk = os.read(fd, n - len(out))
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+def _wait_for_spec() -> dict | None:  # type: ignore[type-arg]
+    """A launcher started ahead of time (``--wait``): block until the tier sends a spec (length,
+    then JSON: corral.runtime.gvisor.procs.frame_spec) on stdin, read exactly that (what follows
+    is the sandbox's hand-off, left in the pipe for its init), and send our output to its log.
+    End-of-file first: the tier dismissed us."""
+    header = _read_exact(0, 8)
+    if len(header) < 8:
+        return None
+    spec = json.loads(_read_exact(0, int.from_bytes(header, "big")))
+    log = os.open(spec["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    return spec
+
+
 def main(argv: list[str]) -> int:
-    spec = json.loads(argv[0])
+    if argv and argv[0] == "--wait":
+        waited = _wait_for_spec()
+        if waited is None:
+            return 0
+        spec = waited
+    else:
+        spec = json.loads(argv[0])
     netns = spec.get("sync") is not None
     if netns:
         sync_w, sync_r = spec["sync"]

@@ -5,7 +5,8 @@ Host side (``<workdir>`` is 0700 and never visible to the sandbox as a whole)::
 
     bundle/config.json   the OCI bundle runsc runs
     run/                 bind-mounted at /run/corral inside: the only host directory the sandbox
-                         can write to. envd.sock, ports.sock (the server's way in) and ctl.sock
+                         can write to, on its own 64 KiB tmpfs (:mod:`corral.runtime.gvisor.rundir`).
+                         envd.sock, ports.sock (the server's way in) and ctl.sock
                          (quiesce before a checkpoint) are created there by the sandbox, as host
                          sockets (runsc --host-uds=create); ``resume`` is written by the tier.
     disk.img             the writable layer: sparse ext4 of the sandbox's disk size

@@ -10,8 +10,10 @@ namespace unless egress is attached. envd runs inside, on the server's Python mo
 and is reached over host unix sockets in ``<workdir>/run`` (:mod:`corral.runtime.gvisor.relay`).
 
 Memory checkpoints (``runsc checkpoint``/``restore``) give full-mode pause, snapshots and forks
-(:class:`corral.runtime.checkpoint.Checkpointing`); ``freeze``/``thaw`` are ``runsc pause``/
-``resume`` (memory stays resident).
+(:class:`corral.runtime.checkpoint.Checkpointing`, in :mod:`corral.runtime.gvisor.checkpoints`);
+``freeze``/``thaw`` are ``runsc pause``/``resume`` (memory stays resident). Host process
+plumbing (the launcher's command line, pid files, log tails) is :mod:`corral.runtime.gvisor.procs`;
+the run directory's tmpfs is :mod:`corral.runtime.gvisor.rundir`.
 """
 
 from __future__ import annotations
@@ -29,11 +31,17 @@ from pathlib import Path
 from corral.runtime.base import (
     Payload, ResourceUsage, SandboxHandle, SandboxSpec, Tier, TierError, VolumeBind, socket_accepts,
 )
-from corral.runtime.checkpoint import CheckpointInfo, Checkpointing
+from corral.runtime.checkpoint import Checkpointing
 from corral.runtime.gvisor import bundle as bundles
 from corral.runtime.gvisor import layout as L
+from corral.runtime.gvisor import rundir
+from corral.runtime.gvisor.checkpoints import GVisorCheckpoints
+from corral.runtime.gvisor.procs import (
+    PID_FILE, SPARE_ARG, frame_spec, launcher_argv, launcher_env, pid_exists, point_bundle_at, read_line,
+    read_pid, tail,
+)
 from corral.runtime.gvisor.cgroups import SandboxCgroups
-from corral.runtime.gvisor.runsc import CLEAN_ENV, Runsc, RunscError, find_runsc, probe
+from corral.runtime.gvisor.runsc import CLEAN_ENV, Runsc, find_runsc, probe
 from corral.runtime.namespace import disk
 from corral.wire.constants import ENVD_PAYLOAD, is_sandbox_id
 
@@ -43,7 +51,7 @@ MAX_SOCKET_PATH = 100
 READY_TIMEOUT_S = 60.0
 
 
-class GVisorTier(Tier, Checkpointing):
+class GVisorTier(GVisorCheckpoints, Tier, Checkpointing):
     name = "gvisor"
 
     def __init__(self, state_dir: Path = DEFAULT_STATE_DIR, cgroup_group: str = "corral-gvisor",
@@ -65,6 +73,12 @@ class GVisorTier(Tier, Checkpointing):
         self._dirfds: dict[str, int] = {}
         self._lock = asyncio.Lock()
         self._janitor: subprocess.Popen[bytes] | None = None
+        # A launcher started ahead of time (interpreter up, imports done), waiting on its stdin
+        # for the next sandbox's spec: its start-up is off a create's and a resume's path.
+        self._spare: asyncio.subprocess.Process | None = None
+        self._spare_loop: asyncio.AbstractEventLoop | None = None
+        self._spawning: asyncio.Task[None] | None = None
+        self._closed = False
 
     # --- machinery -----------------------------------------------------------------------
 
@@ -83,6 +97,8 @@ class GVisorTier(Tier, Checkpointing):
             await asyncio.to_thread(lambda: self.runsc)
             if self._janitor is None:
                 self._janitor = await asyncio.to_thread(self._start_janitor)
+            self._closed = False
+            self._spawn_spare_soon()
 
     def _start_janitor(self) -> subprocess.Popen[bytes]:
         """The process that cleans up after sandboxes that end once this server is gone
@@ -91,10 +107,40 @@ class GVisorTier(Tier, Checkpointing):
         return subprocess.Popen(
             [sys.executable, "-I", "-m", "corral.runtime.gvisor.janitor", spec],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env=_launcher_env(), cwd="/", close_fds=True)
+            env=launcher_env(), cwd="/", close_fds=True)
+
+    def _spawn_spare_soon(self) -> None:
+        if self._closed or self._spare is not None or (self._spawning and not self._spawning.done()):
+            return
+        self._spawning = asyncio.get_running_loop().create_task(self._spawn_spare(), name="corral-gvisor-spare")
+
+    async def _spawn_spare(self) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            *launcher_argv(), SPARE_ARG, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL, env=launcher_env(), cwd="/")
+        if self._closed:
+            await _dismiss(proc)
+            return
+        self._spare, self._spare_loop = proc, asyncio.get_running_loop()
+
+    async def _take_spare(self) -> asyncio.subprocess.Process | None:
+        """The waiting launcher, if there is a live one of this event loop; a new one is started."""
+        proc, self._spare = self._spare, None
+        if proc is not None and (proc.returncode is not None or self._spare_loop is not asyncio.get_running_loop()):
+            if self._spare_loop is asyncio.get_running_loop():
+                await _dismiss(proc)
+            proc = None
+        self._spawn_spare_soon()
+        return proc
 
     async def close(self) -> None:
         """Forget the sandboxes (they keep running); the janitor takes over their clean-up."""
+        self._closed = True
+        if self._spawning is not None:
+            await asyncio.gather(self._spawning, return_exceptions=True)
+        spare, self._spare = self._spare, None
+        if spare is not None and self._spare_loop is asyncio.get_running_loop():
+            await _dismiss(spare)
         if self._janitor is not None:
             assert self._janitor.stdin is not None
             self._janitor.stdin.close()
@@ -198,7 +244,10 @@ class GVisorTier(Tier, Checkpointing):
                       handoff: bytes | None, image_dir: Path | None = None, *,
                       before_boot: BeforeBoot | None = None) -> None:
         await asyncio.to_thread(self.cgroups.prepare_cpuset)
-        args = [verb, "--detach", f"--bundle={lay.bundle}"]
+        await asyncio.to_thread(rundir.mount, lay.run, sandbox_id)
+        pid_file = lay.workdir / PID_FILE
+        pid_file.unlink(missing_ok=True)
+        args = [verb, "--detach", f"--bundle={lay.bundle}", f"--pid-file={pid_file}"]
         if image_dir is not None:
             args.append(f"--image-path={image_dir}")
         network = "sandbox" if before_boot is not None else "none"
@@ -215,24 +264,30 @@ class GVisorTier(Tier, Checkpointing):
             os.set_inheritable(to_launcher_r, True)
             fds = [to_tier_w, to_launcher_r]
             spec["sync"] = [to_tier_w, to_launcher_r]
-        log = os.open(lay.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-I", "-m", "corral.runtime.gvisor.launcher", json.dumps(spec),
-                stdin=asyncio.subprocess.PIPE, stdout=log, stderr=log, env=_launcher_env(),
-                cwd="/", pass_fds=fds)
-        finally:
-            os.close(log)
-            for fd in fds:
-                os.close(fd)
+        proc = await self._take_spare() if before_boot is None else None
+        if proc is not None:   # (a networked start passes its hand-shake pipes at spawn)
+            assert proc.stdin is not None
+            spec["log"] = str(lay.log)
+            proc.stdin.write(frame_spec(spec))
+        else:
+            log = os.open(lay.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *launcher_argv(), json.dumps(spec),
+                    stdin=asyncio.subprocess.PIPE, stdout=log, stderr=log, env=launcher_env(),
+                    cwd="/", pass_fds=fds)
+            finally:
+                os.close(log)
+                for fd in fds:
+                    os.close(fd)
         if before_boot is not None:
             try:
-                line = await asyncio.to_thread(_read_line, to_tier_r)
+                line = await asyncio.to_thread(read_line, to_tier_r)
                 if not line.strip().isdigit():
-                    raise TierError(f"sandbox {sandbox_id} failed to start: {_tail(lay.log)}")
+                    raise TierError(f"sandbox {sandbox_id} failed to start: {tail(lay.log)}")
                 holder = int(line)
                 netns_path = f"/proc/{holder}/ns/net"
-                await asyncio.to_thread(_point_bundle_at, lay, netns_path)
+                await asyncio.to_thread(point_bundle_at, lay, netns_path)
                 await before_boot(netns_path)
                 os.write(to_launcher_w, b"g")
             except BaseException:
@@ -262,15 +317,19 @@ class GVisorTier(Tier, Checkpointing):
             except ProcessLookupError:
                 pass
         if rc != 0:
-            raise TierError(f"sandbox {sandbox_id} failed to start: {_tail(lay.log)}")
+            raise TierError(f"sandbox {sandbox_id} failed to start: {tail(lay.log)}")
         memory = json.loads(lay.config.read_text())["linux"]["resources"]["memory"]["limit"]
         await asyncio.to_thread(self.cgroups.allow_sentry_headroom, sandbox_id, int(memory))
 
     async def _ready(self, sandbox_id: str, lay: L.Layout) -> SandboxHandle:
-        state = await self.runsc.state(sandbox_id)
-        if not state or state.get("status") != "running":
-            raise TierError(f"sandbox {sandbox_id} is not running after start: {_tail(lay.log)}")
-        pid = int(state.get("pid") or 0)
+        # runsc wrote the sandbox's pid (--pid-file) once it ran: no `runsc state` (a Go program
+        # started for one answer, 20-90 ms here) on the way to a create's or a resume's first command.
+        pid = read_pid(lay.workdir / PID_FILE)
+        if not pid or not pid_exists(pid):
+            state = await self.runsc.state(sandbox_id)
+            if not state or state.get("status") != "running":
+                raise TierError(f"sandbox {sandbox_id} is not running after start: {tail(lay.log)}")
+            pid = int(state.get("pid") or 0)
         sock = self._socket_path(sandbox_id, lay.workdir)
         deadline = time.monotonic() + READY_TIMEOUT_S
         delay = 0.002
@@ -282,10 +341,10 @@ class GVisorTier(Tier, Checkpointing):
                 break
             except OSError:
                 pass
-            if pid and not _pid_exists(pid):
-                raise TierError(f"sandbox {sandbox_id} exited during start: {_tail(lay.log)}")
+            if pid and not pid_exists(pid):
+                raise TierError(f"sandbox {sandbox_id} exited during start: {tail(lay.log)}")
             if time.monotonic() > deadline:
-                raise TierError(f"envd of {sandbox_id} did not start: {_tail(lay.log)}")
+                raise TierError(f"envd of {sandbox_id} did not start: {tail(lay.log)}")
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 0.05)
         if pid:
@@ -318,6 +377,7 @@ class GVisorTier(Tier, Checkpointing):
                 raise TierError(f"loop device of {sandbox_id} did not detach")
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
+        rundir.unmount(sandbox_id)
         shutil.rmtree(workdir, ignore_errors=True)
         if workdir.exists():
             raise TierError(f"could not remove {workdir}")
@@ -327,7 +387,7 @@ class GVisorTier(Tier, Checkpointing):
         if not state or state.get("status") not in ("running", "paused"):
             return None
         pid = int(state.get("pid") or 0)
-        if not pid or not _pid_exists(pid):
+        if not pid or not pid_exists(pid):
             return None
         sock = self._socket_path(sandbox_id, Path(workdir))
         if state.get("status") == "running" and not await socket_accepts(sock):
@@ -372,184 +432,13 @@ class GVisorTier(Tier, Checkpointing):
                              memory_limit_bytes=limit, disk_used_bytes=used,
                              disk_total_bytes=total)
 
-    # --- checkpoints ---------------------------------------------------------------------
 
-    def has_checkpoint(self, workdir: Path, image_dir: Path | None = None) -> bool:
-        return ((image_dir or L.Layout(Path(workdir)).checkpoint) / "checkpoint.img").is_file()
-
-    async def _quiesce(self, sandbox_id: str, workdir: Path) -> None:
-        ctl = self._socket_path(sandbox_id, workdir, L.CTL_SOCKET)
-        try:
-            reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(ctl)), 5)
-            writer.write(b"quiesce\n")
-            await writer.drain()
-            answer = await asyncio.wait_for(reader.readline(), 10)
-            writer.close()
-        except (OSError, asyncio.TimeoutError) as exc:
-            raise TierError(f"sandbox {sandbox_id} did not quiesce: {exc}") from exc
-        if answer.strip() != b"ok":
-            raise TierError(f"sandbox {sandbox_id} refused to quiesce: {answer!r}")
-        for name in L.HOST_SOCKETS:  # the sandbox cannot unlink host files; we do
-            L.Layout(workdir).socket(name).unlink(missing_ok=True)
-
-    def _signal_resume(self, workdir: Path) -> None:
-        path = L.Layout(workdir).run / L.RESUME_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(f"{time.time_ns()}\n")
-        os.replace(tmp, path)
-
-    async def checkpoint(self, sandbox_id: str, workdir: Path, image_dir: Path | None = None, *,
-                         leave_running: bool = False, with_disk: bool = False) -> CheckpointInfo:
-        workdir = Path(workdir)
-        lay = L.Layout(workdir)
-        image_dir = image_dir or lay.checkpoint
-        t0 = time.perf_counter()
-        state = await self.runsc.state(sandbox_id)
-        if not state or state.get("status") != "running":
-            raise TierError(f"sandbox {sandbox_id} is not running")
-        if image_dir == lay.checkpoint and image_dir.exists():
-            shutil.rmtree(image_dir)       # our own previous pause image
-        elif image_dir.exists() and any(image_dir.iterdir()):
-            raise TierError(f"checkpoint directory {image_dir} is not empty")
-        image_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
-        await self._quiesce(sandbox_id, workdir)
-        # runsc cannot checkpoint a paused sandbox, so a snapshot that must carry a matching
-        # layer stops the sandbox, copies the layer and restores it (what --leave-running does
-        # inside runsc anyway); a plain snapshot lets runsc restart it.
-        native_leave = leave_running and not with_disk
-        try:
-            await self.runsc.call("checkpoint", f"--image-path={image_dir}",
-                                  *self.runsc.info.checkpoint_flags,
-                                  *(["--leave-running"] if native_leave else []),
-                                  sandbox_id, timeout=120)
-        except RunscError as exc:
-            # A failed runsc checkpoint stops the sandbox (runsc 20221219 and 20240729 alike).
-            self._signal_resume(workdir)
-            if (await self.runsc.state(sandbox_id) or {}).get("status") != "running":
-                self._unwatch(sandbox_id)
-                raise TierError(f"checkpoint of {sandbox_id} failed and stopped it: {exc}") from None
-            raise
-        if native_leave:
-            new = await self.runsc.state(sandbox_id)
-            self._signal_resume(workdir)
-            if new and new.get("pid"):
-                self._watch(sandbox_id, int(new["pid"]))
-            await self._ready(sandbox_id, lay)
-        else:
-            self._unwatch(sandbox_id)
-            await asyncio.to_thread(self._forget, sandbox_id)
-            if with_disk:
-                await asyncio.to_thread(self._wait_detached, lay)
-                await asyncio.to_thread(disk.sparse_copy, lay.disk, image_dir / "disk.img")
-            if leave_running:
-                await self.restore(sandbox_id, workdir, image_dir)
-        size = sum(f.stat().st_blocks * 512 for f in image_dir.iterdir() if f.is_file())
-        return CheckpointInfo(image_dir, size, with_disk, time.perf_counter() - t0)
-
-    def _wait_detached(self, lay: L.Layout) -> None:
-        deadline = time.monotonic() + 10
-        while disk.loop_devices_backed_by(lay.disk):
-            if time.monotonic() > deadline:
-                raise TierError("the sandbox's layer is still attached")
-            time.sleep(0.002)
-
-    async def restore(self, sandbox_id: str, workdir: Path, image_dir: Path | None = None, *,
-                      spec: SandboxSpec | None = None) -> SandboxHandle:
-        await self.start()
-        workdir = Path(workdir)
-        lay = L.Layout(workdir)
-        image_dir = image_dir or lay.checkpoint
-        if not self.has_checkpoint(workdir, image_dir):
-            raise TierError(f"no checkpoint of {sandbox_id} in {image_dir}")
-        state = await self.runsc.state(sandbox_id)
-        if state and state.get("status") in ("running", "paused", "created"):
-            raise TierError(f"sandbox {sandbox_id} is already running")
-        if state:
-            await asyncio.to_thread(self._forget, sandbox_id)
-        if spec is not None:  # a new sandbox from someone else's image (fork)
-            if not (image_dir / "disk.img").is_file():
-                raise TierError("this checkpoint has no disk layer; it cannot start a new sandbox")
-            # (the workdir may exist already: the lifecycle keeps the new sandbox's boot
-            # configuration there; a bundle or a layer means the id is taken)
-            if self.cgroups.exists(sandbox_id) or lay.bundle.exists() or lay.disk.exists():
-                raise TierError(f"sandbox {sandbox_id} already exists")
-            lay.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.chmod(lay.workdir, 0o700)
-            for d in (lay.bundle, lay.run):
-                d.mkdir(mode=0o700)
-            await asyncio.to_thread(disk.sparse_copy, image_dir / "disk.img", lay.disk)
-            await asyncio.to_thread(self._write_bundle, sandbox_id, lay, spec.rootfs, spec.limits)
-            rootfs = str(spec.rootfs)
-        else:
-            rootfs = json.loads(lay.config.read_text())["annotations"]["dev.corral.rootfs"]
-        await asyncio.to_thread(self._wait_detached, lay)
-        await asyncio.to_thread(self._forget, sandbox_id)
-        for name in L.HOST_SOCKETS:
-            lay.socket(name).unlink(missing_ok=True)
-        self._signal_resume(workdir)
-        try:
-            await self._launch(sandbox_id, lay, rootfs, "restore", None, image_dir)
-            handle = await self._ready(sandbox_id, lay)
-            if spec is not None:
-                await self._set_hostname(sandbox_id, spec.sandbox_id)
-            return handle
-        except BaseException:
-            if spec is not None:
-                await self.destroy(sandbox_id, workdir)
-            else:  # keep the image: a failed resume must not lose the sandbox
-                await asyncio.to_thread(self._forget, sandbox_id)
-            raise
-
-
-    async def _set_hostname(self, sandbox_id: str, hostname: str) -> None:
-        """Give a restored copy its own hostname (the restored kernel has its source's; the
-        sandbox itself may not change it: no CAP_SYS_ADMIN inside). One process started from the
-        host (``runsc exec``) with that capability alone, running the server's read-only Python
-        (never a template binary, which the source could have replaced in its layer)."""
-        python = bundles.python_mounts()[2]
-        await self.runsc.call(
-            "exec", "--cap=CAP_SYS_ADMIN", f"--env=LD_LIBRARY_PATH={L.GUEST_PYTHON}/lib", sandbox_id,
-            python, "-I", "-S", "-c", "import socket, sys; socket.sethostname(sys.argv[1])", hostname,
-            timeout=30)
-
-
-def _point_bundle_at(lay: L.Layout, netns_path: str) -> None:
-    config = json.loads(lay.config.read_text())
-    for ns in config["linux"]["namespaces"]:
-        if ns["type"] == "network":
-            ns["path"] = netns_path
-    tmp = lay.config.with_suffix(".tmp")
-    tmp.write_text(json.dumps(config, indent=1))
-    os.replace(tmp, lay.config)
-
-
-def _read_line(fd: int) -> str:
-    out = b""
-    while not out.endswith(b"\n"):
-        chunk = os.read(fd, 64)
-        if not chunk:
-            break
-        out += chunk
-    return out.decode(errors="replace")
-
-
-def _pid_exists(pid: int) -> bool:
+async def _dismiss(proc: asyncio.subprocess.Process) -> None:
+    """End a waiting launcher: end-of-file on its stdin, before it has read a spec, exits it."""
+    if proc.stdin is not None:
+        proc.stdin.close()
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _launcher_env() -> dict[str, str]:
-    return dict(CLEAN_ENV)
-
-
-def _tail(path: Path, lines: int = 5) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return "no log"
-    return " | ".join(ln for ln in text.splitlines()[-lines:] if ln.strip()) or "no log"
+        await asyncio.wait_for(proc.wait(), 10)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()

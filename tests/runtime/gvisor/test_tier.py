@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import subprocess
 
 from corral.runtime.base import Limits
 from corral.runtime.gvisor import GVisorTier
@@ -70,6 +72,14 @@ async def test_writes_land_in_the_layer_not_the_template(boxes: BoxFactory) -> N
     assert "No space left on device" in r.output          # the layer is its own 64 MB filesystem
     assert "changed" not in (boxes.rootfs / "etc/motd").read_text(errors="replace")
     assert (boxes.rootfs / "usr/bin/perl").exists() or not (boxes.rootfs / "usr/bin").exists()
+    # /run/corral is the one host directory the sandbox writes (its host sockets): root inside
+    # cannot fill the host's disk through it, past the quota: it is a 64 KiB tmpfs of its own
+    r = await box.sh("dd if=/dev/zero of=/run/corral/fill bs=64k count=64 2>&1; "
+                     "for i in $(seq 40); do : > /run/corral/f$i || break; done 2>&1", user="root")
+    assert r.output.count("No space left on device") == 2, r.output
+    run = box.spec.workdir / "run"
+    assert sum(f.stat().st_size for f in run.iterdir() if f.is_file()) <= 64 * 1024
+    assert (await box.sh("echo still-served")).output.strip() == "still-served"
 
 
 async def test_coreutils_stat_ls_and_cp_work(boxes: BoxFactory) -> None:
@@ -82,6 +92,36 @@ async def test_coreutils_stat_ls_and_cp_work(boxes: BoxFactory) -> None:
     assert "/tmp/b/f 3 640 user" in r.output and "\nf\n" in r.output, r.output
     words = " ".join(r.output.split())
     assert "-rw-r----- 1 user root 3" in words and "/etc/passwd" in words, r.output
+
+
+async def test_a_spare_launcher_starts_the_next_sandbox_and_ends_with_the_tier(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The tier keeps one launcher started ahead of time (its interpreter's start-up is off the
+    create and resume path): a create consumes it and a new one replaces it; closing the tier
+    ends the waiting one, which has read no spec, and leaves no launcher process."""
+    from tests.runtime.gvisor.sandboxes import box_factory
+
+    def waiting() -> list[str]:
+        ps = subprocess.run(["ps", "-ww", "-eo", "pid,ppid,args"], capture_output=True, text=True).stdout
+        return [ln for ln in ps.splitlines() if "gvisor.launcher import main" in ln and " --wait" in ln
+                and int(ln.split()[1]) == os.getpid()]
+
+    async with box_factory(tmp_path) as factory:
+        tier = factory.tier
+        for _ in range(200):
+            if tier._spare is not None:
+                break
+            await asyncio.sleep(0.01)
+        first = tier._spare
+        assert first is not None and len(waiting()) == 1
+        box = await factory.create()
+        assert first.returncode is not None                    # it became this sandbox's runsc, and exited
+        assert (await box.sh("echo served")).output.strip() == "served"   # its hand-off reached envd
+        for _ in range(200):
+            if tier._spare is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert tier._spare is not None and tier._spare is not first
+    assert waiting() == []
 
 
 async def test_destroy_leaves_nothing(boxes: BoxFactory) -> None:
