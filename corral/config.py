@@ -114,6 +114,9 @@ class Settings:
     dns_upstreams: tuple[str, ...] = ()
     # Warm pools: template name -> number of pre-started sandboxes kept ready.
     pool: dict[str, int] = field(default_factory=dict)
+    # A cluster's warm pools (role node): template -> sandboxes kept ready over all ready nodes,
+    # each node keeping its share (corral/cluster/pools.py); overrides `pool` for those templates.
+    cluster_pool: dict[str, int] = field(default_factory=dict)
     # Metering: the price file `corral usage` prices with (None: E2B's rates, shipped), and how
     # often each running sandbox's resources are sampled into the metric history (0: never).
     prices: Path | None = None
@@ -129,6 +132,8 @@ class Settings:
     # Volumes (E2B's /volumes): where their images live (None: <data dir>/volumes; a shared file
     # system when several machines mount them), a new volume's size and the largest one allowed.
     volumes_root: Path | None = None
+    # Where snapshots live (default <data dir>/snapshots); in a cluster, a directory every node shares.
+    snapshots_root: Path | None = None
     volume_size_mb: int = 1024
     volume_max_size_mb: int = 64 * 1024
     # --- a cluster (roles api and node; docs/CONFIGURATION.md, "Cluster") ----------------------
@@ -149,6 +154,8 @@ class Settings:
     node_ca: Path | None = None
     # Placement samples this many healthy nodes per create and takes the least loaded (best-of-K).
     placement_k: int = 2
+    # How long an API replica trusts a key it checked against the database (revocation takes this long).
+    key_cache_s: float = 5.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
@@ -163,6 +170,7 @@ class Settings:
             env_api_keys=tuple(k.strip() for k in os.environ.get("CORRAL_API_KEY", "").split(",") if k.strip()),
             domain=os.environ.get("CORRAL_DOMAIN") or None,
             pool=parse_pool(os.environ.get("CORRAL_POOL", DEFAULT_POOL)),
+            cluster_pool=parse_pool(os.environ.get("CORRAL_CLUSTER_POOL", "")),
             egress=os.environ.get("CORRAL_EGRESS", "on").lower() not in ("off", "0", "false", "no"),
             network_pool=os.environ.get("CORRAL_NETWORK_POOL") or "10.201.0.0/16",
             network_forbidden=_csv(os.environ.get("CORRAL_NETWORK_FORBIDDEN", "")),
@@ -172,6 +180,7 @@ class Settings:
             database_url=os.environ.get("CORRAL_DATABASE_URL") or None,
             interpreter_token=os.environ.get("CORRAL_INTERPRETER_TOKEN", "required"),
             volumes_root=Path(os.environ["CORRAL_VOLUMES_DIR"]) if os.environ.get("CORRAL_VOLUMES_DIR") else None,
+            snapshots_root=Path(os.environ["CORRAL_SNAPSHOTS_DIR"]) if os.environ.get("CORRAL_SNAPSHOTS_DIR") else None,
             volume_size_mb=_env_int("CORRAL_VOLUME_SIZE_MB", 1024),
             volume_max_size_mb=_env_int("CORRAL_VOLUME_MAX_SIZE_MB", 64 * 1024),
             role=os.environ.get("CORRAL_ROLE") or "all",
@@ -184,6 +193,7 @@ class Settings:
             node_tls_key=_env_path("CORRAL_NODE_TLS_KEY"),
             node_ca=_env_path("CORRAL_NODE_CA"),
             placement_k=_env_int("CORRAL_PLACEMENT_K", 2),
+            key_cache_s=_env_float("CORRAL_KEY_CACHE", 5.0),
         )
         if s.interpreter_token not in ("required", "optional"):
             raise ValueError(f"CORRAL_INTERPRETER_TOKEN must be required or optional, got {s.interpreter_token!r}")
@@ -191,6 +201,10 @@ class Settings:
             if value is not None:
                 setattr(s, key, value)
         s.data_dir = Path(s.data_dir).resolve()
+        if s.cluster_pool:
+            # A node starts with none of those and keeps its share once it sees the registry; one
+            # server alone is a cluster of one, whose share is the whole pool.
+            s.pool = {**s.pool, **({t: 0 for t in s.cluster_pool} if s.role == "node" else s.cluster_pool)}
         s.check_cluster()
         return s
 
@@ -224,6 +238,10 @@ class Settings:
     @property
     def volumes_dir(self) -> Path:
         return Path(self.volumes_root).resolve() if self.volumes_root else self.data_dir / "volumes"
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return Path(self.snapshots_root).resolve() if self.snapshots_root else self.data_dir / "snapshots"
 
     @property
     def db_path(self) -> Path:

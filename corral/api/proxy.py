@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+from collections.abc import Awaitable, Callable
 
 import httpx
 from starlette.types import Message, Receive, Scope, Send
 
 from corral.api.http_protocol import RESET_EXTENSION
 from corral.api.websocket import relay_websocket
+from corral.errors import CorralError
 from corral.lifecycle import SandboxService
 from corral.store import SandboxRecord
 # SERVER_ONLY_PREFIX: envd routes the server uses to manage a sandbox (the warm-pool hand-over),
@@ -135,10 +137,12 @@ def hop_by_hop(name: bytes) -> bool:
 
 
 async def forward(scope: Scope, receive: Receive, send: Send, client: httpx.AsyncClient,
-                  headers: list[tuple[bytes, bytes]], *, unreachable: str = "The sandbox did not answer") -> None:
+                  headers: list[tuple[bytes, bytes]], *, unreachable: str = "The sandbox did not answer",
+                  on_unreachable: Callable[[], Awaitable[CorralError | None]] | None = None) -> None:
     """Stream one HTTP request to `client`'s upstream and its answer back, both ways unbuffered;
     a client that hangs up cancels the upstream request. An upstream that cannot be reached is a
-    502 `{"code", "message"}` starting with `unreachable`."""
+    502 `{"code", "message"}` starting with `unreachable`, unless `on_unreachable` (the cluster
+    router, re-reading its node registry) names a better answer."""
     body_done = asyncio.Event()
     disconnected = asyncio.Event()
 
@@ -175,7 +179,11 @@ async def forward(scope: Scope, receive: Receive, send: Send, client: httpx.Asyn
         try:
             upstream = await client.send(request, stream=True)
         except httpx.HTTPError as exc:
-            await _send_json(send, 502, f"{unreachable}: {exc.__class__.__name__}")
+            better = await on_unreachable() if on_unreachable is not None else None
+            if better is not None:
+                await _send_json(send, better.status, better.message)
+            else:
+                await _send_json(send, 502, f"{unreachable}: {exc.__class__.__name__}")
             return
         try:
             out_headers = [(k, v) for k, v in upstream.headers.raw if k.lower() not in _HOP_BY_HOP]

@@ -6,6 +6,7 @@ node's own rows). A heartbeat the registry refuses means some API replica marked
 while it was silent (a pause, a partition): the agent registers again, which makes the node
 ready, and its sandboxes are reachable again. A graceful stop marks the node lost at once, so
 API replicas answer its sandboxes' requests with a clear error instead of trying a closed port.
+After each heartbeat the agent resizes its share of the cluster's warm pools (pools.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 from collections.abc import AsyncIterator
 
 from corral import __version__
+from corral.cluster.pools import shares
 from corral.lifecycle import SandboxService
 from corral.runtime.gvisor.runsc import runsc_installed
 from corral.store import NodeInfo, NodeState
@@ -69,6 +71,20 @@ class NodeAgent:
         if not await asyncio.to_thread(send):
             log.warning("node %s was marked lost while silent: registering again", self.node_id)
             await self.register()
+        await self.rebalance()
+
+    async def rebalance(self) -> None:
+        """Keep this node's share of the cluster's warm pools (pools.py)."""
+        pool = self.service.pool
+        totals = self.settings.cluster_pool
+        if pool is None or not totals:
+            return
+        ready = [n.node_id for n in await asyncio.to_thread(self.service.store.nodes.list, [NodeState.READY])]
+        for template, share in shares(totals, ready, self.node_id).items():
+            if pool.sizes.get(template, 0) != share:
+                log.info("node %s keeps %d of the cluster's %d warm %s (%d ready nodes)", self.node_id, share,
+                         totals[template], template, len(ready))
+                await pool.resize(template, share)
 
     async def _run(self) -> None:
         while True:
@@ -78,9 +94,21 @@ class NodeAgent:
             except Exception:  # noqa: BLE001 - a database hiccup must not end the heartbeats
                 log.exception("heartbeat of node %s failed", self.node_id)
 
+    def _warn_unshared(self) -> None:
+        shared = {"CORRAL_VOLUMES_DIR": self.settings.volumes_root, "CORRAL_SNAPSHOTS_DIR": self.settings.snapshots_root,
+                  "CORRAL_TEMPLATE_DEPOT": os.environ.get("CORRAL_TEMPLATE_DEPOT")}
+        for name in (n for n, v in shared.items() if not v):
+            log.warning("node %s: %s is not set, so what it holds stays on this node's disk (docs/DEPLOY.md: "
+                        "point it at a directory every node shares)", self.node_id, name)
+
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
+        self._warn_unshared()
         await self.register()
+        try:
+            await self.rebalance()
+        except Exception:  # noqa: BLE001 - the next heartbeat tries again
+            log.exception("node %s could not size its warm pools", self.node_id)
         self._task = asyncio.create_task(self._run(), name="corral-node-heartbeat")
         try:
             yield

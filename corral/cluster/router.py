@@ -9,12 +9,17 @@ that hangs up cancels the node's request; WebSockets relayed frame by frame):
   headers or the Host) and REST calls on one sandbox (`/sandboxes/{id}/...`) go to the sandbox's
   node; a lost node's sandboxes answer 503 at once;
 - a create goes to the node placement picks (best-of-K), and to another one if that node cannot
-  be reached;
+  be reached; a create that mounts a volume goes to the node that holds it (`volumes.py`), and so
+  does the volume's content API;
+- a sandbox list is corrected for lost nodes (`listing.py`);
+- a node that does not answer makes the router re-read the registry at once, so a node the
+  database already calls lost is a 503 "lost" on the first try, not a 502 until the cache ages;
 - everything else (lists, templates, builds, snapshots, usage, the dashboard) reads the shared
   database or template store the same on every node, and goes to one node all replicas agree on
   (the first ready one by id), so a template build's uploads and status polls meet.
 
-The API key is checked here, against the keys all replicas share in the database; nodes take
+The API key is checked here, against the keys all replicas share in the database (a valid one is
+trusted for CORRAL_KEY_CACHE seconds, `keys.py`); nodes take
 only the node credential, which the router adds and a client cannot send (it is removed).
 """
 
@@ -33,18 +38,19 @@ from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from corral.api import volume_content
 from corral.api.app import PUBLIC_PATHS
-from corral.api.auth import KeyRing
 from corral.api.proxy import forward, hop_by_hop
 from corral.api.routing import sandbox_target
 from corral.api.template_builds import UPLOAD_PREFIX
 from corral.api.websocket import HANDSHAKE_HEADERS, relay_frames
-from corral.cluster import placement
+from corral.cluster import listing, placement
 from corral.cluster.credential import without_credential
 from corral.cluster.directory import NodeDirectory
+from corral.cluster.keys import CachedKeys
 from corral.cluster.errors import ClusterUnavailable, no_node, node_lost, node_unreachable
 from corral.cluster.links import NodeLinks
+from corral.cluster.volumes import VolumeHolders, parse, volume_names
 from corral.config import Settings
-from corral.errors import CorralError
+from corral.errors import Conflict, CorralError
 from corral.store import NodeRecord, NodeState
 
 log = logging.getLogger("corral.cluster")
@@ -63,12 +69,13 @@ async def _answer(send: Send, status: int, message: str) -> None:
 
 
 class ClusterRouter:
-    def __init__(self, settings: Settings, keys: KeyRing, directory: NodeDirectory, links: NodeLinks) -> None:
+    def __init__(self, settings: Settings, keys: CachedKeys, directory: NodeDirectory, links: NodeLinks) -> None:
         self.settings = settings
         self.keys = keys
         self.directory = directory
         self.links = links
         self.inflight: Counter[str] = Counter()
+        self.volumes = VolumeHolders(directory)
 
     # --- the ASGI entry ------------------------------------------------------------------------
 
@@ -119,7 +126,7 @@ class ClusterRouter:
             out = [(k, v) for k, v in headers if (k == b"host" or not hop_by_hop(k))
                    and k not in (b"e2b-sandbox-id", b"e2b-sandbox-port")]
             out += [(b"e2b-sandbox-id", sandbox_id.encode()), (b"e2b-sandbox-port", str(port).encode())]
-            await self._stream(scope, receive, send, node, out)
+            await self._stream(scope, receive, send, node, out, sandbox_id)
             return
         path = scope["path"]
         if path == "/health":
@@ -134,16 +141,24 @@ class ClusterRouter:
         if scope["method"] == "POST" and path in _CREATE_PATHS:
             await self._create(scope, receive, send, out)
             return
+        if scope["method"] == "GET" and path in listing.LIST_PATHS:
+            await self._list(scope, send, out)
+            return
+        sandbox_id = None
         if (m := _ONE_SANDBOX.match(path)) is not None:
-            node = await self._owner(m["id"])
+            sandbox_id = m["id"]
+            node = await self._owner(sandbox_id)
             if node is None:
-                await _answer(send, 404, f"sandbox {m['id']} not found")
+                await _answer(send, 404, f"sandbox {sandbox_id} not found")
                 return
             if scope["method"] == "DELETE":
-                self.directory.forget(m["id"])
+                self.directory.forget(sandbox_id)
+        elif path.startswith(volume_content.PREFIX):
+            volume_id = path[len(volume_content.PREFIX):].split("/", 1)[0]
+            node = await self.volumes.node_for_content(volume_id) or await self._any_node()
         else:
             node = await self._any_node()
-        await self._stream(scope, receive, send, node, out)
+        await self._stream(scope, receive, send, node, out, sandbox_id)
 
     async def _key_ok(self, headers: dict[bytes, bytes]) -> bool:
         presented = headers.get(b"x-api-key", b"").decode("latin-1") or None
@@ -173,32 +188,99 @@ class ClusterRouter:
     # --- forwarding ----------------------------------------------------------------------------
 
     async def _stream(self, scope: Scope, receive: Receive, send: Send, node: NodeRecord,
-                      headers: list[tuple[bytes, bytes]]) -> None:
+                      headers: list[tuple[bytes, bytes]], sandbox_id: str | None = None) -> None:
         client = self.links.client(node.advertise_url)
-        await forward(scope, receive, send, client, headers, unreachable=node_unreachable(node.node_id))
+
+        async def unreachable() -> CorralError | None:
+            # The registry may already say what became of the node: re-read it rather than
+            # answer from a cache up to a second old.
+            if await self._lost_now(node.node_id):
+                if sandbox_id is not None:
+                    return node_lost(sandbox_id, node.node_id)
+                return ClusterUnavailable(f"node {node.node_id} is lost (it stopped heartbeating)")
+            return None
+
+        await forward(scope, receive, send, client, headers, unreachable=node_unreachable(node.node_id),
+                      on_unreachable=unreachable)
+
+    async def _lost_now(self, node_id: str) -> bool:
+        await self.directory.refresh()
+        current = await self.directory.node(node_id)
+        return current is None or current.state == NodeState.LOST.value
+
+    async def _list(self, scope: Scope, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
+        query, asked = listing.node_query(scope.get("query_string", b"").decode("latin-1"))
+        lost = await listing.lost_sandboxes(self.directory)
+        node = await self._any_node()
+        try:
+            resp = await self.links.client(node.advertise_url).request("GET", scope["path"], headers=headers,
+                                                                       params=query or None)
+        except httpx.HTTPError as exc:
+            raise ClusterUnavailable(f"{node_unreachable(node.node_id)}: {exc.__class__.__name__}") from None
+        body, count = listing.corrected(resp.content, asked, lost) if resp.status_code == 200 else (resp.content, 0)
+        out = [(k.lower(), v) for k, v in resp.headers.raw if not hop_by_hop(k.lower())]
+        out += [(listing.HEADER, str(count).encode()), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": resp.status_code, "headers": out})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _place(self, template: str | None, volumes: list[str],
+                     tried: set[str]) -> tuple[NodeRecord | None, NodeRecord]:
+        """(the node holding the create's volumes or None, the node to send it to)."""
+        holder = await self.volumes.node_for(volumes)
+        live = await self.directory.live_counts()
+        k = self.settings.placement_k
+        if holder is not None:
+            try:
+                return holder, placement.choose([holder], template, live, self.inflight, 1)
+            except ClusterUnavailable:
+                raise Conflict(f"volume {volumes[0] if len(volumes) == 1 else volumes} is mounted on node "
+                               f"{holder.node_id}, which has no room for another sandbox; a volume's filesystem "
+                               "is mounted by one machine at a time, so its sandboxes cannot go elsewhere") from None
+        nodes = await self.directory.ready()
+        if volumes and (home := await self.volumes.home_for(volumes)) is not None and home.node_id not in tried:
+            try:   # free volumes: their home first, where their content calls go too
+                return None, placement.choose([home], template, live, self.inflight, 1)
+            except ClusterUnavailable:
+                pass   # no room there: any node (the node's claim still guards the volume)
+        return None, placement.choose(nodes, template, live, self.inflight, k, exclude=tried)
 
     async def _create(self, scope: Scope, receive: Receive, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
         body = await _read_body(receive)
-        template = _template_of(body)
+        doc = parse(body)
+        template = _template_of(doc)
+        volumes = volume_names(doc)
         tried: set[str] = set()
+        moved = False
         for _ in range(_CREATE_TRIES):
-            nodes = await self.directory.ready()
-            live = await self.directory.live_counts()
-            node = placement.choose(nodes, template, live, self.inflight, self.settings.placement_k, exclude=tried)
+            holder, node = await self._place(template, volumes, tried)
             self.inflight[node.node_id] += 1
             try:
                 resp = await self.links.client(node.advertise_url).request(
                     "POST", scope["path"], headers=headers, content=body,
                     params=scope.get("query_string", b"").decode("latin-1") or None)
             except (httpx.ConnectError, httpx.ConnectTimeout):
-                # The node never got the request: safe to place it elsewhere.
+                # The node never got the request: safe to place it elsewhere (a volume's node: no).
                 log.warning("node %s did not take a create; placing it on another node", node.node_id)
+                if holder is not None:
+                    if await self._lost_now(node.node_id):
+                        continue   # node_for now says why (409 lost)
+                    raise ClusterUnavailable(node_unreachable(node.node_id)) from None
                 tried.add(node.node_id)
+                await self.directory.refresh()
                 continue
             except httpx.HTTPError as exc:
                 raise ClusterUnavailable(f"{node_unreachable(node.node_id)}: {exc.__class__.__name__}") from None
             finally:
                 self.inflight[node.node_id] -= 1
+            if resp.status_code == 409 and volumes and not moved:
+                # Another replica's create claimed a free volume on another node at the same
+                # moment (the node refused: store/volumes.claim); follow it there, once.
+                moved = True
+                again = await self.volumes.node_for(volumes)
+                if again is not None and again.node_id != node.node_id:
+                    log.warning("volumes %s are held by node %s now: the create follows them there", volumes,
+                                again.node_id)
+                    continue
             out = [(k.lower(), v) for k, v in resp.headers.raw if not hop_by_hop(k.lower())]
             out.append((b"content-length", str(len(resp.content)).encode()))
             await send({"type": "http.response.start", "status": resp.status_code, "headers": out})
@@ -267,10 +349,7 @@ async def _read_body(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
-def _template_of(body: bytes) -> str | None:
-    try:
-        doc = json.loads(body or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None   # the node answers the 400
+def _template_of(doc: object) -> str | None:
+    # A malformed body: the node answers the 400.
     value = doc.get("templateID") if isinstance(doc, dict) else None
     return value if isinstance(value, str) else None

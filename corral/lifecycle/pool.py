@@ -106,6 +106,18 @@ class WarmPool:
     def ready(self, template: str) -> int:
         return len(self._ready.get(template, []))
 
+    async def resize(self, pool: str, size: int) -> None:
+        """Keep `size` ready in `pool` from now on (a cluster node's share of the cluster's pool,
+        corral/cluster/pools.py): a larger share fills, a smaller one kills the extras."""
+        if self._closed or (size > 0 and not self.parts.templates.exists(split_pool_name(pool)[0])):
+            return
+        self.sizes[pool] = size
+        ready = self._ready.setdefault(pool, [])
+        if len(ready) < size:
+            self._refill(pool)
+        while len(ready) > size:
+            await self.teardown.kill(ready.pop(), reason="pool share shrank")
+
     def _refill(self, template: str, delay: float = 0.0) -> None:
         task = self._filling.get(template)
         if self._closed or (task is not None and not task.done()):
@@ -136,6 +148,10 @@ class WarmPool:
                 continue
             failures = 0
             await self._warm(rec)
+            # (no await between this check and the append: a resize may shrink the share at any await)
+            if len(self._ready[pool]) >= self.sizes[pool]:   # the share shrank meanwhile (resize)
+                await self.teardown.kill(rec.sandbox_id, reason="pool share shrank")
+                break
             self._ready[pool].append(rec.sandbox_id)
             self.parts.metering.pool_refill(pool, time.perf_counter() - t0)
             log.info("warm pool %s: %d/%d ready", pool, len(self._ready[pool]), self.sizes[pool])

@@ -84,7 +84,7 @@ class Snapshots:
 
     @property
     def root(self) -> Path:
-        return self.parts.settings.data_dir / "snapshots"
+        return self.parts.settings.snapshots_dir   # shared by every node of a cluster (docs/DEPLOY.md)
 
     def resolve_mode(self, mode: str | None, what: str, sandbox_id: str) -> str:
         """'full' or 'filesystem' for this tier: an explicit full is refused where memory cannot

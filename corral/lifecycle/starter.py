@@ -140,9 +140,7 @@ class Starter:
                 envd_access_token=token, traffic_access_token=new_access_token(), metadata_=metadata,
                 allow_internet_access=False, on_timeout="pause" if auto_pause else "kill",
                 node_id=parts.store.node_id,
-            ))
-            if volumes:   # in use from now on: a delete racing this start is refused
-                parts.store.volumes.add_mounts(sandbox_id, volumes)
+            ), volumes=volumes)   # in use from now on; held by another node: 409 (store/volumes.py)
         # What the sandbox's envd starts with, serialised once; the tier passes the bytes on unread.
         rec = parts.store.get(sandbox_id)
         assert rec is not None

@@ -20,7 +20,7 @@ from corral.store.migrate import upgrade
 from corral.store.models import ApiKey, SandboxRecord, SandboxState
 from corral.store.idempotency import IdempotencyKeys
 from corral.store.nodes import NodeRegistry
-from corral.store.volumes import VolumeRows
+from corral.store.volumes import VolumeRows, claim
 
 
 def _utcnow() -> datetime:
@@ -58,9 +58,14 @@ class Store:
 
     # --- sandboxes -------------------------------------------------------------------------
 
-    def add(self, rec: SandboxRecord) -> None:
+    def add(self, rec: SandboxRecord, volumes: Iterable[tuple[str, str]] = ()) -> None:
+        """Add a sandbox's row with its (volume_id, path) mounts, in one transaction: a mount of a
+        volume another node holds (`volumes.claim`) leaves no row behind."""
         with self.session() as s, s.begin():
             s.add(rec)
+            if volumes := list(volumes):
+                s.flush()
+                claim(s, rec.sandbox_id, rec.node_id, volumes)
 
     def get(self, sandbox_id: str) -> SandboxRecord | None:
         with self.session() as s:

@@ -3,6 +3,12 @@
 "In use" is decided here, in one query: a volume is in use while a live sandbox (starting,
 running, paused, pooled) has a mount row for it. A paused sandbox counts, because its resume
 mounts the volume again.
+
+A volume's ext4 image may be mounted by one machine at a time (two kernels writing one
+filesystem corrupt it), so in a cluster a volume belongs to the node whose live sandboxes mount
+it, until the last of them ends: `claim` refuses a mount on any other node, under a row lock on
+the volume so two nodes claiming a free volume at the same moment cannot both win, and
+`holders` tells the API replicas where to place a create that mounts it.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from corral.errors import Conflict
 from corral.store.models import SandboxRecord, SandboxState, VolumeMountRecord, VolumeRecord
 
 
@@ -23,6 +30,45 @@ def _aware(dt: datetime) -> datetime:
 
 class NameTaken(Exception):
     """A volume of that name exists already in the team."""
+
+
+class VolumeElsewhere(Conflict):
+    """A volume is mounted by live sandboxes of another node (409: where they run, and why)."""
+
+    def __init__(self, name: str, node_id: str | None, sandbox_ids: list[str]) -> None:
+        where = f"node {node_id}" if node_id else "another server"
+        super().__init__(f"volume {name!r} is mounted on {where} (by sandbox {', '.join(sandbox_ids[:5])}"
+                         f"{', ...' if len(sandbox_ids) > 5 else ''}); a volume's filesystem is mounted by one "
+                         "machine at a time, so its sandboxes must run on that node until they all end")
+        self.volume = name
+        self.node_id = node_id
+
+
+def _live() -> list[str]:
+    return [st.value for st in SandboxState.live()]
+
+
+def claim(s: Session, sandbox_id: str, node_id: str | None, mounts: Iterable[tuple[str, str]]) -> None:
+    """Record a sandbox's (volume_id, path) mounts in the open transaction `s`, which has added its
+    row; refused (VolumeElsewhere) when a live sandbox of another node mounts one of the volumes."""
+    mounts = list(mounts)
+    ids = sorted({vid for vid, _ in mounts})
+    # Claims of one volume take turns here (PostgreSQL; SQLite has one writer at a time anyway),
+    # and the next statement's snapshot sees the claim that went first.
+    s.execute(select(VolumeRecord.volume_id).where(VolumeRecord.volume_id.in_(ids))
+              .order_by(VolumeRecord.volume_id).with_for_update()).all()
+    others = s.execute(
+        select(VolumeRecord.name, SandboxRecord.node_id, SandboxRecord.sandbox_id)
+        .join(VolumeMountRecord, VolumeMountRecord.volume_id == VolumeRecord.volume_id)
+        .join(SandboxRecord, SandboxRecord.sandbox_id == VolumeMountRecord.sandbox_id)
+        .where(VolumeRecord.volume_id.in_(ids), SandboxRecord.state.in_(_live()),
+               SandboxRecord.sandbox_id != sandbox_id, SandboxRecord.node_id.is_distinct_from(node_id))
+        .order_by(VolumeRecord.name, SandboxRecord.sandbox_id)).all()
+    if others:
+        name, node, _ = others[0]
+        raise VolumeElsewhere(name, node, [sid for n, nd, sid in others if n == name and nd == node])
+    for volume_id, path in mounts:
+        s.add(VolumeMountRecord(sandbox_id=sandbox_id, path=path, volume_id=volume_id))
 
 
 class VolumeRows:
@@ -74,6 +120,39 @@ class VolumeRows:
     def drop_mounts(self, sandbox_id: str) -> None:
         with self._session() as s, s.begin():
             s.execute(delete(VolumeMountRecord).where(VolumeMountRecord.sandbox_id == sandbox_id))
+
+    def holders(self, team: str, names: Iterable[str]) -> dict[str, set[str | None]]:
+        """For each named volume that live sandboxes mount: the nodes they run on (one, unless
+        rows predate the claim check)."""
+        out: dict[str, set[str | None]] = {}
+        with self._session() as s:
+            rows = s.execute(
+                select(VolumeRecord.name, SandboxRecord.node_id)
+                .join(VolumeMountRecord, VolumeMountRecord.volume_id == VolumeRecord.volume_id)
+                .join(SandboxRecord, SandboxRecord.sandbox_id == VolumeMountRecord.sandbox_id)
+                .where(VolumeRecord.team == team, VolumeRecord.name.in_(list(names)),
+                       SandboxRecord.state.in_(_live())).distinct())
+            for name, node_id in rows:
+                out.setdefault(name, set()).add(node_id)
+        return out
+
+    def ids_of(self, team: str, names: Iterable[str]) -> dict[str, str]:
+        """name -> volume id, for the named volumes that exist."""
+        with self._session() as s:
+            rows = s.execute(select(VolumeRecord.name, VolumeRecord.volume_id)
+                             .where(VolumeRecord.team == team, VolumeRecord.name.in_(list(names))))
+            return {name: vid for name, vid in rows}
+
+    def holder_of(self, volume_id: str) -> tuple[bool, set[str | None]]:
+        """Whether the volume exists, and the nodes whose live sandboxes mount it."""
+        with self._session() as s:
+            if s.get(VolumeRecord, volume_id) is None:
+                return False, set()
+            rows = s.scalars(
+                select(SandboxRecord.node_id)
+                .join(VolumeMountRecord, VolumeMountRecord.sandbox_id == SandboxRecord.sandbox_id)
+                .where(VolumeMountRecord.volume_id == volume_id, SandboxRecord.state.in_(_live())).distinct())
+            return True, set(rows)
 
     def drop_dead_mounts(self) -> int:
         """Remove the rows of sandboxes that are not live any more (killed, or gone from the

@@ -9,10 +9,14 @@ A template is published by building it completely in a `.build-*` directory next
 place and swapping it in with one rename, so readers see either the old template or the new one,
 never a half-built tree. A built rootfs is never modified in place; a rebuild or removal moves
 the old directory to the trash, where it stays while running sandboxes still mount it.
+
+With a depot (CORRAL_TEMPLATE_DEPOT, depot.py) every template published here is also pushed
+there, so the other machines of a cluster can fetch it; a fetched one is not pushed back.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import ctypes.util
@@ -20,15 +24,19 @@ import errno
 import fcntl
 import os
 import secrets
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from corral.errors import CorralError, NotFound
+from corral.templates.depot import TemplateDepot
 from corral.templates.info import INFO_FILE, ROOTFS_DIR, TemplateCorrupt, TemplateInfo
 from corral.templates.names import TemplateNameError, check_name
 from corral.templates.marker import read_marker, write_marker
 from corral.templates.trees import RetireStamp, TreeBusy, in_use, process_alive, remove_tree
+
+log = logging.getLogger("corral.templates")
 
 DEFAULT_ROOT = Path("/var/lib/corral/templates")
 ROOT_ENV = "CORRAL_TEMPLATE_DIR"
@@ -61,8 +69,10 @@ _locks_guard = threading.Lock()
 
 
 class TemplateStore:
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, depot: TemplateDepot | None = None) -> None:
         self._root = Path(os.path.abspath(root if root is not None else default_root()))
+        self.depot = depot if depot is not None else TemplateDepot.from_env()
+        self._push_lock = threading.Lock()
 
     @property
     def root(self) -> Path:
@@ -206,7 +216,27 @@ class TemplateStore:
                 os.rename(stage.path, target)
             stage.committed = True
         self.purge_trash()
+        if self.depot is not None and not stage.fetched:
+            self._push(stage.name)
         return self._read(target)
+
+    def _push(self, name: str) -> None:
+        """Push to the depot: at once from synchronous code (the CLI), and in a thread from a
+        server's event loop (a build through the API), whose heartbeats must not wait for an
+        archive of a large template. Pushes of one store take turns, so the last build wins."""
+        def push() -> None:
+            assert self.depot is not None
+            with self._push_lock:
+                try:
+                    self.depot.push(self, name)
+                except (OSError, CorralError) as exc:   # published here all the same; the depot keeps the old one
+                    log.error("template %s was published but not pushed to %r: %s", name, self.depot, exc)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            push()
+            return
+        threading.Thread(target=push, name=f"corral-push-{name}").start()
 
     # -- removal -------------------------------------------------------------------------------
 
@@ -311,6 +341,7 @@ class Stage:
         self.name = name
         self.path = path
         self.committed = False
+        self.fetched = False     # unpacked from the depot (depot.py): not pushed back
 
     @property
     def rootfs(self) -> Path:

@@ -59,7 +59,12 @@ class CorralCluster:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("E2B_", "CORRAL_"))}
         return {**base, "CORRAL_DATABASE_URL": self.db_url, "CORRAL_NODE_SECRET": self.secret,
                 "CORRAL_NODE_GRACE": str(GRACE_S), "CORRAL_NODE_HEARTBEAT": "1", "CORRAL_EGRESS": "off",
-                "CORRAL_METRICS_INTERVAL": "0", "CORRAL_POOL": "base=1", "CORRAL_API_KEY": E2E_KEY,
+                "CORRAL_METRICS_INTERVAL": "0", "CORRAL_POOL": "", "CORRAL_CLUSTER_POOL": "base=3", "CORRAL_API_KEY": E2E_KEY,
+                # The directories every node shares (docs/DEPLOY.md: a shared file system).
+                "CORRAL_VOLUMES_DIR": str(self.root / "volumes"), "CORRAL_SNAPSHOTS_DIR": str(self.root / "snapshots"),
+                # (Every create then passes the nodes' depot check: the nodes share one template
+                # dir here, so nothing is fetched; tests/cluster/test_fetch.py fetches.)
+                "CORRAL_TEMPLATE_DEPOT": str(self.root / "depot"),
                 "PYTHONUNBUFFERED": "1", **extra}
 
     # --- processes ----------------------------------------------------------------------------
@@ -123,6 +128,11 @@ class CorralCluster:
                 proc.popen.kill()
                 proc.popen.wait()
 
+    def node_create(self, node_id: str, body: dict) -> httpx.Response:
+        """A create sent straight to one node with the node credential, as a replica would send it."""
+        return httpx.post(self.nodes[node_id].url + "/v2/sandboxes", json=body, timeout=120,
+                          headers={"X-Corral-Node-Credential": self.secret})
+
     def psql(self, sql: str) -> str:
         return self.pg.psql(sql, db=self.db)
 
@@ -138,6 +148,20 @@ class CorralCluster:
                 return
             time.sleep(0.2)
         raise AssertionError(f"nodes never reached {want}: {self.node_states()}")
+
+    def pooled(self) -> dict[str, int]:
+        """Warm sandboxes per ready node (a lost node's rows stay until it comes back)."""
+        rows = self.psql("SELECT s.node_id, count(*) FROM sandboxes s JOIN nodes n ON n.node_id = s.node_id "
+                         "WHERE s.state = 'pooled' AND n.state = 'ready' GROUP BY s.node_id")
+        return {n: int(k) for n, k in (line.split("|") for line in rows.splitlines() if line)}
+
+    def wait_pooled(self, want: dict[str, int], timeout: float = 120) -> None:
+        """Until the warm pools are spread as `want` (they fill in the background)."""
+        deadline = time.monotonic() + timeout
+        while self.pooled() != want:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"warm pools never spread as {want}: {self.pooled()}")
+            time.sleep(0.5)
 
     def owners(self) -> dict[str, str]:
         rows = self.psql("SELECT sandbox_id, node_id FROM sandboxes WHERE state IN ('running', 'paused')")

@@ -4,6 +4,7 @@ guard and the role settings (cheap; the end-to-end behaviour is test_cluster.py'
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import subprocess
@@ -120,6 +121,13 @@ def test_role_settings_are_checked_at_start(monkeypatch: pytest.MonkeyPatch) -> 
     node = Settings.from_env(role="node", advertise_url="http://10.0.0.7:3000", node_id="n7")
     assert (node.node_id, node.advertise_url) == ("n7", "http://10.0.0.7:3000")
     assert Settings.from_env(node_id="n7").node_id is None    # all-in-one owns the rows no node owns
+    # The cluster's warm pool: a node starts with none (its share comes with the registry), one
+    # server alone keeps it all; CORRAL_POOL still counts for the other templates.
+    monkeypatch.setenv("CORRAL_CLUSTER_POOL", "base=3")
+    monkeypatch.setenv("CORRAL_POOL", "base=1,code-interpreter-v1=2")
+    node = Settings.from_env(role="node", advertise_url="http://10.0.0.7:3000", node_id="n7")
+    assert node.pool == {"base": 0, "code-interpreter-v1": 2} and node.cluster_pool == {"base": 3}
+    assert Settings.from_env().pool == {"base": 3, "code-interpreter-v1": 2}
 
 
 def _serve(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -193,3 +201,119 @@ def test_replica_to_node_over_tls_carries_the_credential_and_verifies_the_node(t
         server.should_exit = True
         thread.join(timeout=10)
     assert len(seen) == 1 and all(k != HEADER for k, _ in seen[0])    # and the node never passes it on
+
+
+def test_lists_leave_out_a_lost_nodes_sandboxes_unless_asked_for_them() -> None:
+    from corral.cluster.listing import corrected, node_query
+    from corral.errors import InvalidRequest
+
+    assert node_query("") == ("", {"running", "paused"})
+    q, asked = node_query("state=running&limit=5")
+    assert asked == {"running"} and "limit=5" in q and "state=running" in q
+    q, asked = node_query("state=lost,running")
+    assert asked == {"lost", "running"} and "state=paused%2Crunning" in q   # the node is asked for every row
+    with pytest.raises(InvalidRequest, match="expected running, paused, lost"):
+        node_query("state=dead")
+    items = [{"sandboxID": "a", "state": "running"}, {"sandboxID": "b", "state": "running"},
+             {"sandboxID": "c", "state": "paused"}]
+    body, n = corrected(json.dumps(items).encode(), {"running", "paused"}, {"b"})
+    assert n == 1 and [i["sandboxID"] for i in json.loads(body)] == ["a", "c"]
+    body, n = corrected(json.dumps(items).encode(), {"lost", "running"}, {"b"})
+    assert n == 1 and json.loads(body) == [items[0], {"sandboxID": "b", "state": "lost"}]
+    assert corrected(b'{"code": 400}', {"running"}, {"b"}) == (b'{"code": 400}', 0)
+
+
+def test_a_volumes_create_goes_to_its_holder_and_is_refused_when_that_cannot_be() -> None:
+    from corral.cluster.volumes import VolumeHolders, volume_names
+    from corral.errors import Conflict
+
+    assert volume_names({"templateID": "base", "volumeMounts": [{"name": "b", "path": "/b"}, {"name": "a"}, 3]}) == ["a", "b"]
+    assert volume_names({"volumeMounts": "x"}) == [] and volume_names(None) == []
+
+    class Rows:
+        held: dict[str, set[str | None]] = {}
+
+        def holders(self, team: str, names: list[str]) -> dict[str, set[str | None]]:
+            return {n: h for n, h in self.held.items() if n in names}
+
+    class Directory:
+        def __init__(self) -> None:
+            self.store = type("S", (), {"volumes": Rows()})()
+            self.nodes = {"n0": _node("n0"), "n1": _node("n1")}
+
+        async def node(self, node_id: str) -> NodeRecord | None:
+            return self.nodes.get(node_id)
+
+        async def refresh(self) -> None:
+            pass
+
+    d = Directory()
+    holders = VolumeHolders(d)  # type: ignore[arg-type]
+    Rows.held = {"a": {"n1"}, "b": {"n0"}}
+    assert asyncio.run(holders.node_for([])) is None and asyncio.run(holders.node_for(["c"])) is None
+    assert asyncio.run(holders.node_for(["a", "c"])).node_id == "n1"
+    with pytest.raises(Conflict, match="held by different nodes"):
+        asyncio.run(holders.node_for(["a", "b"]))
+    d.nodes["n1"].state = "lost"
+    with pytest.raises(Conflict, match="'a' is mounted on node n1, which is lost"):
+        asyncio.run(holders.node_for(["a"]))
+    d.nodes["n0"].state = "draining"
+    with pytest.raises(Conflict, match="which is draining"):
+        asyncio.run(holders.node_for(["b"]))
+
+
+def test_a_replica_trusts_a_checked_key_for_the_ttl_and_a_revoked_one_no_longer(tmp_path: Path) -> None:
+    from corral.api.auth import KeyRing
+    from corral.cluster.keys import CachedKeys
+    from corral.ids import hash_key
+    from corral.store import Store
+
+    store = Store(tmp_path / "keys.db")
+    lookups = Counter()
+    real = store.has_key
+
+    def counted(digest: str) -> bool:
+        lookups[digest] += 1
+        return real(digest)
+
+    store.has_key = counted  # type: ignore[method-assign]
+    now = [100.0]
+    keys = CachedKeys(KeyRing(store), ttl_s=5, clock=lambda: now[0])
+    store.add_key(hash_key("e2b_good"), "ci", "e2b_good")
+    assert all(keys.check("e2b_good") for _ in range(50)) and lookups[hash_key("e2b_good")] == 1
+    # A wrong key is looked up every time (never remembered), and so is a key created a moment ago.
+    assert not keys.check("e2b_wrong") and not keys.check("e2b_wrong") and lookups[hash_key("e2b_wrong")] == 2
+    assert not keys.check(None) and not keys.check("")
+    store.add_key(hash_key("e2b_new"), "new", "e2b_new")
+    assert keys.check("e2b_new")
+    # Revoked: trusted until the TTL runs out, refused from then on.
+    assert store.remove_key("ci") == 1
+    now[0] += 4.9
+    assert keys.check("e2b_good")
+    now[0] += 0.2
+    assert not keys.check("e2b_good") and not keys.check("e2b_good")
+    store.engine.dispose()
+
+
+def test_a_clusters_warm_pool_is_split_over_the_ready_nodes() -> None:
+    from corral.cluster.pools import shares
+
+    assert shares({"base": 3}, ["n2", "n0", "n1"], "n1") == {"base": 1}
+    assert [shares({"base": 3}, ["n0", "n2"], n)["base"] for n in ("n0", "n2")] == [2, 1]
+    assert sum(shares({"base": 10}, list("abc"), n)["base"] for n in "abc") == 10
+    assert shares({"base": 3, "ci": 1}, ["n0"], "n1") == {"base": 0, "ci": 0}, "a node not ready keeps none"
+    assert shares({"ci": 1}, ["n0", "n1"], "n1") == {"ci": 0}
+
+
+def test_a_free_volume_has_one_home_every_replica_agrees_on() -> None:
+    from corral.cluster.volumes import home
+
+    nodes = [_node(f"n{i}") for i in range(4)]
+    homes = {f"vol-{i}": home(f"vol-{i}", nodes).node_id for i in range(200)}
+    assert home("vol-1", list(reversed(nodes))).node_id == homes["vol-1"], "the order nodes are listed in does not matter"
+    assert set(Counter(homes.values())) == {"n0", "n1", "n2", "n3"}
+    # A node leaving moves only the volumes whose home it was.
+    left = [n for n in nodes if n.node_id != "n2"]
+    moved = {v for v in homes if home(v, left).node_id != homes[v]}
+    assert moved == {v for v, n in homes.items() if n == "n2"}
+    assert home("vol-1", []) is None
