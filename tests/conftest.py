@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests import parallel
+from tests.processes import stop
 
 REPO = Path(__file__).resolve().parents[1]
 E2E_KEY = "e2b_" + "5e" * 20
@@ -96,13 +97,7 @@ def kill_all_sandboxes(server: Server) -> None:
 def stop_server(server: Server, *, kill_sandboxes: bool = True) -> None:
     if kill_sandboxes and server.proc.poll() is None:
         kill_all_sandboxes(server)
-    if server.proc.poll() is None:
-        server.proc.terminate()
-        try:
-            server.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.proc.kill()
-            server.proc.wait()
+    stop(server.proc, timeout=30)
 
 
 @dataclass
@@ -166,12 +161,7 @@ def stop_tls_server(srv: TlsServer) -> None:
                 httpx.delete(f"{base}/sandboxes/{s['sandboxID']}", headers=hdr, verify=srv.verify())
         except httpx.HTTPError:
             pass
-    srv.proc.terminate()
-    try:
-        srv.proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        srv.proc.kill()
-        srv.proc.wait()
+    stop(srv.proc, timeout=60)
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ import httpx
 
 from tests.cluster.hosts import Host, Hosts
 from tests.conftest import E2E_KEY, REPO, _free_port
+from tests.processes import stop
 from tests.store.postgres import Cluster as Pg, start_cluster
 
 NODE_PORT = 3000
@@ -120,13 +121,8 @@ class CorralCluster:
             proc.popen.wait(timeout=30)
 
     def stop(self, proc: Proc) -> None:
-        if proc.popen is not None and proc.popen.poll() is None:
-            proc.popen.terminate()
-            try:
-                proc.popen.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.popen.kill()
-                proc.popen.wait()
+        if proc.popen is not None:
+            stop(proc.popen, timeout=60)
 
     def node_create(self, node_id: str, body: dict) -> httpx.Response:
         """A create sent straight to one node with the node credential, as a replica would send it."""

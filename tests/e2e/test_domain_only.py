@@ -29,6 +29,7 @@ import pytest
 from tests.conftest import E2E_KEY, REPO
 from tests.e2e.node_client import JS_DIR, client_env, node_binary
 from tests.network.fakenet import DNS_IP, build_internet, make_tls_context
+from tests.processes import stop
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
@@ -105,12 +106,7 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsServer]:
             server.kill_all()
         except (AssertionError, subprocess.TimeoutExpired, ValueError, IndexError):
             pass
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout=60)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
         loop.run_until_complete(net.close())

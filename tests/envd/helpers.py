@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 
+from tests.processes import stop
+
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "envd-test-token"
 USER_UID = 1000
@@ -112,14 +114,7 @@ class Daemon:
         return getattr(self, "_log", "")
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop(self.proc, timeout=15)  # type: ignore[return-value]
 
 
 def start_daemon(*, token: str | None = TOKEN, lock_imports: bool = False, tcp_port: int = 0,

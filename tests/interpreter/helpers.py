@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from tests.envd.helpers import REPO, Sandbox, make_sandbox, scratch_root
+from tests.processes import stop
 
 LAUNCHER = r"""
 import asyncio, ctypes, json, signal, socket, sys
@@ -98,15 +99,9 @@ def start_interpreter(*, lock_imports: bool = False, **config: Any) -> Interpret
 
 
 def stop_interpreter(it: Interpreter) -> int:
-    if it.proc.poll() is None:
-        it.proc.terminate()
-        try:
-            it.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            it.proc.kill()
-            it.proc.wait()
+    code = stop(it.proc, timeout=30)
     shutil.rmtree(it.base, ignore_errors=True)
-    return it.proc.returncode
+    return code  # type: ignore[return-value]
 
 
 @dataclass

@@ -16,7 +16,8 @@ import uvicorn
 
 from corral.mediagateway.gateway import create_app
 from tests.conftest import Server
-from tests.mediagateway.frontends import client_env, free_port, running_sandboxes, start_cli, stop, wait_listening
+from tests.mediagateway.frontends import client_env, free_port, running_sandboxes, start_cli, wait_listening
+from tests.processes import stop
 from tests.mediagateway.gateway.browser import chromium_page, region_stats
 from tests.mediagateway.gateway.conftest import ScriptedOrchestrator
 

@@ -10,7 +10,8 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from tests.conftest import REPO, Server
-from tests.mediagateway.frontends import client_env, free_port, running_sandboxes, start_cli, stop, wait_gone, wait_listening
+from tests.mediagateway.frontends import client_env, free_port, running_sandboxes, start_cli, wait_gone, wait_listening
+from tests.processes import stop
 
 pytestmark = pytest.mark.e2e
 
