@@ -5,6 +5,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Sandbox } from '@e2b/desktop'
 import { AuthenticationError } from 'e2b'
+import { checkInheritedSandboxApi } from './sandbox_api.mjs'
 
 test('the desktop SDK sees and drives a 1024x768 XFCE desktop', { timeout: 400_000 }, async () => {
   const desk = await Sandbox.create({ timeoutMs: 400_000 })
@@ -36,19 +37,7 @@ test('the desktop SDK sees and drives a 1024x768 XFCE desktop', { timeout: 400_0
 
     // The rest of the Sandbox API through @e2b/desktop's class: list, info and timeout, files,
     // a background command and kill(pid), a PTY, and a wrong API key.
-    await desk.setTimeout(300_000)
-    assert.equal((await desk.getInfo()).sandboxId, desk.sandboxId)
-    assert.ok((await Sandbox.list().nextItems()).some((s) => s.sandboxId === desk.sandboxId))
-    await desk.files.write('/home/user/desk.txt', 'from the desktop SDK')
-    assert.equal(await desk.files.read('/home/user/desk.txt'), 'from the desktop SDK')
-    assert.ok((await desk.files.list('/home/user')).some((e) => e.name === 'desk.txt'))
-    const bg = await desk.commands.run('sleep 30', { background: true })
-    assert.equal(await desk.commands.kill(bg.pid), true)
-    let typed = ''
-    const pty = await desk.pty.create({ cols: 80, rows: 24, onData: (d) => { typed += new TextDecoder().decode(d) } })
-    await desk.pty.sendInput(pty.pid, new TextEncoder().encode('echo desk-$((6*7))\nexit\n'))
-    await pty.wait().catch(() => {})
-    assert.match(typed, /desk-42/)
+    await checkInheritedSandboxApi(desk, Sandbox, 'desktop', 300_000)
     await assert.rejects(Sandbox.list({ apiKey: 'e2b_' + '0'.repeat(40) }).nextItems(),
       (e) => e instanceof AuthenticationError)
   } finally {

@@ -5,6 +5,7 @@ import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { Sandbox, CommandExitError, AuthenticationError } from 'e2b'
 import { Sandbox as CodeSandbox } from '@e2b/code-interpreter'
+import { checkInheritedSandboxApi } from './sandbox_api.mjs'
 
 const made = []
 after(async () => {
@@ -111,19 +112,7 @@ test('run_code in python and javascript through @e2b/code-interpreter', async ()
 
   // The rest of the Sandbox API through @e2b/code-interpreter's class: list, info and timeout,
   // files, a background command and kill(pid), a PTY, and a wrong API key.
-  await sbx.setTimeout(100_000)
-  assert.equal((await sbx.getInfo()).sandboxId, sbx.sandboxId)
-  assert.ok((await CodeSandbox.list().nextItems()).some((s) => s.sandboxId === sbx.sandboxId))
-  await sbx.files.write('/home/user/ci.txt', 'from the code interpreter')
-  assert.equal(await sbx.files.read('/home/user/ci.txt'), 'from the code interpreter')
-  assert.ok((await sbx.files.list('/home/user')).some((e) => e.name === 'ci.txt'))
-  const bg = await sbx.commands.run('sleep 30', { background: true })
-  assert.equal(await sbx.commands.kill(bg.pid), true)
-  let typed = ''
-  const pty = await sbx.pty.create({ cols: 80, rows: 24, onData: (d) => { typed += new TextDecoder().decode(d) } })
-  await sbx.pty.sendInput(pty.pid, new TextEncoder().encode('echo ci-$((6*7))\nexit\n'))
-  await pty.wait().catch(() => {})
-  assert.match(typed, /ci-42/)
+  await checkInheritedSandboxApi(sbx, CodeSandbox, 'code-interpreter', 100_000)
   await assert.rejects(CodeSandbox.create({ apiKey: 'e2b_' + '0'.repeat(40) }), (e) => e instanceof AuthenticationError)
   await sbx.kill()
 })
